@@ -1,0 +1,20 @@
+"""napari-unet-weights: U-Net border weight maps, weighted U-Net and mAP-of-IoU for napari.
+
+The public API is re-exported here; nothing in this module imports Qt, napari or
+TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
+"""
+
+from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
+
+try:
+    from ._version import version as __version__
+except ImportError:  # pragma: no cover - running from a source tree without a build
+    __version__ = "0.1.0"
+
+__all__ = [
+    "WeightMapCache",
+    "__version__",
+    "border_radius",
+    "class_weight_values",
+    "weight_map",
+]
