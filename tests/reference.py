@@ -12,18 +12,20 @@ def brute_force_weight_map(labels, w0=10.0, sigma=5.0, *, border="background",
     """Per-object full-image EDT, the two smallest distances per pixel, the formula."""
     labels = np.asarray(labels)
     ids = [i for i in np.unique(labels) if i != 0]
-    distances = []
+    nearest = np.full(labels.shape, np.inf)
+    second = np.full(labels.shape, np.inf)
     for i in ids:
         mask = labels == i
         if border == "all":
             mask = find_boundaries(mask, mode="inner")
-        distances.append(ndi.distance_transform_edt(~mask, sampling=spacing))
+        distance = ndi.distance_transform_edt(~mask, sampling=spacing)
+        second = np.minimum(second, np.maximum(nearest, distance))
+        nearest = np.minimum(nearest, distance)
     term = np.zeros(labels.shape)
     if border == "all" and len(ids) == 1:
-        term = w0 * np.exp(-(distances[0] ** 2) / (2 * sigma**2))
+        term = w0 * np.exp(-(nearest**2) / (2 * sigma**2))
     elif len(ids) >= 2:
-        stack = np.sort(np.stack(distances), axis=0)
-        term = w0 * np.exp(-((stack[0] + stack[1]) ** 2) / (2 * sigma**2))
+        term = w0 * np.exp(-((nearest + second) ** 2) / (2 * sigma**2))
         if border == "background":
             term[labels != 0] = 0
     foreground = labels != 0

@@ -4,6 +4,7 @@ The public API is re-exported here; nothing in this module imports Qt, napari or
 TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 """
 
+from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
 from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
 
 try:
@@ -12,9 +13,13 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
     __version__ = "0.1.0"
 
 __all__ = [
+    "DatasetEvaluation",
+    "Evaluation",
     "WeightMapCache",
     "__version__",
     "border_radius",
     "class_weight_values",
+    "evaluate",
+    "evaluate_dataset",
     "weight_map",
 ]

@@ -351,7 +351,13 @@ class WeightMapCache:
         out.flags.writeable = False
         return out
 
-    def n_objects(self, volume: _Volume) -> int:
+    @property
+    def n_objects(self) -> int:
+        """Number of objects; with ``spatial_dims`` < ndim, summed over the planes."""
+        return sum(self._n_objects(volume) for volume in self._volumes)
+
+    @staticmethod
+    def _n_objects(volume: _Volume) -> int:
         return sum(1 for value in volume.areas if value != 0)
 
     # -- distances ---------------------------------------------------------------
@@ -365,7 +371,7 @@ class WeightMapCache:
 
     def _refresh(self, volume: _Volume, region: tuple[slice, ...]) -> None:
         """Recompute ``(d1 + d2)²`` of ``volume`` inside ``region``."""
-        n_objects = self.n_objects(volume)
+        n_objects = self._n_objects(volume)
         if n_objects == 0 or (n_objects == 1 and self.border == "background"):
             volume.sum_sq[region] = np.inf
             return
@@ -482,7 +488,9 @@ class WeightMapCache:
             self._class_weight_cache = None
         return changed_box
 
-    def _update_volume(self, volume: _Volume, labels: np.ndarray, region) -> tuple[slice, ...] | None:
+    def _update_volume(
+        self, volume: _Volume, labels: np.ndarray, region: tuple[slice, ...]
+    ) -> tuple[slice, ...] | None:
         lead = len(volume.index)
         if not all(s.start <= i < s.stop for s, i in zip(region[:lead], volume.index)):
             return None
@@ -496,13 +504,13 @@ class WeightMapCache:
             slice(s.start + int(idx.min()), s.start + int(idx.max()) + 1)
             for s, idx in zip(spatial_region, np.nonzero(changed))
         )
-        had_single = self.n_objects(volume) == 1
+        had_single = self._n_objects(volume) == 1
         self._count_change(volume.areas, old[changed], -1)
         self._count_change(volume.areas, new[changed], +1)
         volume.labels[spatial_region] = new
         if not self._computed:
             return box
-        n_objects = self.n_objects(volume)
+        n_objects = self._n_objects(volume)
         if self.border == "all" and (had_single or n_objects == 1):
             self._refresh(volume, tuple(slice(0, n) for n in volume.labels.shape))
         else:

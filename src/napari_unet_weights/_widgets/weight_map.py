@@ -1,0 +1,492 @@
+"""The "Weight map" dock widget: a live U-Net weight map of a Labels layer.
+
+The widget reads a Labels layer, calls :class:`~napari_unet_weights.weights.WeightMapCache`
+and writes one Image layer, ``"<labels name> weight map"``. Slider moves that the cache
+already covers render at once on the GUI thread (about 1 ms for 512²); everything else
+(first computation, larger radius, new border / plane settings, painted edits) runs in a
+background worker, one job at a time, the latest request winning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from napari_unet_weights._widgets._workers import Job, LatestWinsRunner
+from napari_unet_weights.weights import BORDER_MODES, CLASS_WEIGHT_MODES, WeightMapCache
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["WeightMapWidget"]
+
+EDIT_DEBOUNCE_MS = 150
+PROGRESS_DELAY_MS = 250
+OUTPUT_SUFFIX = " weight map"
+# paint: brush / fill / data_setitem; data: layer.data = ...; set_data: also undo / redo
+# (which fire no other event in napari 0.9), but also every refresh, e.g. a dims step:
+# the job then compares the labels with the cache and renders only if they changed.
+EDIT_EVENTS = ("paint", "data", "set_data")
+NO_LABELS = "Add or open a Labels layer to see its weight map."
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What the controls ask for, for one labels layer."""
+
+    w0: float
+    sigma: float
+    border: str
+    class_weights: str
+    spatial_dims: int
+    spacing: tuple[float, ...]
+
+    @property
+    def cache_key(self) -> tuple:
+        """The settings that a :class:`WeightMapCache` is built for (not w0, σ, w_c)."""
+        return (self.border, self.spatial_dims, self.spacing)
+
+
+@dataclass
+class _Outcome:
+    """What a background job hands back to the GUI thread."""
+
+    cache: WeightMapCache
+    image: np.ndarray | None  # None: the labels had not changed and no render was asked
+    n_objects: int | None
+    seconds: float
+
+
+def _compute(
+    settings: _Settings,
+    cache: WeightMapCache | None,
+    labels: np.ndarray | None,
+    render: bool = True,
+) -> _Outcome:
+    """Worker body: build or update the cache as needed, then render.
+
+    Parameters
+    ----------
+    settings : _Settings
+        Parameters to render with, and to build a new cache with.
+    cache : WeightMapCache or None
+        The current cache of the layer (mutated in place), or None to build one.
+    labels : numpy.ndarray or None
+        A snapshot of the layer's labels when they may have changed, else None.
+    render : bool
+        If False, render only when the labels did change.
+    """
+    start = perf_counter()
+    if cache is None or (labels is not None and labels.shape != cache.shape):
+        cache = WeightMapCache(
+            labels,
+            border=settings.border,
+            spacing=settings.spacing,
+            spatial_dims=settings.spatial_dims,
+        )
+        render = True
+    elif labels is not None and cache.update(labels) is not None:
+        render = True
+    if not render:
+        return _Outcome(cache, None, None, perf_counter() - start)
+    image = cache.render(settings.w0, settings.sigma, settings.class_weights)
+    return _Outcome(cache, image, cache.n_objects, perf_counter() - start)
+
+
+def _transforms(layer) -> dict[str, np.ndarray]:
+    """The data-to-world transform of ``layer``, as keyword arguments of a new layer."""
+    return {
+        "scale": np.asarray(layer.scale),
+        "translate": np.asarray(layer.translate),
+        "rotate": np.asarray(layer.rotate),
+        "shear": np.asarray(layer.shear),
+        "affine": np.asarray(layer.affine.affine_matrix),
+    }
+
+
+def _contrast_limits(image: np.ndarray, settings: _Settings) -> tuple[float, float]:
+    """Display range: ``[0, w0 + 1]``, wider if ``"inverse"`` class weights exceed 1."""
+    upper = settings.w0 + 1.0
+    if settings.class_weights == "inverse" and image.size:
+        upper = max(upper, float(image.max()))
+    return 0.0, max(upper, 1e-3)
+
+
+class WeightMapWidget(QWidget):
+    """Dock widget showing the U-Net weight map of a Labels layer, live while painting.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose Labels layers are offered and where the weight map is shown.
+
+    Notes
+    -----
+    The output is one Image layer named ``"<labels name> weight map"``, with the
+    labels' transform, colormap "magma" and additive blending; it is updated in place
+    and re-created if deleted. The labels layer is never modified. σ is in the
+    layer's world units (pixels when its scale is 1): the layer's ``scale`` is passed
+    to the core as ``spacing``.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._layer: Labels | None = None
+        self._cache: WeightMapCache | None = None
+        self._cache_key: tuple | None = None
+        self._failed_key: tuple | None = None
+        self._labels_dirty = False
+        self._output: Image | None = None
+        self._n_objects: int | None = None
+        self._shown: _Settings | None = None
+        self._closed = False
+        self._warned_no_labels = False
+        self._runner = LatestWinsRunner(on_busy=self._on_busy)
+        self._edit_timer = self._single_shot(EDIT_DEBOUNCE_MS, self.refresh)
+        self._progress_timer = self._single_shot(PROGRESS_DELAY_MS, self._show_progress)
+        self._build_controls()
+        self._build_layout()
+        self._connect_viewer()
+        self._refresh_choices()
+        self._pick_active_labels()
+        self.destroyed.connect(self._runner.close)
+
+    # -- construction -------------------------------------------------------------
+    def _single_shot(self, msec: int, slot) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(msec)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _build_controls(self) -> None:
+        self.layer_combo = ComboBox(label="labels", choices=self._labels_choices)
+        self.w0_slider = FloatSlider(label="w0", min=0, max=100, step=0.5, value=10)
+        self.sigma_slider = FloatSlider(label="σ", min=0.5, max=25, step=0.5, value=5)
+        self.sigma_slider.tooltip = (
+            "Width of the border term, in the layer's world units (pixels at scale 1)."
+        )
+        self.border_combo = ComboBox(label="border", choices=BORDER_MODES, value="background")
+        self.border_combo.tooltip = (
+            "background: border term on background pixels only (U-Net paper); "
+            "all: on every pixel, distances to object boundaries."
+        )
+        self.class_weights_combo = ComboBox(
+            label="class weights", choices=CLASS_WEIGHT_MODES, value="balanced"
+        )
+        self.per_plane_checkbox = CheckBox(text="per 2D plane", value=False, enabled=False)
+        self.per_plane_checkbox.tooltip = (
+            "Compute each 2D plane of the last two axes on its own (time-lapse, "
+            "z-stacks annotated slice by slice). Unchecked: all axes are spatial."
+        )
+        self.layer_combo.changed.connect(self._set_layer)
+        for control in (self.w0_slider, self.sigma_slider, self.class_weights_combo):
+            control.changed.connect(self.refresh)
+        for control in (self.border_combo, self.per_plane_checkbox):
+            control.changed.connect(self.refresh)
+
+    def _build_layout(self) -> None:
+        self.controls = Container(
+            widgets=[
+                self.layer_combo,
+                self.w0_slider,
+                self.sigma_slider,
+                self.border_combo,
+                self.class_weights_combo,
+                self.per_plane_checkbox,
+            ]
+        )
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 0)  # indeterminate
+        self.progress_bar.setTextVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar)
+        progress_row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.status_label)
+        layout.addLayout(progress_row)
+        layout.addStretch(1)
+        self._set_progress_visible(False)
+
+    def _connect_viewer(self) -> None:
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layer_inserted)
+        layers.events.removed.connect(self._on_layer_removed)
+        layers.events.moved.connect(self._refresh_choices)
+        for layer in layers:
+            layer.events.name.connect(self._refresh_choices)
+
+    def _pick_active_labels(self) -> None:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Labels):
+            self.layer_combo.value = active
+        self._set_layer(self.layer_combo.value)
+        if self._layer is None:
+            self._set_status(NO_LABELS)
+
+    # -- layer list ---------------------------------------------------------------
+    def _labels_choices(self, _widget=None) -> list[tuple[str, Labels]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Labels)]
+
+    def _refresh_choices(self, _event=None) -> None:
+        self.layer_combo.reset_choices()
+        self._set_layer(self.layer_combo.value)
+
+    def _on_layer_inserted(self, event) -> None:
+        event.value.events.name.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _on_layer_removed(self, event) -> None:
+        event.value.events.name.disconnect(self._refresh_choices)
+        if event.value is self._output:
+            self._output = None
+        self._refresh_choices()
+
+    @property
+    def layer(self) -> Labels | None:
+        """The Labels layer whose weight map is shown."""
+        return self._layer
+
+    def _set_layer(self, layer: Labels | None) -> None:
+        """Follow ``layer``: reconnect its edit events and build a new cache for it."""
+        if layer is self._layer:
+            return
+        self._disconnect_layer()
+        self._layer = layer
+        self._cache = self._cache_key = self._failed_key = self._output = None
+        self._labels_dirty = False
+        self._n_objects = None
+        self._shown: _Settings | None = None
+        self._warned_no_labels = False
+        self.per_plane_checkbox.enabled = layer is not None and layer.ndim > 2
+        if layer is None:
+            self._set_status(NO_LABELS)
+            return
+        for event in EDIT_EVENTS:
+            getattr(layer.events, event).connect(self._on_labels_edited)
+        layer.events.scale.connect(self.refresh)
+        self.refresh()
+
+    def _disconnect_layer(self) -> None:
+        layer = self._layer
+        if layer is None:
+            return
+        for event in EDIT_EVENTS:
+            getattr(layer.events, event).disconnect(self._on_labels_edited)
+        layer.events.scale.disconnect(self.refresh)
+
+    def _on_labels_edited(self, _event=None) -> None:
+        self._labels_dirty = True
+        self._edit_timer.start()
+
+    # -- computing ----------------------------------------------------------------
+    def settings(self) -> _Settings | None:
+        """The parameters the controls ask for, or None without a Labels layer."""
+        layer = self._layer
+        if layer is None:
+            return None
+        spatial_dims = 2 if self.per_plane_checkbox.value and layer.ndim > 2 else layer.ndim
+        return _Settings(
+            w0=float(self.w0_slider.value),
+            sigma=float(self.sigma_slider.value),
+            border=str(self.border_combo.value),
+            class_weights=str(self.class_weights_combo.value),
+            spatial_dims=spatial_dims,
+            spacing=tuple(float(s) for s in layer.scale[layer.ndim - spatial_dims :]),
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Whether an update is queued, debouncing or running."""
+        return self._runner.waiting or self._edit_timer.isActive() or self._labels_dirty
+
+    def refresh(self, _value: Any = None) -> None:
+        """Bring the weight map up to date with the layer and the controls.
+
+        Renders at once when the cache covers the new w0 / σ, otherwise asks the
+        background runner for a job.
+        """
+        settings = self.settings()
+        if settings is None:
+            if not self._warned_no_labels:  # once, not on every slider step
+                show_warning("Weight map: add or open a Labels layer first.")
+                self._warned_no_labels = True
+            return
+        if self._can_render_now(settings):
+            self._render_now(settings)
+        elif not self._has_failed(settings):
+            self._runner.request(self._prepare_job)
+
+    def _can_render_now(self, settings: _Settings) -> bool:
+        return (
+            self._cache is not None
+            and not self._runner.busy
+            and not self._labels_dirty
+            and self._cache_key == settings.cache_key
+            and self._cache.covers(settings.w0, settings.sigma)
+        )
+
+    def _has_failed(self, settings: _Settings) -> bool:
+        """Whether these labels and settings already failed (no repeated error popups)."""
+        return not self._labels_dirty and self._failed_key == settings.cache_key
+
+    def _render_now(self, settings: _Settings) -> None:
+        start = perf_counter()
+        image = self._cache.render(settings.w0, settings.sigma, settings.class_weights)
+        self._show(image, settings, perf_counter() - start)
+
+    def _prepare_job(self) -> Job | None:
+        """Runs on the GUI thread when the runner is free: snapshot what the job needs."""
+        layer, settings = self._layer, self.settings()
+        if layer is None or settings is None:
+            return None
+        if layer.multiscale:
+            self._report_error(ValueError("Multiscale labels are not supported yet."), settings)
+            return None
+        new_cache = self._cache is None or self._cache_key != settings.cache_key
+        labels = None
+        if new_cache or self._labels_dirty:
+            labels = np.array(layer.data)  # a snapshot: painting may go on meanwhile
+        self._labels_dirty = False
+        cache = None if new_cache else self._cache
+        if new_cache:
+            self._set_status("Computing…")
+        render = new_cache or settings != self._shown or self._output_layer(layer) is None
+        return Job(
+            work=partial(_compute, settings, cache, labels, render),
+            on_result=partial(self._on_result, layer, settings),
+            on_error=partial(self._on_error, layer, settings),
+        )
+
+    def _on_result(self, layer: Labels, settings: _Settings, outcome: _Outcome) -> None:
+        if layer is not self._layer:
+            return
+        if outcome.cache is not self._cache and outcome.n_objects == 1:
+            show_warning(
+                f"'{layer.name}' holds a single object id. If it is a binary mask, give "
+                "each object its own id first (e.g. skimage.measure.label)."
+            )
+        self._cache, self._cache_key, self._failed_key = outcome.cache, settings.cache_key, None
+        if outcome.n_objects is not None:
+            self._n_objects = outcome.n_objects
+        if outcome.image is not None:
+            self._show(outcome.image, settings, outcome.seconds)
+
+    def _on_error(self, layer: Labels, settings: _Settings, error: Exception) -> None:
+        if layer is self._layer:
+            self._report_error(error, settings)
+
+    def _report_error(self, error: Exception, settings: _Settings) -> None:
+        self._failed_key = settings.cache_key
+        message = str(error) if isinstance(error, TypeError | ValueError) else repr(error)
+        self._set_status(f"Error: {message}")
+        show_error(f"Weight map of '{self._layer.name}': {message}")
+
+    def cancel(self) -> None:
+        """Stop waiting for the running job; the viewer keeps showing the last result."""
+        if not self._runner.waiting:
+            return
+        self._runner.cancel()
+        self._set_status("Cancelled: the weight map shows the previous result.")
+
+    # -- output -------------------------------------------------------------------
+    def _output_layer(self, labels: Labels) -> Image | None:
+        """The existing output layer of ``labels``, renamed if they were."""
+        name = f"{labels.name}{OUTPUT_SUFFIX}"
+        tracked = self._output
+        if tracked is not None and tracked in self.viewer.layers:
+            if tracked.name != name:
+                tracked.name = name
+            return tracked
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Image):
+            return self.viewer.layers[name]
+        return None
+
+    def _show(self, image: np.ndarray, settings: _Settings, seconds: float) -> None:
+        """Write ``image`` into the output layer (created if missing) and the status."""
+        labels = self._layer
+        name = f"{labels.name}{OUTPUT_SUFFIX}"
+        limits = _contrast_limits(image, settings)
+        output = self._output_layer(labels)
+        if output is None:
+            output = self.viewer.add_image(
+                image,
+                name=name,
+                colormap="magma",
+                blending="additive",
+                contrast_limits=limits,
+                **_transforms(labels),
+            )
+            self.viewer.layers.selection.active = labels  # keep painting on the labels
+        else:
+            output.data = image
+            output.contrast_limits = limits
+            self._sync_transforms(output, labels)
+        self._output, self._shown = output, settings
+        objects = "" if self._n_objects is None else f"{self._n_objects} objects · "
+        self._set_status(f"{objects}{seconds * 1000:.0f} ms")
+
+    @staticmethod
+    def _sync_transforms(output: Image, labels: Labels) -> None:
+        current = _transforms(output)
+        for key, value in _transforms(labels).items():
+            if current[key].shape != value.shape or not np.allclose(current[key], value):
+                setattr(output, key, value)
+
+    # -- status and progress --------------------------------------------------------
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            if not self._progress_timer.isActive() and not self.progress_bar.isVisible():
+                self._progress_timer.start()
+        else:
+            self._progress_timer.stop()
+            self._set_progress_visible(False)
+
+    def _show_progress(self) -> None:
+        if self._runner.waiting:
+            self._set_progress_visible(True)
+
+    def _set_progress_visible(self, visible: bool) -> None:
+        self.progress_bar.setVisible(visible)
+        self.cancel_button.setVisible(visible)
+
+    # -- teardown -------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        """Disconnect from the viewer and drop running jobs when the widget closes."""
+        self.teardown()
+        super().closeEvent(event)
+
+    def teardown(self) -> None:
+        """Disconnect every event this widget listens to and forget pending work."""
+        if self._closed:
+            return
+        self._closed = True
+        self._runner.close()
+        self._edit_timer.stop()
+        self._progress_timer.stop()
+        self._disconnect_layer()
+        self._layer = None
+        layers = self.viewer.layers
+        layers.events.inserted.disconnect(self._on_layer_inserted)
+        layers.events.removed.disconnect(self._on_layer_removed)
+        layers.events.moved.disconnect(self._refresh_choices)
+        for layer in layers:
+            layer.events.name.disconnect(self._refresh_choices)

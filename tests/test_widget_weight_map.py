@@ -1,0 +1,291 @@
+"""The "Weight map" dock widget: layer output, live sliders, painting, bad input."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("qtpy")
+
+from napari.layers import Image
+
+from napari_unet_weights._widgets import weight_map as widget_module
+from napari_unet_weights._widgets.weight_map import WeightMapWidget
+from napari_unet_weights.weights import weight_map
+
+pytestmark = pytest.mark.gui
+
+ATOL = 1e-4
+TIMEOUT_MS = 10_000
+EDIT_WAIT_MS = 2 * widget_module.EDIT_DEBOUNCE_MS
+
+
+def _discs(shape=(64, 64), centres=((20, 20), (20, 34), (44, 28), (46, 48)), radius=7):
+    """Integer labels with a few discs, two of them nearly touching."""
+    yy, xx = np.indices(shape)
+    labels = np.zeros(shape, dtype=np.uint16)
+    for value, (cy, cx) in enumerate(centres, start=1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = value
+    return labels
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def _make_widget(viewer, qtbot) -> WeightMapWidget:
+    widget = WeightMapWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Weight map")
+    _wait_idle(widget, qtbot)
+    return widget
+
+
+def _wait_idle(widget: WeightMapWidget, qtbot) -> None:
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
+
+
+def _output(viewer, labels_layer):
+    return viewer.layers[f"{labels_layer.name} weight map"]
+
+
+def _image_layers(viewer):
+    return [layer for layer in viewer.layers if isinstance(layer, Image)]
+
+
+def test_creates_weight_map_layer(viewer, qtbot):
+    labels = _discs()
+    layer = viewer.add_labels(labels.copy(), name="cells", scale=(0.5, 0.5), translate=(3, 4))
+    widget = _make_widget(viewer, qtbot)
+
+    output = _output(viewer, layer)
+    assert len(_image_layers(viewer)) == 1
+    np.testing.assert_allclose(output.scale, layer.scale)
+    np.testing.assert_allclose(output.translate, layer.translate)
+    expected = weight_map(labels, w0=10, sigma=5, spacing=(0.5, 0.5))
+    np.testing.assert_allclose(output.data, expected, atol=ATOL)
+    assert tuple(output.contrast_limits) == pytest.approx((0, 11))
+    assert "4 objects" in widget.status_label.text()
+    assert viewer.layers.selection.active is layer  # painting stays on the labels
+    np.testing.assert_array_equal(layer.data, labels)
+
+
+def test_sliders_update_layer(viewer, qtbot):
+    labels = _discs()
+    layer = viewer.add_labels(labels.copy())
+    widget = _make_widget(viewer, qtbot)
+    output = _output(viewer, layer)
+
+    # Covered by the cache: rendered at once, on the GUI thread.
+    widget.w0_slider.value = 6
+    np.testing.assert_allclose(output.data, weight_map(labels, w0=6, sigma=5), atol=ATOL)
+    assert tuple(output.contrast_limits) == pytest.approx((0, 7))
+    widget.sigma_slider.value = 3.5
+    np.testing.assert_allclose(output.data, weight_map(labels, w0=6, sigma=3.5), atol=ATOL)
+
+    # A larger radius is computed in the background.
+    widget.w0_slider.value = 40
+    widget.sigma_slider.value = 12
+    _wait_idle(widget, qtbot)
+    np.testing.assert_allclose(output.data, weight_map(labels, w0=40, sigma=12), atol=ATOL)
+
+    widget.border_combo.value = "all"
+    widget.class_weights_combo.value = "inverse"
+    _wait_idle(widget, qtbot)
+    expected = weight_map(labels, w0=40, sigma=12, border="all", class_weights="inverse")
+    np.testing.assert_allclose(output.data, expected, atol=ATOL)
+    assert output is _output(viewer, layer)
+    assert len(_image_layers(viewer)) == 1
+    np.testing.assert_array_equal(layer.data, labels)
+
+
+def test_painting_updates_after_debounce(viewer, qtbot):
+    labels = _discs()
+    layer = viewer.add_labels(labels.copy())
+    widget = _make_widget(viewer, qtbot)
+    output = _output(viewer, layer)
+
+    layer.brush_size = 5
+    layer.paint((20, 27), 7)  # a new object in the gap between discs 1 and 2
+    layer.paint((46, 38), 4)  # grow disc 4 towards disc 3
+    edited = np.array(layer.data)
+    assert not np.array_equal(edited, labels)
+    expected = weight_map(edited, w0=10, sigma=5)
+    qtbot.waitUntil(
+        lambda: not widget.busy and np.allclose(output.data, expected, atol=ATOL),
+        timeout=TIMEOUT_MS,
+    )
+    np.testing.assert_array_equal(layer.data, edited)  # the widget never writes labels
+
+    layer.undo()  # napari 0.9 fires only set_data for undo / redo
+    qtbot.waitUntil(
+        lambda: not widget.busy and np.allclose(output.data, weight_map(layer.data), atol=ATOL),
+        timeout=TIMEOUT_MS,
+    )
+    assert not np.array_equal(layer.data, edited)
+
+    layer.data = _discs(centres=((30, 30), (30, 46)))  # replacing the data also updates
+    qtbot.waitUntil(
+        lambda: (
+            not widget.busy
+            and np.allclose(output.data, weight_map(layer.data, w0=10, sigma=5), atol=ATOL)
+        ),
+        timeout=TIMEOUT_MS,
+    )
+
+
+def test_deleted_output_is_recreated(viewer, qtbot):
+    labels = _discs()
+    layer = viewer.add_labels(labels.copy())
+    widget = _make_widget(viewer, qtbot)
+    viewer.layers.remove(_output(viewer, layer))
+
+    widget.w0_slider.value = 5
+    _wait_idle(widget, qtbot)
+    np.testing.assert_allclose(
+        _output(viewer, layer).data, weight_map(labels, w0=5, sigma=5), atol=ATOL
+    )
+    assert len(_image_layers(viewer)) == 1
+
+
+def test_layer_picker_follows_layers(viewer, qtbot):
+    widget = _make_widget(viewer, qtbot)
+    assert widget.layer is None
+    assert "Labels layer" in widget.status_label.text()
+
+    first = viewer.add_labels(_discs(), name="first")
+    _wait_idle(widget, qtbot)
+    assert widget.layer is first
+    viewer.add_image(np.zeros((8, 8)), name="not labels")
+    second = viewer.add_labels(_discs(centres=((32, 32),)), name="second")
+    names = [choice for choice in widget.layer_combo.choices]
+    assert names == [first, second]
+
+    second.name = "renamed"
+    combo = widget.layer_combo.native
+    assert [combo.itemText(i) for i in range(combo.count())] == ["first", "renamed"]
+
+    widget.layer_combo.value = second
+    _wait_idle(widget, qtbot)
+    assert "renamed weight map" in viewer.layers
+
+    viewer.layers.remove(second)
+    assert widget.layer is first
+    viewer.layers.remove(first)
+    assert widget.layer is None
+    _wait_idle(widget, qtbot)
+    first.paint((5, 5), 3)  # disconnected: no update is scheduled
+    assert not widget.busy
+
+
+def test_per_plane_3d(viewer, qtbot):
+    labels = np.stack([_discs(), _discs(centres=((30, 30), (30, 44))), _discs()])
+    layer = viewer.add_labels(labels.copy())
+    widget = _make_widget(viewer, qtbot)
+    output = _output(viewer, layer)
+    assert widget.per_plane_checkbox.enabled
+    np.testing.assert_allclose(output.data, weight_map(labels), atol=ATOL)
+
+    widget.per_plane_checkbox.value = True
+    _wait_idle(widget, qtbot)
+    np.testing.assert_allclose(output.data, weight_map(labels, spatial_dims=2), atol=ATOL)
+
+    shown = output.data
+    viewer.dims.set_current_step(0, 2)  # a refresh, not an edit: nothing is re-rendered
+    qtbot.wait(EDIT_WAIT_MS)
+    _wait_idle(widget, qtbot)
+    assert output.data is shown
+
+
+def test_2d_disables_per_plane(viewer, qtbot):
+    viewer.add_labels(_discs())
+    widget = _make_widget(viewer, qtbot)
+    assert not widget.per_plane_checkbox.enabled
+
+
+@pytest.fixture
+def notifications(monkeypatch):
+    shown = {"error": [], "warning": []}
+    monkeypatch.setattr(widget_module, "show_error", shown["error"].append)
+    monkeypatch.setattr(widget_module, "show_warning", shown["warning"].append)
+    return shown
+
+
+def test_negative_labels_notify(viewer, qtbot, notifications):
+    labels = _discs().astype(np.int16)
+    labels[0, 0] = -1
+    viewer.add_labels(labels)
+    widget = _make_widget(viewer, qtbot)
+    assert len(notifications["error"]) == 1
+    assert "negative" in notifications["error"][0]
+    assert "weight map" not in " ".join(layer.name for layer in viewer.layers)
+    widget.w0_slider.value = 3  # the same bad labels: no second pop-up
+    _wait_idle(widget, qtbot)
+    assert len(notifications["error"]) == 1
+
+
+def test_boolean_mask_warns(viewer, qtbot, notifications):
+    viewer.add_labels(_discs() > 0)  # napari stores a bool mask as uint8: one id
+    _make_widget(viewer, qtbot)
+    assert any("single object id" in text for text in notifications["warning"])
+    assert not notifications["error"]
+
+
+def test_no_labels_layer_warns(viewer, qtbot, notifications):
+    widget = _make_widget(viewer, qtbot)
+    widget.w0_slider.value = 3
+    widget.w0_slider.value = 4
+    assert len(notifications["warning"]) == 1
+
+
+def test_invalid_dtype_is_reported(viewer, qtbot, notifications, monkeypatch):
+    # napari 0.9 refuses float Labels layers, so hand the core a float snapshot.
+    real_compute = widget_module._compute
+
+    def float_compute(settings, cache, labels, *rest):
+        return real_compute(settings, cache, None if labels is None else labels * 1.0, *rest)
+
+    monkeypatch.setattr(widget_module, "_compute", float_compute)
+    viewer.add_labels(_discs())
+    _make_widget(viewer, qtbot)
+    assert len(notifications["error"]) == 1
+    assert "must hold integers" in notifications["error"][0]
+
+
+def test_cancel_keeps_previous_result(viewer, qtbot, monkeypatch):
+    labels = _discs()
+    layer = viewer.add_labels(labels.copy())
+    widget = _make_widget(viewer, qtbot)
+    before = np.array(_output(viewer, layer).data)
+    real_compute = widget_module._compute
+
+    def slow_compute(*args):
+        time.sleep(0.6)
+        return real_compute(*args)
+
+    monkeypatch.setattr(widget_module, "_compute", slow_compute)
+    widget.border_combo.value = "all"
+    qtbot.waitUntil(lambda: not widget.cancel_button.isHidden(), timeout=TIMEOUT_MS)
+    widget.cancel_button.click()
+    assert not widget.busy
+    assert "Cancelled" in widget.status_label.text()
+    qtbot.waitUntil(lambda: not widget._runner.busy, timeout=TIMEOUT_MS)
+    np.testing.assert_array_equal(_output(viewer, layer).data, before)
+    assert widget.cancel_button.isHidden()
+
+
+def test_close_disconnects(viewer, qtbot):
+    layer = viewer.add_labels(_discs())
+    widget = _make_widget(viewer, qtbot)
+    before = np.array(_output(viewer, layer).data)
+    widget.close()
+    layer.paint((20, 27), 9)
+    viewer.add_labels(_discs(), name="later")
+    qtbot.wait(EDIT_WAIT_MS)
+    assert not widget.busy
+    assert widget.layer is None
+    np.testing.assert_array_equal(_output(viewer, layer).data, before)
+    assert "later weight map" not in viewer.layers
