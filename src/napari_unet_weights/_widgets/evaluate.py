@@ -1,0 +1,704 @@
+"""The "Evaluate" dock widget: mAP of IoU of a predicted Labels layer against ground truth.
+
+The widget is a thin shell around :func:`napari_unet_weights.metrics.evaluate`: it
+snapshots the two picked Labels layers, runs ``evaluate`` in a background worker (one
+job at a time, the latest request winning) and shows the result: the mAP, the
+per-threshold and per-object tables, per-object values in both layers' ``features``
+and, on request, an "IoU view" (predictions coloured by their IoU, unmatched objects
+outlined). Label data are never modified.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, ComboBox, Container
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_unet_weights._widgets._table import DataFrameTable
+from napari_unet_weights._widgets._workers import Job, LatestWinsRunner
+from napari_unet_weights.metrics import Evaluation, evaluate
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Layer
+
+__all__ = ["EvaluateWidget", "error_labels", "iou_image"]
+
+EDIT_DEBOUNCE_MS = 200
+PROGRESS_DELAY_MS = 200
+#: Metadata key of the layers this widget makes (kept out of the layer pickers).
+VIEW_KEY = "napari_unet_weights_evaluate_view"
+IOU_SUFFIX = " IoU"
+ERRORS_SUFFIX = " errors"
+MISS_COLOR = "#ff3b3b"
+FALSE_POSITIVE_COLOR = "#ffa21a"
+#: The object's estimated diameter fills 1/FOCUS_CONTEXT of the canvas when focused.
+FOCUS_CONTEXT = 6.0
+PRED_HINTS = ("pred", "seg", "result", "output", "unet", "stardist", "cellpose")
+GT_HINTS = ("gt", "truth", "ground", "annot", "manual", "label", "mask")
+OBJECT_COLUMNS = (
+    "kind", "label", "status", "matched_iou", "best_iou", "matched_pred", "best_pred",
+    "best_gt", "max_tp_threshold", "area",
+)
+GT_FEATURE_COLUMNS = (
+    "index", "status", "matched_pred", "matched_iou", "best_pred", "best_iou",
+    "max_tp_threshold", "area",
+)
+STATUS_COLORS = {
+    "status": {
+        "matched": "#2f6b3b",
+        "missed": "#8a2c2c",
+        "merged": "#83601d",
+        "split": "#6f6a1f",
+        "false positive": "#7a3478",
+    }
+}
+
+
+@dataclass
+class _Outcome:
+    """What a background job hands back: the scores and the arrays they were made of."""
+
+    evaluation: Evaluation
+    gt: np.ndarray
+    pred: np.ndarray
+    seconds: float
+
+
+def _run_evaluation(gt: np.ndarray, pred: np.ndarray, strict: bool) -> _Outcome:
+    """Worker body: :func:`~napari_unet_weights.metrics.evaluate`, timed."""
+    start = perf_counter()
+    evaluation = evaluate(gt, pred, strict=strict)
+    return _Outcome(evaluation, gt, pred, perf_counter() - start)
+
+
+# -- views ---------------------------------------------------------------------------
+def _values_by_label(labels: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per pixel, the value of its label in (``ids``, ``values``); NaN for other labels."""
+    out = np.full(labels.shape, np.nan, dtype=np.float32)
+    if ids.size == 0:
+        return out
+    order = np.argsort(ids)
+    ids, values = ids[order], values[order]
+    flat = labels.ravel()
+    position = np.searchsorted(ids, flat).clip(max=ids.size - 1)
+    hit = ids[position] == flat
+    out.ravel()[hit] = values[position[hit]]
+    return out
+
+
+def iou_image(pred: np.ndarray, pred_features: pd.DataFrame) -> np.ndarray:
+    """Float image: each predicted object's pixels hold its IoU, background NaN.
+
+    Parameters
+    ----------
+    pred : numpy.ndarray
+        The predicted labels that were evaluated.
+    pred_features : pandas.DataFrame
+        :attr:`Evaluation.pred_features` (columns ``index`` and ``iou``).
+
+    Returns
+    -------
+    numpy.ndarray of float32
+        Same shape as ``pred``; NaN (drawn transparent by napari) off objects.
+    """
+    ids = pred_features["index"].to_numpy(dtype=np.int64)
+    return _values_by_label(pred.astype(np.int64, copy=False), ids,
+                            pred_features["iou"].to_numpy(dtype=np.float32))
+
+
+def error_labels(
+    gt: np.ndarray, pred: np.ndarray, evaluation: Evaluation
+) -> tuple[np.ndarray, DirectLabelColormap]:
+    """Labels of the unmatched objects and a colormap: misses red, false positives orange.
+
+    Unmatched ground-truth objects keep their id; unmatched predictions get their id
+    plus the largest ground-truth id, and are drawn only where no miss is.
+
+    Parameters
+    ----------
+    gt, pred : numpy.ndarray
+        The labels that were evaluated.
+    evaluation : Evaluation
+        Their evaluation.
+
+    Returns
+    -------
+    labels : numpy.ndarray of int64
+        0 where nothing is wrong.
+    colormap : napari.utils.colormaps.DirectLabelColormap
+        Colours of those ids.
+    """
+    objects = evaluation.per_object
+    missed = objects.loc[(objects["kind"] == "gt") & (objects["matched_pred"] == 0), "label"]
+    features = evaluation.pred_features
+    spurious = features.loc[features["matched_gt"] == 0, "index"]
+    missed_ids = missed.to_numpy(dtype=np.int64)
+    spurious_ids = spurious.to_numpy(dtype=np.int64)
+    offset = int(gt.max()) if gt.size else 0
+    out = np.zeros(gt.shape, dtype=np.int64)
+    spurious_mask = np.isin(pred, spurious_ids)
+    out[spurious_mask] = pred[spurious_mask].astype(np.int64) + offset
+    missed_mask = np.isin(gt, missed_ids)
+    out[missed_mask] = gt[missed_mask]
+    colors: dict[int | None, str] = {None: "transparent"}
+    colors.update(dict.fromkeys((int(i) + offset for i in spurious_ids), FALSE_POSITIVE_COLOR))
+    colors.update(dict.fromkeys((int(i) for i in missed_ids), MISS_COLOR))
+    return out, DirectLabelColormap(color_dict=colors)
+
+
+def _transforms(layer: Layer) -> dict[str, np.ndarray]:
+    """The data-to-world transform of ``layer``, as keyword arguments of a new layer."""
+    return {
+        "scale": np.asarray(layer.scale),
+        "translate": np.asarray(layer.translate),
+        "rotate": np.asarray(layer.rotate),
+        "shear": np.asarray(layer.shear),
+        "affine": np.asarray(layer.affine.affine_matrix),
+    }
+
+
+def _ball_diameter(volume: float, ndim: int) -> float:
+    """Diameter of the ``ndim``-ball of the given volume (area in 2D)."""
+    unit_ball = math.pi ** (ndim / 2) / math.gamma(ndim / 2 + 1)
+    return 2.0 * (max(volume, 1.0) / unit_ball) ** (1.0 / ndim)
+
+
+def _gt_features(per_object: pd.DataFrame) -> pd.DataFrame:
+    """The ground-truth rows of ``per_object`` as Labels features (``index`` = label)."""
+    rows = per_object[per_object["kind"] == "gt"].rename(columns={"label": "index"})
+    return rows[list(GT_FEATURE_COLUMNS)].reset_index(drop=True)
+
+
+def _object_table(per_object: pd.DataFrame) -> pd.DataFrame:
+    """``per_object`` with the most telling columns first (all columns kept)."""
+    first = [c for c in OBJECT_COLUMNS if c in per_object.columns]
+    return per_object[first + [c for c in per_object.columns if c not in first]]
+
+
+def _guess_pair(layers: list[Labels]) -> tuple[Labels | None, Labels | None]:
+    """A (ground truth, prediction) pair from layer names, else bottom and top layer."""
+
+    def hinted(hints: tuple[str, ...], among: list[Labels]) -> list[Labels]:
+        return [layer for layer in among if any(h in layer.name.lower() for h in hints)]
+
+    if len(layers) < 2:
+        return (layers[0] if layers else None), None
+    pred = (hinted(PRED_HINTS, layers) or layers[-1:])[-1]
+    rest = [layer for layer in layers if layer is not pred]
+    gt = (hinted(GT_HINTS, rest) or rest)[0]
+    return gt, pred
+
+
+def _fill_pair(
+    gt: Labels | None, pred: Labels | None, layers: list[Labels]
+) -> tuple[Labels | None, Labels | None]:
+    """Fill whichever of ``gt`` and ``pred`` is None from ``layers``, never repeating one."""
+    guess_gt, guess_pred = _guess_pair(layers)
+    if gt is None and pred is None:
+        return guess_gt, guess_pred
+    if gt is None:
+        others = [layer for layer in layers if layer is not pred]
+        return (guess_gt if guess_gt in others else next(iter(others), None)), pred
+    others = [layer for layer in layers if layer is not gt]
+    return gt, (guess_pred if guess_pred in others else next(iter(others[::-1]), None))
+
+
+class EvaluateWidget(QWidget):
+    """Dock widget scoring a prediction Labels layer against a ground-truth one.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose Labels layers are offered.
+
+    Notes
+    -----
+    Scores are recomputed in a background worker whenever a picker or the "strict"
+    box changes and (debounced) when either layer is edited. The prediction's
+    ``features`` get :attr:`Evaluation.pred_features`, the ground truth's the
+    ground-truth rows of :attr:`Evaluation.per_object` (``index`` = label). Picking a
+    table row selects the object in both layers and centres the camera on it.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.evaluation: Evaluation | None = None
+        self._outcome: _Outcome | None = None
+        self._shown_pair: tuple[Labels, Labels] | None = None
+        self._pair: tuple[Labels | None, Labels | None] = (None, None)
+        self._generation = 0
+        self._problem: str | None = None
+        self._views: dict[str, Layer] = {}
+        self._choosing = False
+        self._runner = LatestWinsRunner(on_busy=self._on_busy)
+        self._edit_timer = self._single_shot(EDIT_DEBOUNCE_MS, self.refresh)
+        self._progress_timer = self._single_shot(PROGRESS_DELAY_MS, self._show_progress)
+        self._build_controls()
+        self._build_layout()
+        self._connect_viewer()
+        self._refresh_choices()
+        self.destroyed.connect(self._runner.close)
+
+    # -- construction -------------------------------------------------------------
+    def _single_shot(self, msec: int, slot) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(msec)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _build_controls(self) -> None:
+        self.gt_combo = ComboBox(label="ground truth", choices=self._labels_choices, nullable=True)
+        self.pred_combo = ComboBox(label="prediction", choices=self._labels_choices, nullable=True)
+        self.strict_checkbox = CheckBox(text="strict (IoU > t)", value=False)
+        self.strict_checkbox.tooltip = (
+            "Count a match only if IoU > t (Kaggle's text) instead of IoU ≥ t (stardist). "
+            "The two differ only where an IoU equals a threshold exactly."
+        )
+        self.iou_view_checkbox = CheckBox(text="IoU view", value=False)
+        self.iou_view_checkbox.tooltip = (
+            "Show the predictions coloured by IoU, misses outlined in red and false "
+            "positives in orange."
+        )
+        self.gt_combo.changed.connect(self._on_pair_changed)
+        self.pred_combo.changed.connect(self._on_pair_changed)
+        self.strict_checkbox.changed.connect(self.refresh)
+        self.iou_view_checkbox.changed.connect(self._update_views)
+
+    def _build_layout(self) -> None:
+        self.controls = Container(
+            widgets=[self.gt_combo, self.pred_combo, self.strict_checkbox, self.iou_view_checkbox]
+        )
+        self.map_label = QLabel("mAP —")
+        self.map_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.summary_label = QLabel("")
+        self.summary_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.summary_label.setWordWrap(True)
+        self.legend_label = QLabel(
+            "colour: IoU of each prediction · "
+            f"<span style='color:{MISS_COLOR}'>■ missed</span> · "
+            f"<span style='color:{FALSE_POSITIVE_COLOR}'>■ false positive</span>"
+        )
+        self.legend_label.setWordWrap(True)
+        self.legend_label.setVisible(False)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 0)  # indeterminate
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setMaximumHeight(8)
+        self.objects_table = DataFrameTable("per_object", colors=STATUS_COLORS)
+        self.objects_table.row_selected.connect(self._on_object_selected)
+        self.thresholds_table = DataFrameTable("per_threshold")
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.objects_table, "Objects")
+        self.tabs.addTab(self.thresholds_table, "Thresholds")
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self.progress_bar)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.map_label)
+        layout.addWidget(self.summary_label)
+        layout.addWidget(self.legend_label)
+        layout.addLayout(status_row)
+        layout.addWidget(self.tabs, 1)
+        self._set_progress_visible(False)
+        self._set_map_text(None)
+
+    def _connect_viewer(self) -> None:
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layer_inserted)
+        layers.events.removed.connect(self._on_layer_removed)
+        layers.events.moved.connect(self._refresh_choices)
+        for layer in layers:
+            layer.events.name.connect(self._refresh_choices)
+
+    # -- layer pickers ------------------------------------------------------------
+    def _labels_choices(self, _widget=None) -> list[tuple[str, Labels]]:
+        return [
+            (layer.name, layer)
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels) and VIEW_KEY not in layer.metadata
+        ]
+
+    @property
+    def gt_layer(self) -> Labels | None:
+        """The ground-truth layer picked."""
+        return self.gt_combo.value
+
+    @property
+    def pred_layer(self) -> Labels | None:
+        """The prediction layer picked."""
+        return self.pred_combo.value
+
+    def set_layers(self, gt: Labels | None, pred: Labels | None) -> None:
+        """Pick ``gt`` and ``pred`` (layers of the viewer), then recompute once."""
+        self._choosing = True
+        try:
+            self.gt_combo.value = gt
+            self.pred_combo.value = pred
+        finally:
+            self._choosing = False
+        self._on_pair_changed()
+
+    def _refresh_choices(self, _event=None) -> None:
+        """Re-read the layer list; fill empty pickers with a guess."""
+        self._choosing = True
+        try:
+            self.gt_combo.reset_choices()
+            self.pred_combo.reset_choices()
+            gt, pred = self.gt_combo.value, self.pred_combo.value
+            if gt is None or pred is None:
+                choices = [layer for _, layer in self._labels_choices()]
+                gt, pred = _fill_pair(gt, pred, choices)
+                self.gt_combo.value, self.pred_combo.value = gt, pred
+        finally:
+            self._choosing = False
+        self._on_pair_changed()
+        self._rename_views()
+
+    def _on_layer_inserted(self, event) -> None:
+        event.value.events.name.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _on_layer_removed(self, event) -> None:
+        event.value.events.name.disconnect(self._refresh_choices)
+        for role, layer in list(self._views.items()):
+            if layer is event.value:
+                del self._views[role]
+        self._refresh_choices()
+
+    def _on_pair_changed(self, _value: Any = None) -> None:
+        """Follow the picked layers' edits; recompute if the pair changed."""
+        if self._choosing:
+            return
+        pair = (self.gt_layer, self.pred_layer)
+        if pair[0] is self._pair[0] and pair[1] is self._pair[1]:
+            return
+        self._disconnect_pair()
+        self._pair = pair
+        for layer in {id(layer): layer for layer in pair if layer is not None}.values():
+            layer.events.data.connect(self._on_labels_edited)
+            layer.events.paint.connect(self._on_labels_edited)
+        self.refresh()
+
+    def _disconnect_pair(self) -> None:
+        for layer in {id(layer): layer for layer in self._pair if layer is not None}.values():
+            layer.events.data.disconnect(self._on_labels_edited)
+            layer.events.paint.disconnect(self._on_labels_edited)
+        self._pair = (None, None)
+
+    def _on_labels_edited(self, _event=None) -> None:
+        self._invalidate()
+        self._edit_timer.start()
+
+    # -- computing ----------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether a computation is queued, debouncing or running."""
+        return self._runner.waiting or self._edit_timer.isActive()
+
+    def refresh(self, _value: Any = None) -> None:
+        """Recompute the scores of the picked layers in the background."""
+        self._edit_timer.stop()
+        self._invalidate()
+        self._runner.request(self._prepare_job)
+
+    def _invalidate(self) -> None:
+        """Inputs changed: results still in flight are for old inputs."""
+        self._generation += 1
+        if self.evaluation is not None:
+            self._set_map_text(self.evaluation.map, stale=True)
+
+    def _input_problem(self, gt: Any, pred: Any) -> tuple[str, str | None] | None:
+        """Why the pair cannot be scored, as (message, notification level), or None."""
+        if gt is None or pred is None:
+            return "Pick a ground-truth and a prediction Labels layer.", None
+        if gt is pred:
+            return (f"'{gt.name}' is picked as both ground truth and prediction: "
+                    "pick two different Labels layers."), "warning"
+        for role, layer in (("ground truth", gt), ("prediction", pred)):
+            if not isinstance(layer, Labels):
+                return f"The {role} '{layer.name}' is not a Labels layer.", "error"
+            if layer.multiscale:
+                return f"The {role} '{layer.name}' is multiscale: not supported.", "error"
+        if tuple(gt.data.shape) != tuple(pred.data.shape):
+            return (f"Shapes differ: ground truth '{gt.name}' is {tuple(gt.data.shape)}, "
+                    f"prediction '{pred.name}' is {tuple(pred.data.shape)}."), "error"
+        return None
+
+    def _prepare_job(self) -> Job | None:
+        """Runs on the GUI thread when the runner is free: check and snapshot inputs."""
+        gt, pred = self.gt_layer, self.pred_layer
+        problem = self._input_problem(gt, pred)
+        if problem is not None:
+            self._report(*problem)
+            return None
+        token = self._generation
+        gt_data, pred_data = np.array(gt.data), np.array(pred.data)  # snapshots
+        self._set_status("Computing…")
+        return Job(
+            work=partial(_run_evaluation, gt_data, pred_data, bool(self.strict_checkbox.value)),
+            on_result=partial(self._on_result, token, gt, pred),
+            on_error=partial(self._on_error, token),
+        )
+
+    def _on_result(self, token: int, gt: Labels, pred: Labels, outcome: _Outcome) -> None:
+        if token != self._generation or (gt, pred) != (self.gt_layer, self.pred_layer):
+            return  # stale: a newer request follows
+        self._problem = None
+        self._show(gt, pred, outcome)
+
+    def _on_error(self, token: int, error: Exception) -> None:
+        if token != self._generation:
+            return
+        message = str(error) if isinstance(error, TypeError | ValueError) else repr(error)
+        self._report(message, "error")
+
+    def _report(self, message: str, level: str | None) -> None:
+        """Clear the results, show ``message``; notify once per distinct problem."""
+        self._clear_results()
+        self._set_status(message)
+        if level is not None and message != self._problem:
+            (show_error if level == "error" else show_warning)(f"Evaluate: {message}")
+        self._problem = message if level is not None else None
+
+    # -- results ------------------------------------------------------------------
+    def _show(self, gt: Labels, pred: Labels, outcome: _Outcome) -> None:
+        evaluation = outcome.evaluation
+        self.evaluation, self._outcome, self._shown_pair = evaluation, outcome, (gt, pred)
+        self._set_map_text(evaluation.map)
+        self._set_summary(evaluation)
+        self.objects_table.name = f"{pred.name}_per_object"
+        self.thresholds_table.name = f"{pred.name}_per_threshold"
+        self.objects_table.set_frame(_object_table(evaluation.per_object))
+        self.thresholds_table.set_frame(evaluation.per_threshold)
+        self.tabs.setTabText(0, f"Objects ({len(evaluation.per_object)})")
+        pred.features = evaluation.pred_features
+        gt.features = _gt_features(evaluation.per_object)
+        self._update_views()
+        self._set_status(f"Up to date · computed in {outcome.seconds * 1000:.0f} ms")
+
+    def _clear_results(self) -> None:
+        self.evaluation = self._outcome = self._shown_pair = None
+        self._set_map_text(None)
+        self.summary_label.setText("")
+        self.objects_table.set_frame(None)
+        self.thresholds_table.set_frame(None)
+        self.tabs.setTabText(0, "Objects")
+        self._remove_views()
+
+    def _set_map_text(self, value: float | None, stale: bool = False) -> None:
+        text = "mAP —" if value is None else f"mAP {value:.3f}"
+        color = "#8c8c8c" if stale or value is None else "palette(text)"
+        self.map_label.setText(text)
+        self.map_label.setStyleSheet(f"font-size: 26pt; font-weight: bold; color: {color};")
+        self.map_label.setToolTip("Outdated: recomputing…" if stale else "")
+
+    def _set_summary(self, evaluation: Evaluation) -> None:
+        rows = evaluation.per_threshold
+        first = rows.iloc[int(np.argmin(rows["threshold"].to_numpy()))]
+        thresholds = evaluation.thresholds
+        criterion = ">" if evaluation.strict else "≥"
+        self.summary_label.setText(
+            f"{evaluation.n_true} ground-truth · {evaluation.n_pred} predicted objects<br>"
+            f"at IoU {criterion} {first['threshold']:.2f}: TP {int(first['tp'])} · "
+            f"FP {int(first['fp'])} · FN {int(first['fn'])}<br>"
+            f"mean over IoU {criterion} {min(thresholds):.2f} … {max(thresholds):.2f} "
+            f"({len(thresholds)} thresholds)"
+        )
+
+    # -- clicking a row -------------------------------------------------------------
+    def _on_object_selected(self, row: int) -> None:
+        """Select the object of table row ``row`` in both layers and centre on it."""
+        if self._shown_pair is None or row >= len(self.objects_table.frame):
+            return
+        gt, pred = self._shown_pair
+        if gt not in self.viewer.layers or pred not in self.viewer.layers:
+            return
+        record = self.objects_table.frame.iloc[row]
+        if record["kind"] == "gt":
+            owner, gt_id = gt, int(record["label"])
+            pred_id = int(record["matched_pred"]) or int(record["best_pred"])
+        else:
+            owner, pred_id, gt_id = pred, int(record["label"]), int(record["best_gt"])
+        if gt_id:
+            gt.selected_label = gt_id
+        if pred_id:
+            pred.selected_label = pred_id
+        centroid = [float(record[f"centroid-{axis}"]) for axis in range(owner.ndim)]
+        self.focus(owner, centroid, float(record["area"]))
+
+    def focus(self, layer: Layer, centroid: list[float], area: float) -> None:
+        """Centre the camera on ``centroid`` (data coordinates of ``layer``) and zoom in.
+
+        Parameters
+        ----------
+        layer : napari.layers.Layer
+            The layer whose data coordinates ``centroid`` is in.
+        centroid : list of float
+            The object's centre, one value per layer axis.
+        area : float
+            Its size in pixels (voxels), to estimate how far to zoom.
+        """
+        world = np.asarray(layer.data_to_world(centroid), dtype=float)
+        dims = self.viewer.dims
+        offset = dims.ndim - layer.ndim  # layer axes are the last viewer axes
+        displayed = list(dims.displayed)
+        for axis in range(layer.ndim):
+            if axis + offset not in displayed:
+                dims.set_point(axis + offset, world[axis])
+        current = list(self.viewer.scene.camera.center)[-len(displayed):]
+        center = [
+            world[axis - offset] if axis >= offset else current[i]
+            for i, axis in enumerate(displayed)
+        ]
+        self.viewer.scene.camera.center = tuple(center)
+        scales = np.abs(np.asarray(layer.scale, dtype=float))
+        shown_scales = [scales[axis - offset] for axis in displayed if axis >= offset] or [1.0]
+        field = FOCUS_CONTEXT * _ball_diameter(area, layer.ndim) * max(shown_scales)
+        field = max(field, 16 * min(shown_scales))
+        self.viewer.scene.camera.zoom = 0.95 * float(min(self.viewer.canvas.size)) / field
+
+    # -- IoU view -------------------------------------------------------------------
+    def _update_views(self, _value: Any = None) -> None:
+        """Create or update the IoU view layers (remove them when unchecked)."""
+        show = bool(self.iou_view_checkbox.value) and self._outcome is not None
+        self.legend_label.setVisible(show)
+        if not show:
+            self._remove_views()
+            return
+        outcome, (_gt, pred) = self._outcome, self._shown_pair
+        if pred not in self.viewer.layers:
+            return
+        active = self.viewer.layers.selection.active
+        image = iou_image(outcome.pred, outcome.evaluation.pred_features)
+        errors, colormap = error_labels(outcome.gt, outcome.pred, outcome.evaluation)
+        self._upsert_image(pred, image)
+        self._upsert_errors(pred, errors, colormap)
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active  # keep painting where the user was
+
+    def _view_layer(self, role: str, pred: Labels, kind: type) -> Layer | None:
+        """The existing view layer ``role`` of ``pred`` (removed if made for another)."""
+        layer = self._views.get(role)
+        if layer is None or layer not in self.viewer.layers:
+            return None
+        if layer.metadata.get(VIEW_KEY) != (role, id(pred)) or not isinstance(layer, kind):
+            self.viewer.layers.remove(layer)
+            return None
+        return layer
+
+    def _upsert_image(self, pred: Labels, image: np.ndarray) -> None:
+        name = f"{pred.name}{IOU_SUFFIX}"
+        layer = self._view_layer("iou", pred, Image)
+        if layer is None:
+            layer = self.viewer.add_image(
+                image, name=name, colormap="viridis", contrast_limits=(0.0, 1.0),
+                opacity=0.7, metadata={VIEW_KEY: ("iou", id(pred))}, **_transforms(pred),
+            )
+            layer.colorbar.visible = True
+            self._views["iou"] = layer
+        else:
+            layer.data = image
+            layer.name = name
+            self._sync_transforms(layer, pred)
+
+    def _upsert_errors(self, pred: Labels, errors: np.ndarray, colormap) -> None:
+        name = f"{pred.name}{ERRORS_SUFFIX}"
+        layer = self._view_layer("errors", pred, Labels)
+        if layer is None:
+            layer = self.viewer.add_labels(
+                errors, name=name, colormap=colormap, metadata={VIEW_KEY: ("errors", id(pred))},
+                **_transforms(pred),
+            )
+            layer.contour = 2
+            layer.editable = False
+            self._views["errors"] = layer
+        else:
+            layer.data = errors
+            layer.colormap = colormap
+            layer.name = name
+            self._sync_transforms(layer, pred)
+
+    def _rename_views(self) -> None:
+        """Keep the view layers named after the prediction they show."""
+        if self._shown_pair is None:
+            return
+        pred_name = self._shown_pair[1].name
+        suffixes = {"iou": IOU_SUFFIX, "errors": ERRORS_SUFFIX}
+        for role, layer in self._views.items():
+            if layer in self.viewer.layers and layer.name != pred_name + suffixes[role]:
+                layer.name = pred_name + suffixes[role]
+
+    @staticmethod
+    def _sync_transforms(output: Layer, source: Layer) -> None:
+        current = _transforms(output)
+        for key, value in _transforms(source).items():
+            if current[key].shape != value.shape or not np.allclose(current[key], value):
+                setattr(output, key, value)
+
+    def _remove_views(self) -> None:
+        views, self._views = self._views, {}
+        for layer in views.values():
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+
+    # -- status and progress --------------------------------------------------------
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            if not self._progress_timer.isActive() and not self.progress_bar.isVisible():
+                self._progress_timer.start()
+        else:
+            self._progress_timer.stop()
+            self._set_progress_visible(False)
+
+    def _show_progress(self) -> None:
+        if self._runner.waiting:
+            self._set_progress_visible(True)
+
+    def _set_progress_visible(self, visible: bool) -> None:
+        self.progress_bar.setVisible(visible)
+
+    # -- teardown -------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        """Disconnect from the viewer and drop running jobs when the widget closes."""
+        self.teardown()
+        super().closeEvent(event)
+
+    def teardown(self) -> None:
+        """Disconnect every event this widget listens to and forget pending work."""
+        self._runner.close()
+        self._edit_timer.stop()
+        self._progress_timer.stop()
+        self._disconnect_pair()
+        layers = self.viewer.layers
+        layers.events.inserted.disconnect(self._on_layer_inserted)
+        layers.events.removed.disconnect(self._on_layer_removed)
+        layers.events.moved.disconnect(self._refresh_choices)
+        for layer in layers:
+            layer.events.name.disconnect(self._refresh_choices)

@@ -1,0 +1,319 @@
+"""The "Evaluate" dock widget: scores, tables, features, row focus, live updates, errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("qtpy")
+
+from napari.layers import Image, Labels
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFileDialog
+
+from napari_unet_weights._widgets import evaluate as widget_module
+from napari_unet_weights._widgets.evaluate import EvaluateWidget
+from napari_unet_weights.metrics import evaluate
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT_MS = 10_000
+SCALE = (0.5, 2.0)
+TRANSLATE = (10.0, -4.0)
+CENTRES = ((12, 12), (12, 40), (40, 14), (44, 44), (28, 28))
+
+
+def _discs(shape=(64, 64), centres=CENTRES, radii=6, ids=None) -> np.ndarray:
+    """uint16 labels with one disc per centre."""
+    yy, xx = np.indices(shape)
+    labels = np.zeros(shape, dtype=np.uint16)
+    ids = ids or range(1, len(centres) + 1)
+    radii = np.broadcast_to(radii, len(centres))
+    for value, (cy, cx), radius in zip(ids, centres, radii, strict=True):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = value
+    return labels
+
+
+def _pair() -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth and an imperfect prediction: shifted, eroded, dropped, spurious."""
+    gt = _discs()
+    # object 2 shifted, 3 eroded, 5 dropped
+    centres = [(12, 12), (12, 42), (40, 14), (44, 44)]
+    pred = _discs(centres=centres, radii=[6, 6, 4, 6], ids=[11, 12, 13, 14])
+    pred[2:6, 56:62] = 20  # false positive
+    return gt, pred
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list[str]:
+    """Messages passed to napari's show_error / show_warning by the widget."""
+    messages: list[str] = []
+    monkeypatch.setattr(widget_module, "show_error", messages.append)
+    monkeypatch.setattr(widget_module, "show_warning", messages.append)
+    return messages
+
+
+def _add_pair(viewer, gt=None, pred=None) -> tuple[Labels, Labels]:
+    default_gt, default_pred = _pair()
+    gt = default_gt if gt is None else gt
+    pred = default_pred if pred is None else pred
+    kwargs = {"scale": SCALE, "translate": TRANSLATE}
+    return (
+        viewer.add_labels(gt.copy(), name="ground truth", **kwargs),
+        viewer.add_labels(pred.copy(), name="prediction", **kwargs),
+    )
+
+
+def _make_widget(viewer, qtbot) -> EvaluateWidget:
+    widget = EvaluateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Evaluate")
+    _wait_idle(widget, qtbot)
+    return widget
+
+
+def _wait_idle(widget: EvaluateWidget, qtbot) -> None:
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
+
+
+def _click_row(widget: EvaluateWidget, qtbot, frame_row: int) -> None:
+    """Click the view row showing ``frame_row`` of the per-object table."""
+    table = widget.objects_table
+    index = table.proxy.mapFromSource(table.model.index(frame_row, 1))
+    table.view.scrollTo(index)
+    rect = table.view.visualRect(index)
+    qtbot.mouseClick(table.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_map_tables_and_features(viewer, qtbot):
+    gt_layer, pred_layer = _add_pair(viewer)
+    gt, pred = gt_layer.data.copy(), pred_layer.data.copy()
+    viewer.add_image(np.zeros((64, 64)), name="image")  # not offered
+    widget = _make_widget(viewer, qtbot)
+    expected = evaluate(gt, pred)
+
+    assert widget.gt_layer is gt_layer and widget.pred_layer is pred_layer
+    assert all(isinstance(layer, Labels) for _, layer in widget._labels_choices())
+    assert widget.evaluation.map == pytest.approx(expected.map)
+    assert f"{expected.map:.3f}" in widget.map_label.text()
+    assert len(widget.objects_table.frame) == len(expected.per_object)
+    assert widget.objects_table.model.rowCount() == len(expected.per_object)
+    assert widget.thresholds_table.model.rowCount() == len(expected.thresholds) == 10
+
+    features = pred_layer.features
+    assert {"index", "iou", "matched_gt", "status"} <= set(features.columns)
+    iou_by_label = dict(zip(features["index"], features["iou"], strict=True))
+    want = dict(zip(expected.pred_features["index"], expected.pred_features["iou"], strict=True))
+    assert iou_by_label == pytest.approx(want)
+    assert set(iou_by_label) == {11, 12, 13, 14, 20}
+    gt_features = gt_layer.features
+    assert sorted(gt_features["index"]) == [1, 2, 3, 4, 5]
+    assert gt_features.set_index("index").loc[5, "status"] == "missed"
+
+    np.testing.assert_array_equal(gt_layer.data, gt)
+    np.testing.assert_array_equal(pred_layer.data, pred)
+
+
+def test_row_click_selects_and_centres(viewer, qtbot):
+    gt_layer, pred_layer = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    frame = widget.objects_table.frame
+
+    row = int(np.flatnonzero((frame["kind"] == "gt") & (frame["label"] == 4))[0])
+    _click_row(widget, qtbot, row)
+    assert gt_layer.selected_label == 4
+    assert pred_layer.selected_label == 14
+    record = frame.iloc[row]
+    centroid = [record["centroid-0"], record["centroid-1"]]
+    world = gt_layer.data_to_world(centroid)
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], world, atol=1e-6)
+    np.testing.assert_allclose(world, np.multiply(centroid, SCALE) + TRANSLATE)
+    zoom_on_object = viewer.scene.camera.zoom
+
+    fp_row = int(np.flatnonzero((frame["kind"] == "pred") & (frame["label"] == 20))[0])
+    _click_row(widget, qtbot, fp_row)
+    assert pred_layer.selected_label == 20
+    record = frame.iloc[fp_row]
+    expected = pred_layer.data_to_world([record["centroid-0"], record["centroid-1"]])
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], expected, atol=1e-6)
+    assert viewer.scene.camera.zoom > zoom_on_object  # the spurious blob is smaller
+
+
+def test_row_focus_sets_slice_in_3d(viewer, qtbot):
+    gt = np.zeros((5, 32, 32), dtype=np.uint16)
+    gt[3, 10:20, 10:20] = 1
+    gt[1, 2:8, 2:8] = 2
+    pred = gt.copy()
+    pred[1] = 0
+    gt_layer = viewer.add_labels(gt, name="gt", scale=(3.0, 1.0, 1.0))
+    viewer.add_labels(pred, name="pred", scale=(3.0, 1.0, 1.0))
+    widget = _make_widget(viewer, qtbot)
+    frame = widget.objects_table.frame
+    row = int(np.flatnonzero(frame["label"] == 1)[0])
+    widget.objects_table.select_row(row)
+    assert gt_layer.selected_label == 1
+    assert viewer.dims.point[0] == pytest.approx(9.0)  # slice 3 at scale 3
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], (14.5, 14.5))
+
+
+def test_painting_recomputes(viewer, qtbot):
+    gt_layer, pred_layer = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    before = widget.evaluation.map
+
+    pred_layer.brush_size = 20
+    pred_layer.paint((44, 44), 0)  # erase the prediction of object 4
+    edited = np.asarray(pred_layer.data).copy()
+    expected = evaluate(gt_layer.data, edited).map
+    assert expected != pytest.approx(before)
+    qtbot.waitUntil(
+        lambda: not widget.busy and widget.evaluation is not None
+        and widget.evaluation.map == pytest.approx(expected),
+        timeout=TIMEOUT_MS,
+    )
+    assert f"{expected:.3f}" in widget.map_label.text()
+    np.testing.assert_array_equal(pred_layer.data, edited)
+
+
+def test_latest_inputs_win(viewer, qtbot):
+    gt_layer, pred_layer = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    final = gt_layer.data.copy()
+    widget.strict_checkbox.value = True  # starts a job
+    pred_layer.data = final  # changes the inputs while it runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
+    assert widget.evaluation.map == pytest.approx(1.0)
+    assert widget.evaluation.strict
+
+
+def test_stale_result_is_dropped(viewer, qtbot, monkeypatch):
+    gt_layer, pred_layer = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    started = []
+
+    def slow_evaluate(gt, pred, **kwargs):
+        started.append(pred.copy())
+        time.sleep(0.3)
+        return evaluate(gt, pred, **kwargs)
+
+    shown = []
+    monkeypatch.setattr(widget_module, "evaluate", slow_evaluate)
+    monkeypatch.setattr(widget, "_show", lambda *args: shown.append(args[2].evaluation.map))
+    widget.refresh()
+    qtbot.waitUntil(lambda: len(started) == 1, timeout=TIMEOUT_MS)
+    pred_layer.data = gt_layer.data.copy()  # edited while the job runs
+    _wait_idle(widget, qtbot)
+    assert len(started) == 2  # rerun with the new data afterwards
+    assert shown == [pytest.approx(1.0)]  # the first, stale result never shown
+
+
+def test_shape_mismatch_notifies_and_clears(viewer, qtbot, errors):
+    gt_layer, _ = _add_pair(viewer)
+    small = viewer.add_labels(np.ones((40, 40), dtype=np.uint8), name="small")
+    widget = _make_widget(viewer, qtbot)
+    assert widget.evaluation is not None
+
+    widget.set_layers(gt_layer, small)
+    _wait_idle(widget, qtbot)
+    assert widget.evaluation is None
+    assert any("Shapes differ" in message for message in errors)
+    assert "—" in widget.map_label.text()
+    assert widget.objects_table.model.rowCount() == 0
+    assert widget.thresholds_table.model.rowCount() == 0
+
+
+def test_same_layer_twice_warns(viewer, qtbot, errors):
+    gt_layer, _ = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    widget.set_layers(gt_layer, gt_layer)
+    _wait_idle(widget, qtbot)
+    assert widget.evaluation is None
+    assert any("both ground truth and prediction" in message for message in errors)
+
+
+def test_evaluate_error_is_notified(viewer, qtbot, errors, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise TypeError("prediction must hold integers")
+
+    monkeypatch.setattr(widget_module, "evaluate", broken)
+    _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    assert widget.evaluation is None
+    assert errors == ["Evaluate: prediction must hold integers"]
+    assert "integers" in widget.status_label.text()
+
+
+def test_csv_export(viewer, qtbot, tmp_path, monkeypatch):
+    _, pred_layer = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    targets = iter([tmp_path / "objects.csv", tmp_path / "thresholds"])
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(next(targets)), "")
+    )
+    widget.objects_table.save_button.click()
+    widget.thresholds_table.save_button.click()
+
+    objects = pd.read_csv(tmp_path / "objects.csv")
+    thresholds = pd.read_csv(tmp_path / "thresholds.csv")
+    assert len(objects) == len(widget.evaluation.per_object)
+    assert {"kind", "label", "status", "best_iou", "centroid-0"} <= set(objects.columns)
+    assert len(thresholds) == 10
+    assert thresholds["accuracy"].mean() == pytest.approx(widget.evaluation.map)
+    assert widget.objects_table.name == f"{pred_layer.name}_per_object"
+
+
+def test_iou_view(viewer, qtbot):
+    _, pred_layer = _add_pair(viewer)
+    widget = _make_widget(viewer, qtbot)
+    pred = pred_layer.data.copy()
+    widget.iou_view_checkbox.value = True
+
+    image = viewer.layers[f"{pred_layer.name} IoU"]
+    errors = viewer.layers[f"{pred_layer.name} errors"]
+    assert isinstance(image, Image) and isinstance(errors, Labels)
+    for layer in (image, errors):
+        np.testing.assert_allclose(layer.scale, pred_layer.scale)
+        np.testing.assert_allclose(layer.translate, pred_layer.translate)
+    features = widget.evaluation.pred_features.set_index("index")
+    assert image.data[12, 12] == pytest.approx(features.loc[11, "iou"])
+    assert np.isnan(image.data[0, 0])
+    assert errors.data[28, 28] == 5  # the missed object
+    assert errors.data[3, 58] > 0  # the false positive
+    assert errors.data[12, 12] == 0  # matched: not marked
+    assert errors not in [layer for _, layer in widget._labels_choices()]
+    assert viewer.layers.selection.active is not image
+
+    pred_layer.name = "renamed"
+    assert image.name == "renamed IoU" and errors.name == "renamed errors"
+
+    widget.iou_view_checkbox.value = False
+    assert image not in viewer.layers and errors not in viewer.layers
+    np.testing.assert_array_equal(pred_layer.data, pred)
+
+
+def test_pickers_follow_layer_list(viewer, qtbot):
+    only = viewer.add_labels(_discs(), name="annotations")
+    widget = _make_widget(viewer, qtbot)
+    assert widget.gt_layer is only and widget.pred_layer is None
+    assert "Pick" in widget.status_label.text()
+
+    pred_layer = viewer.add_labels(_pair()[1], name="unet prediction")
+    _wait_idle(widget, qtbot)
+    assert widget.pred_layer is pred_layer
+    assert widget.evaluation is not None
+
+    pred_layer.name = "renamed"
+    assert "renamed" in [name for name, _ in widget._labels_choices()]
+    assert widget.pred_combo.value is pred_layer
+
+    viewer.layers.remove(pred_layer)
+    _wait_idle(widget, qtbot)
+    assert widget.pred_layer is not pred_layer
