@@ -18,7 +18,6 @@ not TensorFlow).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,10 @@ from scipy import ndimage as ndi
 from skimage.draw import disk
 from skimage.segmentation import expand_labels
 
-from napari_unet_weights.metrics import DEFAULT_THRESHOLDS, evaluate
-
 REPO = Path(__file__).resolve().parents[1]
-
-
-def dsb_folder() -> Path:
-    """The DSB 2018 data folder (``$NAPARI_UNET_WEIGHTS_DSB`` or ``../shared/data/dsb2018``)."""
-    return Path(os.environ.get("NAPARI_UNET_WEIGHTS_DSB", REPO.parent / "shared/data/dsb2018"))
+sys.path.insert(0, str(REPO / "tests"))
+from napari_unet_weights.metrics import DEFAULT_THRESHOLDS, evaluate  # noqa: E402
+from reference import dsb_folder  # noqa: E402
 
 
 def _neighbour_pairs(labels: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from napari_unet_weights import WeightMapCache, weight_map
 from reference import (
     brute_force_weight_map,
+    dsb_folder,
     labels_to_masks,
     seed_make_weight_map,
 )
 
-DSB = Path(os.environ.get("NAPARI_UNET_WEIGHTS_DSB",
-                          Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"))
+DSB = dsb_folder()
 
 
 def best_time(function, repeat: int = 5) -> float:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
+
+
+def dsb_folder() -> Path:
+    """The DSB 2018 data: ``$NAPARI_UNET_WEIGHTS_DSB`` or ``../shared/data/dsb2018``."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"
+    return Path(os.environ.get("NAPARI_UNET_WEIGHTS_DSB", default))
 
 
 def brute_force_weight_map(labels, w0=10.0, sigma=5.0, *, border="background",

@@ -19,13 +19,13 @@ from skimage.morphology import convex_hull_image
 
 from napari_unet_weights import Evaluation, evaluate, evaluate_dataset
 from napari_unet_weights.metrics import DEFAULT_THRESHOLDS
+from reference import dsb_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def dsb_labels_folder() -> Path:
-    root = os.environ.get("NAPARI_UNET_WEIGHTS_DSB", REPO.parent / "shared/data/dsb2018")
-    return Path(root) / "labels"
+    return dsb_folder() / "labels"
 
 
 # -- references ----------------------------------------------------------------

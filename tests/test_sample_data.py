@@ -12,10 +12,11 @@ import tifffile
 from napari_unet_weights import _sample_data
 from napari_unet_weights._sample_data import SAMPLES, load_sample, touching_discs
 from napari_unet_weights.weights import validate_labels, weight_map
+from reference import dsb_folder
 
 MANIFEST = Path(_sample_data.__file__).with_name("napari.yaml")
 DATA = Path(_sample_data.__file__).with_name("data")
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"
+DSB = dsb_folder()
 EXPECTED = {  # name: (image shape, number of nuclei)
     "nuclei_fluorescence": ((256, 256), 34),
     "nuclei_crowded": ((256, 256), 98),
