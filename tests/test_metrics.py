@@ -21,8 +21,6 @@ from napari_unet_weights import Evaluation, evaluate, evaluate_dataset
 from napari_unet_weights.metrics import DEFAULT_THRESHOLDS
 from reference import dsb_folder
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def dsb_labels_folder() -> Path:
     return dsb_folder() / "labels"

@@ -22,18 +22,19 @@ from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QVBoxLayout
 
+from napari_unet_weights._widgets._base import (
+    LayerWidget,
+    connect_events,
+    error_message,
+    keep_active_layer,
+    transforms,
+    update_layer,
+)
 from napari_unet_weights._widgets._table import DataFrameTable
-from napari_unet_weights._widgets._workers import Job, LatestWinsRunner
+from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.metrics import Evaluation, evaluate
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ __all__ = ["EvaluateWidget", "error_labels", "iou_image"]
 
 EDIT_DEBOUNCE_MS = 200
 PROGRESS_DELAY_MS = 200
+#: Events of the picked layers after which the scores are recomputed (debounced).
+EDIT_EVENTS = ("data", "paint")
 #: Metadata key of the layers this widget makes (kept out of the layer pickers).
 VIEW_KEY = "napari_unet_weights_evaluate_view"
 IOU_SUFFIX = " IoU"
@@ -165,17 +168,6 @@ def error_labels(
     return out, DirectLabelColormap(color_dict=colors)
 
 
-def _transforms(layer: Layer) -> dict[str, np.ndarray]:
-    """The data-to-world transform of ``layer``, as keyword arguments of a new layer."""
-    return {
-        "scale": np.asarray(layer.scale),
-        "translate": np.asarray(layer.translate),
-        "rotate": np.asarray(layer.rotate),
-        "shear": np.asarray(layer.shear),
-        "affine": np.asarray(layer.affine.affine_matrix),
-    }
-
-
 def _ball_diameter(volume: float, ndim: int) -> float:
     """Diameter of the ``ndim``-ball of the given volume (area in 2D)."""
     unit_ball = math.pi ** (ndim / 2) / math.gamma(ndim / 2 + 1)
@@ -222,7 +214,7 @@ def _fill_pair(
     return gt, (guess_pred if guess_pred in others else next(iter(others[::-1]), None))
 
 
-class EvaluateWidget(QWidget):
+class EvaluateWidget(LayerWidget):
     """Dock widget scoring a prediction Labels layer against a ground-truth one.
 
     Parameters
@@ -240,32 +232,20 @@ class EvaluateWidget(QWidget):
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, EDIT_DEBOUNCE_MS, PROGRESS_DELAY_MS)
         self.evaluation: Evaluation | None = None
         self._outcome: _Outcome | None = None
         self._shown_pair: tuple[Labels, Labels] | None = None
         self._pair: tuple[Labels | None, Labels | None] = (None, None)
         self._generation = 0
-        self._problem: str | None = None
         self._views: dict[str, Layer] = {}
         self._choosing = False
-        self._runner = LatestWinsRunner(on_busy=self._on_busy)
-        self._edit_timer = self._single_shot(EDIT_DEBOUNCE_MS, self.refresh)
-        self._progress_timer = self._single_shot(PROGRESS_DELAY_MS, self._show_progress)
         self._build_controls()
         self._build_layout()
-        self._connect_viewer()
+        self._watch_viewer()
         self._refresh_choices()
-        self.destroyed.connect(self._runner.close)
 
     # -- construction -------------------------------------------------------------
-    def _single_shot(self, msec: int, slot) -> QTimer:
-        timer = QTimer(self)
-        timer.setSingleShot(True)
-        timer.setInterval(msec)
-        timer.timeout.connect(slot)
-        return timer
 
     def _build_controls(self) -> None:
         self.gt_combo = ComboBox(label="ground truth", choices=self._labels_choices, nullable=True)
@@ -301,11 +281,7 @@ class EvaluateWidget(QWidget):
         )
         self.legend_label.setWordWrap(True)
         self.legend_label.setVisible(False)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 0)  # indeterminate
-        self.progress_bar.setTextVisible(False)
+        self._build_status()
         self.progress_bar.setMaximumHeight(8)
         self.objects_table = DataFrameTable("per_object", colors=STATUS_COLORS)
         self.objects_table.row_selected.connect(self._on_object_selected)
@@ -326,21 +302,10 @@ class EvaluateWidget(QWidget):
         self._set_progress_visible(False)
         self._set_map_text(None)
 
-    def _connect_viewer(self) -> None:
-        layers = self.viewer.layers
-        layers.events.inserted.connect(self._on_layer_inserted)
-        layers.events.removed.connect(self._on_layer_removed)
-        layers.events.moved.connect(self._refresh_choices)
-        for layer in layers:
-            layer.events.name.connect(self._refresh_choices)
-
     # -- layer pickers ------------------------------------------------------------
-    def _labels_choices(self, _widget=None) -> list[tuple[str, Labels]]:
-        return [
-            (layer.name, layer)
-            for layer in self.viewer.layers
-            if isinstance(layer, Labels) and VIEW_KEY not in layer.metadata
-        ]
+    def _offers(self, layer: Labels) -> bool:
+        """Whether the pickers offer ``layer``: not the IoU view's own layers."""
+        return VIEW_KEY not in layer.metadata
 
     @property
     def gt_layer(self) -> Labels | None:
@@ -378,16 +343,10 @@ class EvaluateWidget(QWidget):
         self._on_pair_changed()
         self._rename_views()
 
-    def _on_layer_inserted(self, event) -> None:
-        event.value.events.name.connect(self._refresh_choices)
-        self._refresh_choices()
-
-    def _on_layer_removed(self, event) -> None:
-        event.value.events.name.disconnect(self._refresh_choices)
-        for role, layer in list(self._views.items()):
-            if layer is event.value:
+    def _forget_layer(self, layer: Layer) -> None:
+        for role, view in list(self._views.items()):
+            if view is layer:
                 del self._views[role]
-        self._refresh_choices()
 
     def _on_pair_changed(self, _value: Any = None) -> None:
         """Follow the picked layers' edits; recompute if the pair changed."""
@@ -396,29 +355,19 @@ class EvaluateWidget(QWidget):
         pair = (self.gt_layer, self.pred_layer)
         if pair[0] is self._pair[0] and pair[1] is self._pair[1]:
             return
-        self._disconnect_pair()
+        self._disconnect_inputs()
         self._pair = pair
-        for layer in {id(layer): layer for layer in pair if layer is not None}.values():
-            layer.events.data.connect(self._on_labels_edited)
-            layer.events.paint.connect(self._on_labels_edited)
+        connect_events(pair, EDIT_EVENTS, self._on_labels_edited)
         self.refresh()
 
-    def _disconnect_pair(self) -> None:
-        for layer in {id(layer): layer for layer in self._pair if layer is not None}.values():
-            layer.events.data.disconnect(self._on_labels_edited)
-            layer.events.paint.disconnect(self._on_labels_edited)
+    def _disconnect_inputs(self) -> None:
+        connect_events(self._pair, EDIT_EVENTS, self._on_labels_edited, connect=False)
         self._pair = (None, None)
 
-    def _on_labels_edited(self, _event=None) -> None:
+    def _on_edit(self) -> None:
         self._invalidate()
-        self._edit_timer.start()
 
     # -- computing ----------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        """Whether a computation is queued, debouncing or running."""
-        return self._runner.waiting or self._edit_timer.isActive()
-
     def refresh(self, _value: Any = None) -> None:
         """Recompute the scores of the picked layers in the background."""
         self._edit_timer.stop()
@@ -473,16 +422,14 @@ class EvaluateWidget(QWidget):
     def _on_error(self, token: int, error: Exception) -> None:
         if token != self._generation:
             return
-        message = str(error) if isinstance(error, TypeError | ValueError) else repr(error)
-        self._report(message, "error")
+        self._report(error_message(error), "error")
 
     def _report(self, message: str, level: str | None) -> None:
         """Clear the results, show ``message``; notify once per distinct problem."""
         self._clear_results()
         self._set_status(message)
-        if level is not None and message != self._problem:
-            (show_error if level == "error" else show_warning)(f"Evaluate: {message}")
-        self._problem = message if level is not None else None
+        notify = None if level is None else show_error if level == "error" else show_warning
+        self._notify_once(f"Evaluate: {message}", notify)
 
     # -- results ------------------------------------------------------------------
     def _show(self, gt: Labels, pred: Labels, outcome: _Outcome) -> None:
@@ -592,13 +539,11 @@ class EvaluateWidget(QWidget):
         outcome, (_gt, pred) = self._outcome, self._shown_pair
         if pred not in self.viewer.layers:
             return
-        active = self.viewer.layers.selection.active
-        image = iou_image(outcome.pred, outcome.evaluation.pred_features)
-        errors, colormap = error_labels(outcome.gt, outcome.pred, outcome.evaluation)
-        self._upsert_image(pred, image)
-        self._upsert_errors(pred, errors, colormap)
-        if active is not None and active in self.viewer.layers:
-            self.viewer.layers.selection.active = active  # keep painting where the user was
+        with keep_active_layer(self.viewer):  # keep painting where the user was
+            image = iou_image(outcome.pred, outcome.evaluation.pred_features)
+            errors, colormap = error_labels(outcome.gt, outcome.pred, outcome.evaluation)
+            self._upsert_image(pred, image)
+            self._upsert_errors(pred, errors, colormap)
 
     def _view_layer(self, role: str, pred: Labels, kind: type) -> Layer | None:
         """The existing view layer ``role`` of ``pred`` (removed if made for another)."""
@@ -616,14 +561,12 @@ class EvaluateWidget(QWidget):
         if layer is None:
             layer = self.viewer.add_image(
                 image, name=name, colormap="viridis", contrast_limits=(0.0, 1.0),
-                opacity=0.7, metadata={VIEW_KEY: ("iou", id(pred))}, **_transforms(pred),
+                opacity=0.7, metadata={VIEW_KEY: ("iou", id(pred))}, **transforms(pred),
             )
             layer.colorbar.visible = True
             self._views["iou"] = layer
         else:
-            layer.data = image
-            layer.name = name
-            self._sync_transforms(layer, pred)
+            update_layer(layer, pred, data=image, name=name)
 
     def _upsert_errors(self, pred: Labels, errors: np.ndarray, colormap) -> None:
         name = f"{pred.name}{ERRORS_SUFFIX}"
@@ -631,16 +574,13 @@ class EvaluateWidget(QWidget):
         if layer is None:
             layer = self.viewer.add_labels(
                 errors, name=name, colormap=colormap, metadata={VIEW_KEY: ("errors", id(pred))},
-                **_transforms(pred),
+                **transforms(pred),
             )
             layer.contour = 2
             layer.editable = False
             self._views["errors"] = layer
         else:
-            layer.data = errors
-            layer.colormap = colormap
-            layer.name = name
-            self._sync_transforms(layer, pred)
+            update_layer(layer, pred, data=errors, colormap=colormap, name=name)
 
     def _rename_views(self) -> None:
         """Keep the view layers named after the prediction they show."""
@@ -652,53 +592,8 @@ class EvaluateWidget(QWidget):
             if layer in self.viewer.layers and layer.name != pred_name + suffixes[role]:
                 layer.name = pred_name + suffixes[role]
 
-    @staticmethod
-    def _sync_transforms(output: Layer, source: Layer) -> None:
-        current = _transforms(output)
-        for key, value in _transforms(source).items():
-            if current[key].shape != value.shape or not np.allclose(current[key], value):
-                setattr(output, key, value)
-
     def _remove_views(self) -> None:
         views, self._views = self._views, {}
         for layer in views.values():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
-
-    # -- status and progress --------------------------------------------------------
-    def _set_status(self, text: str) -> None:
-        self.status_label.setText(text)
-
-    def _on_busy(self, busy: bool) -> None:
-        if busy:
-            if not self._progress_timer.isActive() and not self.progress_bar.isVisible():
-                self._progress_timer.start()
-        else:
-            self._progress_timer.stop()
-            self._set_progress_visible(False)
-
-    def _show_progress(self) -> None:
-        if self._runner.waiting:
-            self._set_progress_visible(True)
-
-    def _set_progress_visible(self, visible: bool) -> None:
-        self.progress_bar.setVisible(visible)
-
-    # -- teardown -------------------------------------------------------------------
-    def closeEvent(self, event) -> None:
-        """Disconnect from the viewer and drop running jobs when the widget closes."""
-        self.teardown()
-        super().closeEvent(event)
-
-    def teardown(self) -> None:
-        """Disconnect every event this widget listens to and forget pending work."""
-        self._runner.close()
-        self._edit_timer.stop()
-        self._progress_timer.stop()
-        self._disconnect_pair()
-        layers = self.viewer.layers
-        layers.events.inserted.disconnect(self._on_layer_inserted)
-        layers.events.removed.disconnect(self._on_layer_removed)
-        layers.events.moved.disconnect(self._refresh_choices)
-        for layer in layers:
-            layer.events.name.disconnect(self._refresh_choices)

@@ -18,10 +18,17 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 
-from napari_unet_weights._widgets._workers import Job, LatestWinsRunner
+from napari_unet_weights._widgets._base import (
+    LayerWidget,
+    connect_events,
+    error_message,
+    keep_active_layer,
+    transforms,
+    update_layer,
+)
+from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.weights import BORDER_MODES, CLASS_WEIGHT_MODES, WeightMapCache
 
 if TYPE_CHECKING:
@@ -102,17 +109,6 @@ def _compute(
     return _Outcome(cache, image, cache.n_objects, perf_counter() - start)
 
 
-def _transforms(layer) -> dict[str, np.ndarray]:
-    """The data-to-world transform of ``layer``, as keyword arguments of a new layer."""
-    return {
-        "scale": np.asarray(layer.scale),
-        "translate": np.asarray(layer.translate),
-        "rotate": np.asarray(layer.rotate),
-        "shear": np.asarray(layer.shear),
-        "affine": np.asarray(layer.affine.affine_matrix),
-    }
-
-
 def _contrast_limits(image: np.ndarray, settings: _Settings) -> tuple[float, float]:
     """Display range: ``[0, w0 + 1]``, wider if ``"inverse"`` class weights exceed 1."""
     upper = settings.w0 + 1.0
@@ -121,7 +117,7 @@ def _contrast_limits(image: np.ndarray, settings: _Settings) -> tuple[float, flo
     return 0.0, max(upper, 1e-3)
 
 
-class WeightMapWidget(QWidget):
+class WeightMapWidget(LayerWidget):
     """Dock widget showing the U-Net weight map of a Labels layer, live while painting.
 
     Parameters
@@ -139,8 +135,7 @@ class WeightMapWidget(QWidget):
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, EDIT_DEBOUNCE_MS, PROGRESS_DELAY_MS)
         self._layer: Labels | None = None
         self._cache: WeightMapCache | None = None
         self._cache_key: tuple | None = None
@@ -149,26 +144,13 @@ class WeightMapWidget(QWidget):
         self._output: Image | None = None
         self._n_objects: int | None = None
         self._shown: _Settings | None = None
-        self._closed = False
-        self._warned_no_labels = False
-        self._runner = LatestWinsRunner(on_busy=self._on_busy)
-        self._edit_timer = self._single_shot(EDIT_DEBOUNCE_MS, self.refresh)
-        self._progress_timer = self._single_shot(PROGRESS_DELAY_MS, self._show_progress)
         self._build_controls()
         self._build_layout()
-        self._connect_viewer()
+        self._watch_viewer()
         self._refresh_choices()
         self._pick_active_labels()
-        self.destroyed.connect(self._runner.close)
 
     # -- construction -------------------------------------------------------------
-    def _single_shot(self, msec: int, slot) -> QTimer:
-        timer = QTimer(self)
-        timer.setSingleShot(True)
-        timer.setInterval(msec)
-        timer.timeout.connect(slot)
-        return timer
-
     def _build_controls(self) -> None:
         self.layer_combo = ComboBox(label="labels", choices=self._labels_choices)
         self.w0_slider = FloatSlider(label="w0", min=0, max=100, step=0.5, value=10)
@@ -206,13 +188,7 @@ class WeightMapWidget(QWidget):
                 self.per_plane_checkbox,
             ]
         )
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 0)  # indeterminate
-        self.progress_bar.setTextVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
+        self._build_status(cancel=self.cancel)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar)
         progress_row.addWidget(self.cancel_button)
@@ -223,14 +199,6 @@ class WeightMapWidget(QWidget):
         layout.addStretch(1)
         self._set_progress_visible(False)
 
-    def _connect_viewer(self) -> None:
-        layers = self.viewer.layers
-        layers.events.inserted.connect(self._on_layer_inserted)
-        layers.events.removed.connect(self._on_layer_removed)
-        layers.events.moved.connect(self._refresh_choices)
-        for layer in layers:
-            layer.events.name.connect(self._refresh_choices)
-
     def _pick_active_labels(self) -> None:
         active = self.viewer.layers.selection.active
         if isinstance(active, Labels):
@@ -240,22 +208,13 @@ class WeightMapWidget(QWidget):
             self._set_status(NO_LABELS)
 
     # -- layer list ---------------------------------------------------------------
-    def _labels_choices(self, _widget=None) -> list[tuple[str, Labels]]:
-        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Labels)]
-
     def _refresh_choices(self, _event=None) -> None:
         self.layer_combo.reset_choices()
         self._set_layer(self.layer_combo.value)
 
-    def _on_layer_inserted(self, event) -> None:
-        event.value.events.name.connect(self._refresh_choices)
-        self._refresh_choices()
-
-    def _on_layer_removed(self, event) -> None:
-        event.value.events.name.disconnect(self._refresh_choices)
-        if event.value is self._output:
+    def _forget_layer(self, layer) -> None:
+        if layer is self._output:
             self._output = None
-        self._refresh_choices()
 
     @property
     def layer(self) -> Labels | None:
@@ -266,33 +225,30 @@ class WeightMapWidget(QWidget):
         """Follow ``layer``: reconnect its edit events and build a new cache for it."""
         if layer is self._layer:
             return
-        self._disconnect_layer()
+        self._disconnect_inputs()
         self._layer = layer
         self._cache = self._cache_key = self._failed_key = self._output = None
         self._labels_dirty = False
         self._n_objects = None
-        self._shown: _Settings | None = None
-        self._warned_no_labels = False
+        self._shown = None
+        self._problem = None
         self.per_plane_checkbox.enabled = layer is not None and layer.ndim > 2
         if layer is None:
             self._set_status(NO_LABELS)
             return
-        for event in EDIT_EVENTS:
-            getattr(layer.events, event).connect(self._on_labels_edited)
+        connect_events([layer], EDIT_EVENTS, self._on_labels_edited)
         layer.events.scale.connect(self.refresh)
         self.refresh()
 
-    def _disconnect_layer(self) -> None:
-        layer = self._layer
+    def _disconnect_inputs(self) -> None:
+        layer, self._layer = self._layer, None
         if layer is None:
             return
-        for event in EDIT_EVENTS:
-            getattr(layer.events, event).disconnect(self._on_labels_edited)
+        connect_events([layer], EDIT_EVENTS, self._on_labels_edited, connect=False)
         layer.events.scale.disconnect(self.refresh)
 
-    def _on_labels_edited(self, _event=None) -> None:
+    def _on_edit(self) -> None:
         self._labels_dirty = True
-        self._edit_timer.start()
 
     # -- computing ----------------------------------------------------------------
     def settings(self) -> _Settings | None:
@@ -313,7 +269,7 @@ class WeightMapWidget(QWidget):
     @property
     def busy(self) -> bool:
         """Whether an update is queued, debouncing or running."""
-        return self._runner.waiting or self._edit_timer.isActive() or self._labels_dirty
+        return super().busy or self._labels_dirty
 
     def refresh(self, _value: Any = None) -> None:
         """Bring the weight map up to date with the layer and the controls.
@@ -322,10 +278,8 @@ class WeightMapWidget(QWidget):
         background runner for a job.
         """
         settings = self.settings()
-        if settings is None:
-            if not self._warned_no_labels:  # once, not on every slider step
-                show_warning("Weight map: add or open a Labels layer first.")
-                self._warned_no_labels = True
+        if settings is None:  # warn once, not on every slider step
+            self._notify_once("Weight map: add or open a Labels layer first.", show_warning)
             return
         if self._can_render_now(settings):
             self._render_now(settings)
@@ -393,7 +347,7 @@ class WeightMapWidget(QWidget):
 
     def _report_error(self, error: Exception, settings: _Settings) -> None:
         self._failed_key = settings.cache_key
-        message = str(error) if isinstance(error, TypeError | ValueError) else repr(error)
+        message = error_message(error)
         self._set_status(f"Error: {message}")
         show_error(f"Weight map of '{self._layer.name}': {message}")
 
@@ -420,73 +374,20 @@ class WeightMapWidget(QWidget):
     def _show(self, image: np.ndarray, settings: _Settings, seconds: float) -> None:
         """Write ``image`` into the output layer (created if missing) and the status."""
         labels = self._layer
-        name = f"{labels.name}{OUTPUT_SUFFIX}"
         limits = _contrast_limits(image, settings)
         output = self._output_layer(labels)
         if output is None:
-            output = self.viewer.add_image(
-                image,
-                name=name,
-                colormap="magma",
-                blending="additive",
-                contrast_limits=limits,
-                **_transforms(labels),
-            )
-            self.viewer.layers.selection.active = labels  # keep painting on the labels
+            with keep_active_layer(self.viewer, labels):  # keep painting on the labels
+                output = self.viewer.add_image(
+                    image,
+                    name=f"{labels.name}{OUTPUT_SUFFIX}",
+                    colormap="magma",
+                    blending="additive",
+                    contrast_limits=limits,
+                    **transforms(labels),
+                )
         else:
-            output.data = image
-            output.contrast_limits = limits
-            self._sync_transforms(output, labels)
+            update_layer(output, labels, data=image, contrast_limits=limits)
         self._output, self._shown = output, settings
         objects = "" if self._n_objects is None else f"{self._n_objects} objects · "
         self._set_status(f"{objects}{seconds * 1000:.0f} ms")
-
-    @staticmethod
-    def _sync_transforms(output: Image, labels: Labels) -> None:
-        current = _transforms(output)
-        for key, value in _transforms(labels).items():
-            if current[key].shape != value.shape or not np.allclose(current[key], value):
-                setattr(output, key, value)
-
-    # -- status and progress --------------------------------------------------------
-    def _set_status(self, text: str) -> None:
-        self.status_label.setText(text)
-
-    def _on_busy(self, busy: bool) -> None:
-        if busy:
-            if not self._progress_timer.isActive() and not self.progress_bar.isVisible():
-                self._progress_timer.start()
-        else:
-            self._progress_timer.stop()
-            self._set_progress_visible(False)
-
-    def _show_progress(self) -> None:
-        if self._runner.waiting:
-            self._set_progress_visible(True)
-
-    def _set_progress_visible(self, visible: bool) -> None:
-        self.progress_bar.setVisible(visible)
-        self.cancel_button.setVisible(visible)
-
-    # -- teardown -------------------------------------------------------------------
-    def closeEvent(self, event) -> None:
-        """Disconnect from the viewer and drop running jobs when the widget closes."""
-        self.teardown()
-        super().closeEvent(event)
-
-    def teardown(self) -> None:
-        """Disconnect every event this widget listens to and forget pending work."""
-        if self._closed:
-            return
-        self._closed = True
-        self._runner.close()
-        self._edit_timer.stop()
-        self._progress_timer.stop()
-        self._disconnect_layer()
-        self._layer = None
-        layers = self.viewer.layers
-        layers.events.inserted.disconnect(self._on_layer_inserted)
-        layers.events.removed.disconnect(self._on_layer_removed)
-        layers.events.moved.disconnect(self._refresh_choices)
-        for layer in layers:
-            layer.events.name.disconnect(self._refresh_choices)
