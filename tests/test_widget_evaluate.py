@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,9 @@ def _pair() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
+def make_widget(dock_widget):
+    """``make_widget()``: a docked EvaluateWidget, once its first computation is done."""
+    return partial(dock_widget, EvaluateWidget, "Evaluate")
 
 
 @pytest.fixture
@@ -73,17 +75,6 @@ def _add_pair(viewer, gt=None, pred=None) -> tuple[Labels, Labels]:
     )
 
 
-def _make_widget(viewer, qtbot) -> EvaluateWidget:
-    widget = EvaluateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Evaluate")
-    _wait_idle(widget, qtbot)
-    return widget
-
-
-def _wait_idle(widget: EvaluateWidget, qtbot) -> None:
-    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
-
-
 def _click_row(widget: EvaluateWidget, qtbot, frame_row: int) -> None:
     """Click the view row showing ``frame_row`` of the per-object table."""
     table = widget.objects_table
@@ -93,11 +84,11 @@ def _click_row(widget: EvaluateWidget, qtbot, frame_row: int) -> None:
     qtbot.mouseClick(table.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
 
-def test_map_tables_and_features(viewer, qtbot):
+def test_map_tables_and_features(viewer, make_widget):
     gt_layer, pred_layer = _add_pair(viewer)
     gt, pred = gt_layer.data.copy(), pred_layer.data.copy()
     viewer.add_image(np.zeros((64, 64)), name="image")  # not offered
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     expected = evaluate(gt, pred)
 
     assert widget.gt_layer is gt_layer and widget.pred_layer is pred_layer
@@ -122,9 +113,9 @@ def test_map_tables_and_features(viewer, qtbot):
     np.testing.assert_array_equal(pred_layer.data, pred)
 
 
-def test_row_click_selects_and_centres(viewer, qtbot):
+def test_row_click_selects_and_centres(viewer, qtbot, make_widget):
     gt_layer, pred_layer = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     frame = widget.objects_table.frame
 
     row = int(np.flatnonzero((frame["kind"] == "gt") & (frame["label"] == 4))[0])
@@ -147,7 +138,7 @@ def test_row_click_selects_and_centres(viewer, qtbot):
     assert viewer.scene.camera.zoom > zoom_on_object  # the spurious blob is smaller
 
 
-def test_row_focus_sets_slice_in_3d(viewer, qtbot):
+def test_row_focus_sets_slice_in_3d(viewer, make_widget):
     gt = np.zeros((5, 32, 32), dtype=np.uint16)
     gt[3, 10:20, 10:20] = 1
     gt[1, 2:8, 2:8] = 2
@@ -155,7 +146,7 @@ def test_row_focus_sets_slice_in_3d(viewer, qtbot):
     pred[1] = 0
     gt_layer = viewer.add_labels(gt, name="gt", scale=(3.0, 1.0, 1.0))
     viewer.add_labels(pred, name="pred", scale=(3.0, 1.0, 1.0))
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     frame = widget.objects_table.frame
     row = int(np.flatnonzero(frame["label"] == 1)[0])
     widget.objects_table.select_row(row)
@@ -164,9 +155,9 @@ def test_row_focus_sets_slice_in_3d(viewer, qtbot):
     np.testing.assert_allclose(viewer.scene.camera.center[-2:], (14.5, 14.5))
 
 
-def test_painting_recomputes(viewer, qtbot):
+def test_painting_recomputes(viewer, qtbot, make_widget):
     gt_layer, pred_layer = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     before = widget.evaluation.map
 
     pred_layer.brush_size = 20
@@ -183,9 +174,9 @@ def test_painting_recomputes(viewer, qtbot):
     np.testing.assert_array_equal(pred_layer.data, edited)
 
 
-def test_latest_inputs_win(viewer, qtbot):
+def test_latest_inputs_win(viewer, qtbot, make_widget):
     gt_layer, pred_layer = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     final = gt_layer.data.copy()
     widget.strict_checkbox.value = True  # starts a job
     pred_layer.data = final  # changes the inputs while it runs
@@ -194,9 +185,9 @@ def test_latest_inputs_win(viewer, qtbot):
     assert widget.evaluation.strict
 
 
-def test_stale_result_is_dropped(viewer, qtbot, monkeypatch):
+def test_stale_result_is_dropped(viewer, qtbot, make_widget, wait_idle, monkeypatch):
     gt_layer, pred_layer = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     started = []
 
     def slow_evaluate(gt, pred, **kwargs):
@@ -210,19 +201,19 @@ def test_stale_result_is_dropped(viewer, qtbot, monkeypatch):
     widget.refresh()
     qtbot.waitUntil(lambda: len(started) == 1, timeout=TIMEOUT_MS)
     pred_layer.data = gt_layer.data.copy()  # edited while the job runs
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert len(started) == 2  # rerun with the new data afterwards
     assert shown == [pytest.approx(1.0)]  # the first, stale result never shown
 
 
-def test_shape_mismatch_notifies_and_clears(viewer, qtbot, errors):
+def test_shape_mismatch_notifies_and_clears(viewer, make_widget, wait_idle, errors):
     gt_layer, _ = _add_pair(viewer)
     small = viewer.add_labels(np.ones((40, 40), dtype=np.uint8), name="small")
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     assert widget.evaluation is not None
 
     widget.set_layers(gt_layer, small)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert widget.evaluation is None
     assert any("Shapes differ" in message for message in errors)
     assert "—" in widget.map_label.text()
@@ -230,30 +221,30 @@ def test_shape_mismatch_notifies_and_clears(viewer, qtbot, errors):
     assert widget.thresholds_table.model.rowCount() == 0
 
 
-def test_same_layer_twice_warns(viewer, qtbot, errors):
+def test_same_layer_twice_warns(viewer, make_widget, wait_idle, errors):
     gt_layer, _ = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     widget.set_layers(gt_layer, gt_layer)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert widget.evaluation is None
     assert any("both ground truth and prediction" in message for message in errors)
 
 
-def test_evaluate_error_is_notified(viewer, qtbot, errors, monkeypatch):
+def test_evaluate_error_is_notified(viewer, make_widget, errors, monkeypatch):
     def broken(*_args, **_kwargs):
         raise TypeError("prediction must hold integers")
 
     monkeypatch.setattr(widget_module, "evaluate", broken)
     _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     assert widget.evaluation is None
     assert errors == ["Evaluate: prediction must hold integers"]
     assert "integers" in widget.status_label.text()
 
 
-def test_csv_export(viewer, qtbot, tmp_path, monkeypatch):
+def test_csv_export(viewer, make_widget, tmp_path, monkeypatch):
     _, pred_layer = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     targets = iter([tmp_path / "objects.csv", tmp_path / "thresholds"])
     monkeypatch.setattr(
         QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(next(targets)), "")
@@ -270,9 +261,9 @@ def test_csv_export(viewer, qtbot, tmp_path, monkeypatch):
     assert widget.objects_table.name == f"{pred_layer.name}_per_object"
 
 
-def test_iou_view(viewer, qtbot):
+def test_iou_view(viewer, make_widget):
     _, pred_layer = _add_pair(viewer)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     pred = pred_layer.data.copy()
     widget.iou_view_checkbox.value = True
 
@@ -299,14 +290,14 @@ def test_iou_view(viewer, qtbot):
     np.testing.assert_array_equal(pred_layer.data, pred)
 
 
-def test_pickers_follow_layer_list(viewer, qtbot):
+def test_pickers_follow_layer_list(viewer, make_widget, wait_idle):
     only = viewer.add_labels(_discs(), name="annotations")
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     assert widget.gt_layer is only and widget.pred_layer is None
     assert "Pick" in widget.status_label.text()
 
     pred_layer = viewer.add_labels(_pair()[1], name="unet prediction")
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert widget.pred_layer is pred_layer
     assert widget.evaluation is not None
 
@@ -315,5 +306,5 @@ def test_pickers_follow_layer_list(viewer, qtbot):
     assert widget.pred_combo.value is pred_layer
 
     viewer.layers.remove(pred_layer)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert widget.pred_layer is not pred_layer

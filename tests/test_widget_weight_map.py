@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -32,22 +33,6 @@ def _discs(shape=(64, 64), centres=((20, 20), (20, 34), (44, 28), (46, 48)), rad
     return labels
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-def _make_widget(viewer, qtbot) -> WeightMapWidget:
-    widget = WeightMapWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Weight map")
-    _wait_idle(widget, qtbot)
-    return widget
-
-
-def _wait_idle(widget: WeightMapWidget, qtbot) -> None:
-    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
-
-
 def _output(viewer, labels_layer):
     return viewer.layers[f"{labels_layer.name} weight map"]
 
@@ -56,10 +41,25 @@ def _image_layers(viewer):
     return [layer for layer in viewer.layers if isinstance(layer, Image)]
 
 
-def test_creates_weight_map_layer(viewer, qtbot):
+@pytest.fixture
+def make_widget(dock_widget):
+    """``make_widget()``: a docked WeightMapWidget, once its first computation is done."""
+    return partial(dock_widget, WeightMapWidget, "Weight map")
+
+
+@pytest.fixture
+def discs_scene(viewer, make_widget):
+    """The labels of :func:`_discs`, their layer, a docked widget and its weight map layer."""
+    labels = _discs()
+    layer = viewer.add_labels(labels.copy())
+    widget = make_widget()
+    return labels, layer, widget, _output(viewer, layer)
+
+
+def test_creates_weight_map_layer(viewer, make_widget):
     labels = _discs()
     layer = viewer.add_labels(labels.copy(), name="cells", scale=(0.5, 0.5), translate=(3, 4))
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
 
     output = _output(viewer, layer)
     assert len(_image_layers(viewer)) == 1
@@ -73,11 +73,8 @@ def test_creates_weight_map_layer(viewer, qtbot):
     np.testing.assert_array_equal(layer.data, labels)
 
 
-def test_sliders_update_layer(viewer, qtbot):
-    labels = _discs()
-    layer = viewer.add_labels(labels.copy())
-    widget = _make_widget(viewer, qtbot)
-    output = _output(viewer, layer)
+def test_sliders_update_layer(viewer, discs_scene, wait_idle):
+    labels, layer, widget, output = discs_scene
 
     # Covered by the cache: rendered at once, on the GUI thread.
     widget.w0_slider.value = 6
@@ -89,12 +86,12 @@ def test_sliders_update_layer(viewer, qtbot):
     # A larger radius is computed in the background.
     widget.w0_slider.value = 40
     widget.sigma_slider.value = 12
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     np.testing.assert_allclose(output.data, weight_map(labels, w0=40, sigma=12), atol=ATOL)
 
     widget.border_combo.value = "all"
     widget.class_weights_combo.value = "inverse"
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     expected = weight_map(labels, w0=40, sigma=12, border="all", class_weights="inverse")
     np.testing.assert_allclose(output.data, expected, atol=ATOL)
     assert output is _output(viewer, layer)
@@ -102,11 +99,8 @@ def test_sliders_update_layer(viewer, qtbot):
     np.testing.assert_array_equal(layer.data, labels)
 
 
-def test_painting_updates_after_debounce(viewer, qtbot):
-    labels = _discs()
-    layer = viewer.add_labels(labels.copy())
-    widget = _make_widget(viewer, qtbot)
-    output = _output(viewer, layer)
+def test_painting_updates_after_debounce(qtbot, discs_scene):
+    labels, layer, widget, output = discs_scene
 
     layer.brush_size = 5
     layer.paint((20, 27), 7)  # a new object in the gap between discs 1 and 2
@@ -137,27 +131,25 @@ def test_painting_updates_after_debounce(viewer, qtbot):
     )
 
 
-def test_deleted_output_is_recreated(viewer, qtbot):
-    labels = _discs()
-    layer = viewer.add_labels(labels.copy())
-    widget = _make_widget(viewer, qtbot)
-    viewer.layers.remove(_output(viewer, layer))
+def test_deleted_output_is_recreated(viewer, discs_scene, wait_idle):
+    labels, layer, widget, output = discs_scene
+    viewer.layers.remove(output)
 
     widget.w0_slider.value = 5
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     np.testing.assert_allclose(
         _output(viewer, layer).data, weight_map(labels, w0=5, sigma=5), atol=ATOL
     )
     assert len(_image_layers(viewer)) == 1
 
 
-def test_layer_picker_follows_layers(viewer, qtbot):
-    widget = _make_widget(viewer, qtbot)
+def test_layer_picker_follows_layers(viewer, make_widget, wait_idle):
+    widget = make_widget()
     assert widget.layer is None
     assert "Labels layer" in widget.status_label.text()
 
     first = viewer.add_labels(_discs(), name="first")
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert widget.layer is first
     viewer.add_image(np.zeros((8, 8)), name="not labels")
     second = viewer.add_labels(_discs(centres=((32, 32),)), name="second")
@@ -169,40 +161,40 @@ def test_layer_picker_follows_layers(viewer, qtbot):
     assert [combo.itemText(i) for i in range(combo.count())] == ["first", "renamed"]
 
     widget.layer_combo.value = second
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert "renamed weight map" in viewer.layers
 
     viewer.layers.remove(second)
     assert widget.layer is first
     viewer.layers.remove(first)
     assert widget.layer is None
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     first.paint((5, 5), 3)  # disconnected: no update is scheduled
     assert not widget.busy
 
 
-def test_per_plane_3d(viewer, qtbot):
+def test_per_plane_3d(viewer, qtbot, make_widget, wait_idle):
     labels = np.stack([_discs(), _discs(centres=((30, 30), (30, 44))), _discs()])
     layer = viewer.add_labels(labels.copy())
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     output = _output(viewer, layer)
     assert widget.per_plane_checkbox.enabled
     np.testing.assert_allclose(output.data, weight_map(labels), atol=ATOL)
 
     widget.per_plane_checkbox.value = True
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     np.testing.assert_allclose(output.data, weight_map(labels, spatial_dims=2), atol=ATOL)
 
     shown = output.data
     viewer.dims.set_current_step(0, 2)  # a refresh, not an edit: nothing is re-rendered
     qtbot.wait(EDIT_WAIT_MS)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert output.data is shown
 
 
-def test_2d_disables_per_plane(viewer, qtbot):
+def test_2d_disables_per_plane(viewer, make_widget):
     viewer.add_labels(_discs())
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     assert not widget.per_plane_checkbox.enabled
 
 
@@ -214,34 +206,34 @@ def notifications(monkeypatch):
     return shown
 
 
-def test_negative_labels_notify(viewer, qtbot, notifications):
+def test_negative_labels_notify(viewer, make_widget, wait_idle, notifications):
     labels = _discs().astype(np.int16)
     labels[0, 0] = -1
     viewer.add_labels(labels)
-    widget = _make_widget(viewer, qtbot)
+    widget = make_widget()
     assert len(notifications["error"]) == 1
     assert "negative" in notifications["error"][0]
     assert "weight map" not in " ".join(layer.name for layer in viewer.layers)
     widget.w0_slider.value = 3  # the same bad labels: no second pop-up
-    _wait_idle(widget, qtbot)
+    wait_idle(widget)
     assert len(notifications["error"]) == 1
 
 
-def test_boolean_mask_warns(viewer, qtbot, notifications):
+def test_boolean_mask_warns(viewer, make_widget, notifications):
     viewer.add_labels(_discs() > 0)  # napari stores a bool mask as uint8: one id
-    _make_widget(viewer, qtbot)
+    make_widget()
     assert any("single object id" in text for text in notifications["warning"])
     assert not notifications["error"]
 
 
-def test_no_labels_layer_warns(viewer, qtbot, notifications):
-    widget = _make_widget(viewer, qtbot)
+def test_no_labels_layer_warns(make_widget, notifications):
+    widget = make_widget()
     widget.w0_slider.value = 3
     widget.w0_slider.value = 4
     assert len(notifications["warning"]) == 1
 
 
-def test_invalid_dtype_is_reported(viewer, qtbot, notifications, monkeypatch):
+def test_invalid_dtype_is_reported(viewer, make_widget, notifications, monkeypatch):
     # napari 0.9 refuses float Labels layers, so hand the core a float snapshot.
     real_compute = widget_module._compute
 
@@ -250,16 +242,14 @@ def test_invalid_dtype_is_reported(viewer, qtbot, notifications, monkeypatch):
 
     monkeypatch.setattr(widget_module, "_compute", float_compute)
     viewer.add_labels(_discs())
-    _make_widget(viewer, qtbot)
+    make_widget()
     assert len(notifications["error"]) == 1
     assert "must hold integers" in notifications["error"][0]
 
 
-def test_cancel_keeps_previous_result(viewer, qtbot, monkeypatch):
-    labels = _discs()
-    layer = viewer.add_labels(labels.copy())
-    widget = _make_widget(viewer, qtbot)
-    before = np.array(_output(viewer, layer).data)
+def test_cancel_keeps_previous_result(viewer, qtbot, discs_scene, monkeypatch):
+    _, layer, widget, output = discs_scene
+    before = np.array(output.data)
     real_compute = widget_module._compute
 
     def slow_compute(*args):
@@ -277,10 +267,9 @@ def test_cancel_keeps_previous_result(viewer, qtbot, monkeypatch):
     assert widget.cancel_button.isHidden()
 
 
-def test_close_disconnects(viewer, qtbot):
-    layer = viewer.add_labels(_discs())
-    widget = _make_widget(viewer, qtbot)
-    before = np.array(_output(viewer, layer).data)
+def test_close_disconnects(viewer, qtbot, discs_scene):
+    _, layer, widget, output = discs_scene
+    before = np.array(output.data)
     widget.close()
     layer.paint((20, 27), 9)
     viewer.add_labels(_discs(), name="later")

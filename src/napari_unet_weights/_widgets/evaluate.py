@@ -25,14 +25,7 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QVBoxLayout
 
-from napari_unet_weights._widgets._base import (
-    LayerWidget,
-    connect_events,
-    error_message,
-    keep_active_layer,
-    transforms,
-    update_layer,
-)
+from napari_unet_weights._widgets._base import LayerWidget, error_message, update_layer
 from napari_unet_weights._widgets._table import DataFrameTable
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.metrics import Evaluation, evaluate
@@ -357,11 +350,11 @@ class EvaluateWidget(LayerWidget):
             return
         self._disconnect_inputs()
         self._pair = pair
-        connect_events(pair, EDIT_EVENTS, self._on_labels_edited)
+        self._follow_edits(pair, EDIT_EVENTS)
         self.refresh()
 
     def _disconnect_inputs(self) -> None:
-        connect_events(self._pair, EDIT_EVENTS, self._on_labels_edited, connect=False)
+        self._follow_edits(self._pair, EDIT_EVENTS, follow=False)
         self._pair = (None, None)
 
     def _on_edit(self) -> None:
@@ -539,11 +532,11 @@ class EvaluateWidget(LayerWidget):
         outcome, (_gt, pred) = self._outcome, self._shown_pair
         if pred not in self.viewer.layers:
             return
-        with keep_active_layer(self.viewer):  # keep painting where the user was
-            image = iou_image(outcome.pred, outcome.evaluation.pred_features)
-            errors, colormap = error_labels(outcome.gt, outcome.pred, outcome.evaluation)
-            self._upsert_image(pred, image)
-            self._upsert_errors(pred, errors, colormap)
+        active = self.viewer.layers.selection.active  # keep painting where the user was
+        image = iou_image(outcome.pred, outcome.evaluation.pred_features)
+        errors, colormap = error_labels(outcome.gt, outcome.pred, outcome.evaluation)
+        self._upsert_image(pred, image, active)
+        self._upsert_errors(pred, errors, colormap, active)
 
     def _view_layer(self, role: str, pred: Labels, kind: type) -> Layer | None:
         """The existing view layer ``role`` of ``pred`` (removed if made for another)."""
@@ -555,26 +548,28 @@ class EvaluateWidget(LayerWidget):
             return None
         return layer
 
-    def _upsert_image(self, pred: Labels, image: np.ndarray) -> None:
+    def _upsert_image(self, pred: Labels, image: np.ndarray, active: Layer | None) -> None:
         name = f"{pred.name}{IOU_SUFFIX}"
         layer = self._view_layer("iou", pred, Image)
         if layer is None:
-            layer = self.viewer.add_image(
-                image, name=name, colormap="viridis", contrast_limits=(0.0, 1.0),
-                opacity=0.7, metadata={VIEW_KEY: ("iou", id(pred))}, **transforms(pred),
+            layer = self._add_output(
+                self.viewer.add_image, image, pred, active, name=name, colormap="viridis",
+                contrast_limits=(0.0, 1.0), opacity=0.7, metadata={VIEW_KEY: ("iou", id(pred))},
             )
             layer.colorbar.visible = True
             self._views["iou"] = layer
         else:
             update_layer(layer, pred, data=image, name=name)
 
-    def _upsert_errors(self, pred: Labels, errors: np.ndarray, colormap) -> None:
+    def _upsert_errors(
+        self, pred: Labels, errors: np.ndarray, colormap, active: Layer | None
+    ) -> None:
         name = f"{pred.name}{ERRORS_SUFFIX}"
         layer = self._view_layer("errors", pred, Labels)
         if layer is None:
-            layer = self.viewer.add_labels(
-                errors, name=name, colormap=colormap, metadata={VIEW_KEY: ("errors", id(pred))},
-                **transforms(pred),
+            layer = self._add_output(
+                self.viewer.add_labels, errors, pred, active, name=name, colormap=colormap,
+                metadata={VIEW_KEY: ("errors", id(pred))},
             )
             layer.contour = 2
             layer.editable = False

@@ -20,14 +20,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 
-from napari_unet_weights._widgets._base import (
-    LayerWidget,
-    connect_events,
-    error_message,
-    keep_active_layer,
-    transforms,
-    update_layer,
-)
+from napari_unet_weights._widgets._base import LayerWidget, error_message, update_layer
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.weights import BORDER_MODES, CLASS_WEIGHT_MODES, WeightMapCache
 
@@ -236,7 +229,7 @@ class WeightMapWidget(LayerWidget):
         if layer is None:
             self._set_status(NO_LABELS)
             return
-        connect_events([layer], EDIT_EVENTS, self._on_labels_edited)
+        self._follow_edits([layer], EDIT_EVENTS)
         layer.events.scale.connect(self.refresh)
         self.refresh()
 
@@ -244,7 +237,7 @@ class WeightMapWidget(LayerWidget):
         layer, self._layer = self._layer, None
         if layer is None:
             return
-        connect_events([layer], EDIT_EVENTS, self._on_labels_edited, connect=False)
+        self._follow_edits([layer], EDIT_EVENTS, follow=False)
         layer.events.scale.disconnect(self.refresh)
 
     def _on_edit(self) -> None:
@@ -377,15 +370,16 @@ class WeightMapWidget(LayerWidget):
         limits = _contrast_limits(image, settings)
         output = self._output_layer(labels)
         if output is None:
-            with keep_active_layer(self.viewer, labels):  # keep painting on the labels
-                output = self.viewer.add_image(
-                    image,
-                    name=f"{labels.name}{OUTPUT_SUFFIX}",
-                    colormap="magma",
-                    blending="additive",
-                    contrast_limits=limits,
-                    **transforms(labels),
-                )
+            output = self._add_output(
+                self.viewer.add_image,
+                image,
+                labels,
+                active=labels,  # keep painting on the labels
+                name=f"{labels.name}{OUTPUT_SUFFIX}",
+                colormap="magma",
+                blending="additive",
+                contrast_limits=limits,
+            )
         else:
             update_layer(output, labels, data=image, contrast_limits=limits)
         self._output, self._shown = output, settings

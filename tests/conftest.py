@@ -1,0 +1,41 @@
+"""Fixtures shared by the tests: a napari viewer and dock widgets docked in it."""
+
+from __future__ import annotations
+
+import pytest
+
+#: How long a dock widget may take to finish its background work in the tests.
+WIDGET_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A napari viewer, closed after the test."""
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def wait_idle(qtbot):
+    """``wait_idle(widget)``: process Qt events until ``widget.busy`` is False."""
+
+    def wait(widget) -> None:
+        qtbot.waitUntil(lambda: not widget.busy, timeout=WIDGET_TIMEOUT_MS)
+
+    return wait
+
+
+@pytest.fixture
+def dock_widget(viewer, wait_idle):
+    """``dock_widget(widget_class, name)``: make a widget of ``viewer``, dock it, wait.
+
+    The widget is built as ``widget_class(viewer)``, docked under ``name`` and
+    returned once its first computation is done.
+    """
+
+    def dock(widget_class, name: str):
+        widget = widget_class(viewer)
+        viewer.window.add_dock_widget(widget, name=name)
+        wait_idle(widget)
+        return widget
+
+    return dock
