@@ -39,3 +39,29 @@ def dock_widget(viewer, wait_idle):
         return widget
 
     return dock
+
+
+def _load_opengl_first(qapp) -> None:
+    """Open (and close) a napari viewer so that Mesa's OpenGL is loaded before TensorFlow.
+
+    TensorFlow >= 2.20 and Mesa's libLLVM crash each other in one process unless
+    TensorFlow comes second and is imported through ``keras_or_error`` (RTLD_DEEPBIND).
+    In napari the viewer always comes first; the test session must do the same.
+    """
+    try:
+        import napari
+    except ImportError:
+        return
+    napari.Viewer(show=False).close()
+
+
+@pytest.fixture(scope="session")
+def keras(qapp):
+    """Keras on TensorFlow, imported as the plugin does; skips when TensorFlow is missing."""
+    from napari_unet_weights.unet.model import keras_or_error
+
+    _load_opengl_first(qapp)
+    try:
+        return keras_or_error()
+    except ImportError as error:
+        pytest.skip(str(error))

@@ -5,6 +5,7 @@ TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 """
 
 from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
+from .unet import UNetModel, load_model, to_instances, train  # TensorFlow loaded when used
 from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
 
 try:
@@ -15,11 +16,15 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
 __all__ = [
     "DatasetEvaluation",
     "Evaluation",
+    "UNetModel",
     "WeightMapCache",
     "__version__",
     "border_radius",
     "class_weight_values",
     "evaluate",
     "evaluate_dataset",
+    "load_model",
+    "to_instances",
+    "train",
     "weight_map",
 ]

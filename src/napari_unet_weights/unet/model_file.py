@@ -1,0 +1,237 @@
+"""Self-describing U-Net model files: a ``.keras`` zip plus our metadata entry.
+
+``UNetModel.save`` writes the Keras file and then adds ``napari_unet_weights.json`` to
+the zip (Keras ignores entries it does not know). The metadata says how to prepare an
+image (channels, normalisation), the classes, the weight-map parameters the model was
+trained with, the post-processing parameters, the training configuration, the data
+split and the validation scores, so a model trained anywhere predicts the same here.
+
+:func:`read_metadata` reads that entry with ``zipfile`` + ``json`` only: no TensorFlow,
+so the GUI can show a model's recorded score at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "FORMAT_VERSION",
+    "METADATA_ENTRY",
+    "REQUIRED_KEYS",
+    "UNetModel",
+    "load_model",
+    "read_metadata",
+]
+
+METADATA_ENTRY = "napari_unet_weights.json"
+FORMAT_VERSION = 1
+#: Metadata entries that prediction needs.
+REQUIRED_KEYS = ("format_version", "n_classes", "input", "normalization", "architecture",
+                 "postprocess")
+#: The nuclei model shipped with the package (trained by scripts/train_bundled_model.py).
+BUNDLED_MODEL = Path(__file__).with_name("models") / "dsb2018_nuclei.keras"
+
+PathLike = str | os.PathLike
+
+
+def _json_default(value: Any):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in model metadata")
+
+
+def _check_model_file(path: Path) -> None:
+    if not path.exists():
+        if path == BUNDLED_MODEL:
+            raise FileNotFoundError(
+                f"the bundled nuclei model is not installed ({path}); train it with "
+                "scripts/train_bundled_model.py --install, or pass a model file."
+            )
+        raise FileNotFoundError(f"{path}: no such model file.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a .keras model file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a Keras model file (.keras, a zip archive): it is corrupt or "
+            "another kind of file."
+        )
+
+
+def read_metadata(path: PathLike | None = None) -> dict:
+    """The metadata of a model file, read without TensorFlow.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A ``.keras`` file written by :meth:`UNetModel.save`; None: the bundled model.
+
+    Returns
+    -------
+    dict
+        The metadata (see :meth:`UNetModel.save`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it is not a zip / .keras file, lacks our metadata (a plain Keras model), or
+        the metadata is unreadable or misses required entries (named in the message).
+    """
+    path = Path(BUNDLED_MODEL if path is None else path)
+    _check_model_file(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if METADATA_ENTRY not in archive.namelist():
+                raise ValueError(
+                    f"{path} has no {METADATA_ENTRY} entry: it is not a napari-unet-weights "
+                    "model (a plain Keras model does not say how to normalise images or "
+                    "post-process); train one with napari_unet_weights.unet.train, or wrap "
+                    "it with UNetModel(model, metadata).save(path)."
+                )
+            text = archive.read(METADATA_ENTRY).decode("utf-8")
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"{path} is a corrupt model file: {error}") from error
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: {METADATA_ENTRY} is not valid JSON: {error}") from error
+    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    if missing:
+        raise ValueError(f"{path}: the model metadata lacks {', '.join(missing)}.")
+    return metadata
+
+
+class UNetModel:
+    """A Keras U-Net with the metadata needed to use it.
+
+    Parameters
+    ----------
+    keras_model : keras.Model
+        Input (None, None, None, C), softmax output (None, None, None, K).
+    metadata : dict
+        JSON-serialisable description (see :meth:`save`).
+
+    Attributes
+    ----------
+    keras_model : keras.Model
+    metadata : dict
+    """
+
+    def __init__(self, keras_model: Any, metadata: dict) -> None:
+        self.keras_model = keras_model
+        self.metadata = dict(metadata)
+
+    def __repr__(self) -> str:
+        score = self.metadata.get("validation", {}).get("map")
+        score_text = f", validation mAP {score:.3f}" if isinstance(score, float) else ""
+        return f"UNetModel(n_classes={self.n_classes}{score_text})"
+
+    @property
+    def n_classes(self) -> int:
+        """Number of output classes."""
+        return int(self.metadata["n_classes"])
+
+    @property
+    def postprocess_parameters(self) -> dict:
+        """Keyword arguments of :func:`~napari_unet_weights.unet.postprocess.to_instances`."""
+        return dict(self.metadata.get("postprocess", {}))
+
+    def save(self, path: PathLike) -> Path:
+        """Write the model as a ``.keras`` file with the metadata inside.
+
+        The metadata is the JSON entry ``napari_unet_weights.json`` of the zip. Keys
+        written by training: ``format``, ``format_version``, ``n_classes``,
+        ``classes``, ``input``, ``normalization``, ``architecture``, ``weights``,
+        ``postprocess``, ``training``, ``split``, ``validation``, ``package_version``,
+        ``keras_version``, ``created``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Output file; must end with ``.keras``; parent folders are created.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        path = Path(path)
+        if path.suffix != ".keras":
+            raise ValueError(f"model files must end with .keras, got {path.name!r}.")
+        text = json.dumps(self.metadata, indent=1, default=_json_default, allow_nan=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.keras_model.save(path)
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(METADATA_ENTRY, text)
+        return path
+
+    def predict(self, image, *, batch_size: int = 1) -> np.ndarray:
+        """Class probabilities (H, W, K) of a 2-D image, see :func:`..predict.predict`."""
+        from .predict import predict
+
+        return predict(image, self, batch_size=batch_size)
+
+    def segment(self, image, **postprocess) -> np.ndarray:
+        """Instance labels of a 2-D image.
+
+        Parameters
+        ----------
+        image : array-like
+            (H, W) or (H, W, 3|4).
+        **postprocess
+            Overrides of the recorded post-processing parameters.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint16 (or uint32) labels.
+        """
+        from .postprocess import to_instances
+
+        parameters = {**self.postprocess_parameters, **postprocess}
+        return to_instances(self.predict(image), n_classes=self.n_classes, **parameters)
+
+
+def load_model(path: PathLike | None = None) -> UNetModel:
+    """Load a model file written by :meth:`UNetModel.save` (no network access).
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        The ``.keras`` file; None: the bundled DSB 2018 nuclei model.
+
+    Returns
+    -------
+    UNetModel
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file (or the bundled model) does not exist.
+    ValueError
+        If it is not a model file, is corrupt, or lacks our metadata (what is missing is
+        named).
+    ImportError
+        If TensorFlow is not installed.
+    """
+    from .model import keras_or_error
+
+    path = Path(BUNDLED_MODEL if path is None else path)
+    metadata = read_metadata(path)
+    keras = keras_or_error()
+    try:
+        keras_model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for broken archives
+        raise ValueError(f"{path}: Keras could not load the model: {error}") from error
+    return UNetModel(keras_model, metadata)

@@ -1,0 +1,166 @@
+"""Class probabilities → instance labels (numpy / scipy / scikit-image only).
+
+- **2 classes** (background / object): connected components (4-connectivity) of
+  ``p_object > threshold``; the predicted one-pixel gaps separate touching objects.
+  Optionally (``expand``) the gaps are given back: objects grow by up to ``expand``
+  pixels, but only into pixels that end up between two different objects (the gaps),
+  so that the outer outline of each object is left as predicted.
+- **3 classes** (background / interior / boundary): seeds are the connected components
+  of ``p_interior > seed_threshold``; a seeded watershed on ``−p_interior`` fills the
+  foreground mask ``1 − p_background > threshold``.
+
+Then objects smaller than ``min_size`` pixels are removed, holes are filled, and the
+labels are renumbered 1..N.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import expand_labels, watershed
+
+__all__ = ["DEFAULT_POSTPROCESS", "to_instances"]
+
+#: Default parameters of :func:`to_instances` (recorded in model files).
+DEFAULT_POSTPROCESS = {
+    "threshold": 0.5,
+    "seed_threshold": 0.7,
+    "min_size": 10,
+    "fill_holes": True,
+    "expand": 1,
+}
+
+_FOUR_CONNECTED = ndi.generate_binary_structure(2, 1)
+
+
+def _check_probabilities(probabilities, n_classes: int | None) -> np.ndarray:
+    array = np.asarray(probabilities)
+    if array.ndim != 3:
+        raise ValueError(
+            f"probabilities must have shape (H, W, n_classes), got shape {array.shape}."
+        )
+    k = array.shape[-1]
+    if n_classes is not None and n_classes != k:
+        raise ValueError(f"n_classes={n_classes} but the probabilities have {k} channels.")
+    if k not in (2, 3):
+        raise ValueError(f"expected 2 or 3 classes (last axis), got {k}.")
+    return array.astype(np.float32, copy=False)
+
+
+def _gap_expansion(labels: np.ndarray, distance: int) -> np.ndarray:
+    """Grow objects by ``distance`` px, keeping only new pixels that touch another object."""
+    grown = expand_labels(labels, distance=distance)
+    new = (labels == 0) & (grown > 0)
+    if not new.any():
+        return labels
+    largest = ndi.maximum_filter(grown, size=3, mode="constant", cval=0)
+    masked = np.where(grown > 0, grown, np.iinfo(grown.dtype).max)
+    smallest = ndi.minimum_filter(masked, size=3, mode="constant", cval=np.iinfo(grown.dtype).max)
+    between = new & ((largest != grown) | (smallest != grown))
+    result = labels.copy()
+    result[between] = grown[between]
+    return result
+
+
+def _two_class(probabilities: np.ndarray, threshold: float, expand: int) -> np.ndarray:
+    labels, _ = ndi.label(probabilities[..., 1] > threshold, structure=_FOUR_CONNECTED)
+    if expand > 0:
+        labels = _gap_expansion(labels, int(expand))
+    return labels
+
+
+def _three_class(
+    probabilities: np.ndarray, threshold: float, seed_threshold: float
+) -> np.ndarray:
+    interior = probabilities[..., 1]
+    mask = (1.0 - probabilities[..., 0]) > threshold
+    seeds, _ = ndi.label((interior > seed_threshold) & mask, structure=_FOUR_CONNECTED)
+    if seeds.max() == 0:
+        return seeds
+    return watershed(-interior, markers=seeds, mask=mask)
+
+
+def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    if min_size <= 1:
+        return labels
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_size
+    small[0] = False
+    if small.any():
+        labels = labels.copy()
+        labels[small[labels]] = 0
+    return labels
+
+
+def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    filled = labels.copy()
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        inside = ndi.binary_fill_holes(labels[box] == index)
+        region = filled[box]
+        region[inside & (region == 0)] = index
+    return filled
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    dtype = np.uint16 if ids.size < np.iinfo(np.uint16).max else np.uint32
+    lookup = np.zeros(int(labels.max()) + 1, dtype=dtype)
+    lookup[ids] = np.arange(1, ids.size + 1, dtype=dtype)
+    return lookup[labels]
+
+
+def to_instances(
+    probabilities,
+    *,
+    n_classes: int | None = None,
+    threshold: float = DEFAULT_POSTPROCESS["threshold"],
+    seed_threshold: float = DEFAULT_POSTPROCESS["seed_threshold"],
+    min_size: int = DEFAULT_POSTPROCESS["min_size"],
+    fill_holes: bool = DEFAULT_POSTPROCESS["fill_holes"],
+    expand: int = DEFAULT_POSTPROCESS["expand"],
+) -> np.ndarray:
+    """Instance labels from per-pixel class probabilities of a U-Net.
+
+    Parameters
+    ----------
+    probabilities : array-like, shape (H, W, K)
+        Softmax output, K = 2 (background, object) or 3 (background, interior,
+        boundary).
+    n_classes : int, optional
+        Expected K; checked against the last axis when given.
+    threshold : float
+        Foreground threshold: ``p_object > threshold`` (2 classes) or
+        ``1 − p_background > threshold`` (3 classes).
+    seed_threshold : float
+        3 classes: watershed seeds are the components of ``p_interior > seed_threshold``.
+        Ignored for 2 classes.
+    min_size : int
+        Objects with fewer pixels are removed.
+    fill_holes : bool
+        Fill holes inside each object.
+    expand : int
+        2 classes: grow objects by up to this many pixels into the gaps between two
+        objects (0: off). Ignored for 3 classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 labels 1..N (uint32 if N ≥ 65535), 0 = background, shape (H, W).
+
+    Raises
+    ------
+    ValueError
+        If the probabilities are not (H, W, 2|3) or disagree with ``n_classes``.
+    """
+    probabilities = _check_probabilities(probabilities, n_classes)
+    if probabilities.shape[-1] == 2:
+        labels = _two_class(probabilities, threshold, expand)
+    else:
+        labels = _three_class(probabilities, threshold, seed_threshold)
+    labels = _remove_small(labels, int(min_size))
+    if fill_holes:
+        labels = _fill_holes(labels)
+    return _relabel(labels)

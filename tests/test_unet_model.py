@@ -1,0 +1,198 @@
+"""The U-Net, its pixel-weighted loss, padding and the model file format."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from napari_unet_weights.unet.model_file import (
+    METADATA_ENTRY,
+    REQUIRED_KEYS,
+    load_model,
+    read_metadata,
+)
+from napari_unet_weights.unet.predict import pad_to_multiple, prepare_image
+
+
+def seed_loss(probabilities, target, weights):
+    """The seed's weighted cross-entropy, normalised by the pixel count N."""
+    p_true = np.take_along_axis(probabilities, target[..., None], axis=-1)[..., 0]
+    return -np.sum(weights * np.log(p_true)) / target.size
+
+
+def example(rng, shape=(2, 5, 6), n_classes=3):
+    logits = rng.normal(size=(*shape, n_classes))
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    target = rng.integers(0, n_classes, shape)
+    weights = rng.uniform(0.1, 12.0, shape)
+    return probabilities.astype(np.float32), target, weights.astype(np.float32)
+
+
+def test_weighted_loss_equals_the_seed_formula(keras):
+    from napari_unet_weights.unet.model import weighted_loss
+
+    probabilities, target, weights = example(np.random.default_rng(0))
+    loss = weighted_loss()
+    value = float(loss(target, probabilities, sample_weight=weights))
+    np.testing.assert_allclose(value, seed_loss(probabilities, target, weights), rtol=1e-5)
+
+
+def test_unit_weights_give_plain_cross_entropy(keras):
+    from napari_unet_weights.unet.model import weighted_loss
+
+    probabilities, target, _ = example(np.random.default_rng(1), n_classes=2)
+    ones = np.ones(target.shape, np.float32)
+    weighted = float(weighted_loss()(target, probabilities, sample_weight=ones))
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(target, probabilities))
+    np.testing.assert_allclose(weighted, plain, rtol=1e-6)
+    np.testing.assert_allclose(weighted, seed_loss(probabilities, target, ones), rtol=1e-5)
+
+
+def test_fit_uses_the_sample_weights_per_pixel(keras):
+    """Through ``Model.evaluate`` the (batch, H, W) weights give the same number."""
+    from napari_unet_weights.unet.model import build_unet, weighted_loss
+
+    rng = np.random.default_rng(2)
+    model = build_unet(1, 3, depth=1, base_filters=2)
+    model.compile(loss=weighted_loss())
+    x = rng.normal(size=(2, 8, 8, 1)).astype(np.float32)
+    target = rng.integers(0, 3, (2, 8, 8))
+    weights = rng.uniform(0.5, 5, (2, 8, 8)).astype(np.float32)
+    value = model.evaluate(x, target, sample_weight=weights, batch_size=2, verbose=0)
+    probabilities = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(value, seed_loss(probabilities, target, weights), rtol=1e-4)
+
+
+@pytest.mark.parametrize(("depth", "channels", "classes"), [(1, 1, 2), (2, 3, 3), (3, 5, 4)])
+def test_build_unet_shapes_and_softmax(keras, depth, channels, classes):
+    from napari_unet_weights.unet.model import build_unet
+
+    model = build_unet(channels, classes, depth=depth, base_filters=2, dropout=0.1)
+    size = 2**depth * 3
+    x = np.random.default_rng(0).normal(size=(2, size, 2 * size, channels)).astype(np.float32)
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (2, size, 2 * size, classes)
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+    assert model.output.dtype == "float32"
+
+
+def test_build_unet_rejects_bad_parameters():
+    from napari_unet_weights.unet.model import build_unet
+
+    with pytest.raises(ValueError, match="depth"):
+        build_unet(depth=0)
+    with pytest.raises(ValueError, match="dropout"):
+        build_unet(dropout=1.5)
+
+
+def test_missing_tensorflow_says_how_to_install(monkeypatch):
+    from napari_unet_weights.unet.model import keras_or_error
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(ImportError, match=r'pip install "napari-unet-weights\[unet\]"'):
+        keras_or_error()
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (16, 16), (17, 1, 3), (1, 30)])
+def test_pad_to_multiple_round_trip(shape):
+    image = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    padded, crop = pad_to_multiple(image, 8)
+    assert padded.shape[0] % 8 == 0 and padded.shape[1] % 8 == 0
+    assert padded.shape[2:] == image.shape[2:]
+    np.testing.assert_array_equal(padded[crop], image)
+
+
+def test_prepare_image_gray_rgb_and_inversion():
+    rng = np.random.default_rng(0)
+    dark = rng.uniform(0, 20, (20, 20))
+    dark[5:10, 5:10] = 200  # a bright nucleus on a dark background
+    x = prepare_image(dark)
+    assert x.shape == (20, 20, 1) and x.dtype == np.float32
+    assert x[7, 7, 0] > 0.9 and np.median(x) < 0.5
+    bright = 255 - np.stack([dark] * 3, axis=-1)  # brightfield: dark nucleus, bright background
+    y = prepare_image(bright.astype(np.uint8))
+    assert y[7, 7, 0] > 0.9 and np.median(y) < 0.5  # inverted: looks like fluorescence
+    no_invert = prepare_image(bright, {"input": {"invert_bright_background": False}})
+    assert no_invert[7, 7, 0] < 0.1
+    with pytest.raises(ValueError, match="2-D image"):
+        prepare_image(np.zeros((4, 5, 6, 2)))
+
+
+# -- model files ----------------------------------------------------------------
+def test_metadata_errors_without_tensorflow(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        read_metadata(tmp_path / "missing.keras")
+    text = tmp_path / "notes.keras"
+    text.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a Keras model file"):
+        read_metadata(text)
+    plain = tmp_path / "plain.keras"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("config.json", "{}")
+    with pytest.raises(ValueError, match=f"no {METADATA_ENTRY} entry"):
+        read_metadata(plain)
+    partial = tmp_path / "partial.keras"
+    with zipfile.ZipFile(partial, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps({"format_version": 1, "n_classes": 3}))
+    with pytest.raises(ValueError, match="lacks input, normalization"):
+        read_metadata(partial)
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr(METADATA_ENTRY, "{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_metadata(broken)
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        load_model(tmp_path / "missing.keras")
+
+
+def test_bundled_model_missing_or_readable():
+    from napari_unet_weights.unet.model_file import BUNDLED_MODEL
+
+    if BUNDLED_MODEL.exists():
+        metadata = read_metadata()
+        assert all(key in metadata for key in REQUIRED_KEYS)
+    else:
+        with pytest.raises(FileNotFoundError, match=r"train_bundled_model\.py"):
+            read_metadata()
+
+
+def test_save_adds_metadata_and_keras_still_loads(keras, tmp_path):
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    metadata = {"format_version": 1, "n_classes": 2, "input": {"mode": "gray"},
+                "normalization": {"percentiles": [1, 99.8]},
+                "architecture": {"depth": 1, "multiple": 2},
+                "postprocess": {"threshold": 0.5}, "validation": {"map": 0.25}}
+    path = UNetModel(build_unet(1, 2, depth=1, base_filters=2), metadata).save(tmp_path / "m.keras")
+    assert read_metadata(path) == metadata
+    assert keras.saving.load_model(path, compile=False) is not None  # Keras ignores our entry
+    loaded = load_model(path)
+    assert loaded.metadata == metadata and loaded.n_classes == 2
+    probabilities = loaded.predict(np.random.default_rng(0).uniform(size=(9, 11)))
+    assert probabilities.shape == (9, 11, 2)
+    assert loaded.segment(np.zeros((9, 11))).shape == (9, 11)
+    plain = tmp_path / "plain.keras"
+    build_unet(1, 2, depth=1, base_filters=2).save(plain)
+    with pytest.raises(ValueError, match="not a napari-unet-weights model"):
+        load_model(plain)
+    with pytest.raises(ValueError, match=r"must end with \.keras"):
+        UNetModel(loaded.keras_model, metadata).save(tmp_path / "m.h5")
+
+
+def test_read_metadata_does_not_import_tensorflow(tmp_path):
+    path = tmp_path / "m.keras"
+    metadata = {key: 1 for key in REQUIRED_KEYS} | {"validation": {"map": 0.5}}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps(metadata))
+    code = (
+        "import sys, napari_unet_weights\n"
+        "from napari_unet_weights.unet import read_metadata\n"
+        f"assert read_metadata({str(path)!r})['validation']['map'] == 0.5\n"
+        "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
