@@ -357,7 +357,6 @@ def test_weight_preview(viewer, qtbot, errors):
     assert errors == []
 
 
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_real_tiny_training(keras, viewer, qtbot, errors, tmp_path):
     """One real run through the widget: 2 images of 32×32, depth 2, 1 epoch of 2 steps."""
     for seed in range(2):
