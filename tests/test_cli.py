@@ -196,6 +196,7 @@ needs_widget = pytest.mark.skipif(
 
 FAKE_WIDGET_SCRIPT = """
 import sys, types
+import napari_unet_weights.cli as cli
 from napari_unet_weights.cli import main
 from napari_unet_weights.weights import weight_map
 
@@ -209,6 +210,7 @@ def WeightMapWidget(viewer):
 module = types.ModuleType("napari_unet_weights._widgets.weight_map")
 module.WeightMapWidget = WeightMapWidget
 sys.modules[module.__name__] = module
+cli._bundled_model_available = lambda: False  # the demo without a model: weight map only
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -247,4 +249,43 @@ def test_demo_screenshot_starts_its_own_xvfb(tmp_path):
                        "--timeout", "120"], env)
     # Without the widget the screenshot is still saved, and the exit status says it failed.
     assert result.returncode == (0 if WIDGET_FILE.exists() else 1), result.stderr
+    _assert_png(png)
+
+
+STAND_IN_MODEL_SCRIPT = """
+import sys
+from pathlib import Path
+import napari_unet_weights._widgets.segment as segment
+import napari_unet_weights.unet.model_file as model_file
+from napari_unet_weights.cli import main
+
+model_file.BUNDLED_MODEL = segment.BUNDLED_MODEL = Path(sys.argv[1])
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.gui
+@needs_display
+@needs_widget
+def test_demo_screenshot_whole_loop_with_a_stand_in_model(tmp_path, keras):
+    """Segment → Weight map and Evaluate of the prediction, with a tiny untrained model."""
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+    from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+    from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+
+    metadata = {"format_version": 1, "n_classes": 3, "input": DEFAULT_INPUT,
+                "normalization": DEFAULT_NORMALIZATION,
+                "architecture": {"depth": 2, "multiple": 4},
+                "postprocess": {**DEFAULT_POSTPROCESS, "seed_threshold": 0.3}}
+    keras.utils.set_random_seed(0)
+    model = UNetModel(build_unet(depth=2, base_filters=4), metadata).save(tmp_path / "m.keras")
+    png = tmp_path / "demo.png"
+    result = subprocess.run(
+        [sys.executable, "-c", STAND_IN_MODEL_SCRIPT, str(model), "demo", "--screenshot",
+         str(png), "--timeout", "120"],
+        env=os.environ.copy(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mAP against the ground truth" in result.stderr
     _assert_png(png)

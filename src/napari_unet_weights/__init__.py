@@ -6,6 +6,7 @@ TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 
 from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
 from .unet import UNetModel, load_model, to_instances, train  # TensorFlow loaded when used
+from .unet.predict import PredictionCancelled, predict, segment
 from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
 
 try:
@@ -16,6 +17,7 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
 __all__ = [
     "DatasetEvaluation",
     "Evaluation",
+    "PredictionCancelled",
     "UNetModel",
     "WeightMapCache",
     "__version__",
@@ -24,6 +26,8 @@ __all__ = [
     "evaluate",
     "evaluate_dataset",
     "load_model",
+    "predict",
+    "segment",
     "to_instances",
     "train",
     "weight_map",

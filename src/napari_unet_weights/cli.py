@@ -90,13 +90,13 @@ def _usage_error(message: str) -> int:
     return 2
 
 
-def _output_names(files: list, outdir) -> dict:
-    """Map each input file to ``OUTDIR/<stem>_weights.tif``."""
+def _output_names(files: list, outdir, suffix: str = "_weights") -> dict:
+    """Map each input file to ``OUTDIR/<stem><suffix>.tif``."""
     from pathlib import Path
 
     from .io import file_stem
 
-    return {path: Path(outdir) / f"{file_stem(path)}_weights.tif" for path in files}
+    return {path: Path(outdir) / f"{file_stem(path)}{suffix}.tif" for path in files}
 
 
 def _clashes(outputs: dict) -> list[str]:
@@ -118,17 +118,17 @@ def _write_weight_map(path, out, args: argparse.Namespace) -> None:
     write_tiff(out, weights)
 
 
-def _collect_weight_jobs(args: argparse.Namespace) -> dict | int:
+def _collect_jobs(inputs: list[str], outdir, suffix: str, what: str) -> dict | int:
     """Input → output paths, or the exit status of a usage error."""
     from .io import expand_inputs
 
     try:
-        files = expand_inputs(args.labels)
+        files = expand_inputs(inputs)
     except OSError as error:
         return _usage_error(str(error))
     if not files:
-        return _usage_error(f"no label images found in {', '.join(args.labels)}.")
-    outputs = _output_names(files, args.outdir)
+        return _usage_error(f"no {what} found in {', '.join(inputs)}.")
+    outputs = _output_names(files, outdir, suffix)
     clashes = _clashes(outputs)
     if clashes:
         return _usage_error(f"inputs would write the same output file: {'; '.join(clashes)}.")
@@ -139,7 +139,7 @@ def _run_weights(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    outputs = _collect_weight_jobs(args)
+    outputs = _collect_jobs(args.labels, args.outdir, "_weights", "label images")
     if isinstance(outputs, int):
         return outputs
     try:
@@ -276,18 +276,21 @@ NO_DISPLAY_MESSAGE = (
 
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "With --screenshot and no display, a private Xvfb server is started if Xvfb is "
-        "installed. Exit status: 0 ok, 1 the widget or its weight map failed, 2 no display "
-        "or napari missing."
+        "The demo segments the sample with the bundled model (Segment widget), shows the "
+        "prediction's weight map (Weight map widget) and scores it against the sample's "
+        "ground truth (Evaluate widget). Without the bundled model it shows the weight map "
+        "of the ground truth and says so. With --screenshot and no display, a private Xvfb "
+        "server is started if Xvfb is installed. Exit status: 0 ok, 1 a widget or its "
+        "result failed, 2 no display or napari missing."
     )
     parser.add_argument("--sample", choices=DEMO_SAMPLES, default="nuclei_crowded",
                         help="sample data to open (default: %(default)s)")
     parser.add_argument(
         "--screenshot", metavar="FILE",
-        help="save a PNG of the window once the weight map is shown, then exit",
+        help="save a PNG of the window once all results are shown, then exit",
     )
     parser.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS",
-                        help="how long --screenshot waits for the weight map (default: "
+                        help="how long --screenshot waits for the results (default: "
                         "%(default)s)")
 
 
@@ -383,6 +386,102 @@ def _dock_weight_map_widget(viewer) -> object:
     return widget
 
 
+def _dock_segment_widget(viewer) -> object:
+    """Dock the plugin's "Segment" widget as Plugins → U-Net Weights does (or construct it)."""
+    from ._widgets.segment import SegmentWidget, dock_plugin_widget
+
+    return dock_plugin_widget(viewer, "Segment", SegmentWidget)
+
+
+class _DemoLoop:
+    """The demo's loop: the Segment widget runs, then hands its labels to the others.
+
+    When the prediction arrives, "→ Weight map" and "→ Evaluate" are pressed: the weight
+    map of the prediction and its scores against the sample's ground truth.
+    """
+
+    def __init__(self, viewer, image) -> None:
+        self.viewer = viewer
+        self.segment = _dock_segment_widget(viewer)
+        self.weights = self.evaluate = None
+        self.segment.segmented.connect(self._hand_off)
+        self.segment.image_layer = image
+        self.segment.run()
+
+    def _hand_off(self, labels) -> None:
+        self.weights = self.segment.send_to_weight_map()
+        self.evaluate = self.segment.send_to_evaluate()
+        self._arrange(labels)
+
+    def _arrange(self, labels) -> None:
+        """The prediction's outlines over its weight map; Weight map tabbed under Segment."""
+        labels.contour = 2
+        for layer in (self.segment.probability_layer, self.evaluate.gt_layer):
+            if layer is not None:
+                layer.visible = False
+        self.viewer.layers.selection.active = labels
+        segment_dock, weights_dock = self.segment.parentWidget(), self.weights.parentWidget()
+        window = segment_dock.parentWidget() if segment_dock is not None else None
+        if window is not None and hasattr(window, "tabifyDockWidget"):  # a QMainWindow
+            from qtpy.QtCore import Qt
+
+            window.tabifyDockWidget(segment_dock, weights_dock)
+            segment_dock.raise_()
+            evaluate_dock = self.evaluate.parentWidget()
+            window.resizeDocks([segment_dock, evaluate_dock], [330, 620], Qt.Vertical)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the segmentation ended without a result."""
+        return not self.segment.busy and self.segment.labels_layer is None
+
+    def done(self) -> bool:
+        """Whether the prediction, its weight map and its evaluation are all shown."""
+        if self.failed:
+            return True
+        if self.weights is None or self.evaluate is None:
+            return False
+        weights_shown = f"{self.segment.labels_layer.name} weight map" in self.viewer.layers
+        return (weights_shown and not self.weights.busy and not self.evaluate.busy
+                and self.evaluate.evaluation is not None)
+
+    def report(self) -> str:
+        """One line about the outcome, for the terminal."""
+        if self.evaluate is None or self.evaluate.evaluation is None:
+            return f"segmentation: {self.segment.status_label.text()}"
+        return (f"segmentation: {self.segment.status_label.text()}; mAP against the ground "
+                f"truth {self.evaluate.evaluation.map:.3f}")
+
+
+def _bundled_model_available() -> bool:
+    from .unet.model_file import BUNDLED_MODEL
+
+    return BUNDLED_MODEL.exists()
+
+
+def _start_demo_widgets(viewer, known_layers: list):
+    """Dock the widgets and start the loop; return ``(ready, loop)``.
+
+    ``ready()`` says when the screenshot may be taken; ``loop`` is the :class:`_DemoLoop`,
+    or None without the bundled model (then only the ground truth's weight map is shown).
+    """
+    image = known_layers[0]
+    if not _bundled_model_available():
+        print("napari-unet-weights demo: the bundled model is not installed (train it with "
+              "scripts/train_bundled_model.py --install); showing the weight map of the "
+              "ground truth only.", file=sys.stderr)
+        _dock_weight_map_widget(viewer)
+        _dock_segment_widget(viewer).image_layer = image
+
+        def weight_layer_shown() -> bool:
+            new = [layer for layer in viewer.layers if all(layer is not k for k in known_layers)]
+            return any(_is_filled(layer) for layer in new)
+
+        return weight_layer_shown, None
+    loop = _DemoLoop(viewer, image)
+    return loop.done, loop
+
+
 def _is_filled(layer) -> bool:
     import numpy as np
 
@@ -405,22 +504,26 @@ def _process_events_until(condition, timeout: float) -> bool:
     return False
 
 
-def _save_screenshot(viewer, known_layers: list, args: argparse.Namespace, *,
-                     wait: bool = True) -> int:
-    """Wait for the widget's weight map layer, then save the window as ``args.screenshot``.
+def _wait_for_workers(timeout: float = 10.0) -> None:
+    """Process Qt events until no worker thread runs (none may outlive the viewer)."""
+    from qtpy.QtCore import QThreadPool
 
-    Returns 0 if the weight map layer appeared, else 1 (the screenshot is saved anyway).
+    pool = QThreadPool.globalInstance()
+    _process_events_until(lambda: pool.activeThreadCount() == 0, timeout)
+
+
+def _save_screenshot(viewer, ready, args: argparse.Namespace) -> int:
+    """Wait until ``ready()``, then save the window as ``args.screenshot``.
+
+    Returns 0 if the results appeared, else 1 (the screenshot is saved anyway).
     """
     from pathlib import Path
 
-    def weight_layer_shown() -> bool:
-        new = [layer for layer in viewer.layers if all(layer is not k for k in known_layers)]
-        return any(_is_filled(layer) for layer in new)
-
-    found = wait and _process_events_until(weight_layer_shown, args.timeout)
-    if wait and not found:
-        print(f"napari-unet-weights demo: no weight map layer appeared within "
+    found = ready is not None and _process_events_until(ready, args.timeout)
+    if ready is not None and not found:
+        print(f"napari-unet-weights demo: the results did not appear within "
               f"{args.timeout:g} s; saving the screenshot anyway.", file=sys.stderr)
+    _wait_for_workers()
     viewer.reset_view()
     _process_events_until(lambda: False, 0.5)  # let the canvas draw the new layer
     path = Path(args.screenshot)
@@ -443,19 +546,23 @@ def _open_demo_viewer(args: argparse.Namespace) -> int:
     for data, meta, kind in sample_layers(args.sample):
         getattr(viewer, f"add_{kind}")(data, **meta)
     known_layers = list(viewer.layers)
-    try:
-        _dock_weight_map_widget(viewer)
-        docked = True
-    except Exception as error:  # show the viewer anyway; say why the widget is missing
-        print(f"napari-unet-weights demo: could not open the Weight map widget: "
+    try:  # the viewer exists before anything imports TensorFlow (see unet.model)
+        ready, loop = _start_demo_widgets(viewer, known_layers)
+    except Exception as error:  # show the viewer anyway; say why the widgets are missing
+        print(f"napari-unet-weights demo: could not open the widgets: "
               f"{type(error).__name__}: {error}", file=sys.stderr)
-        docked = False
+        ready, loop = None, None
     if args.screenshot is None:
         napari.run()
         return 0
-    viewer.window.resize(1280, 800)
-    status = _save_screenshot(viewer, known_layers, args, wait=docked)
+    viewer.window.resize(1600, 1000)
+    status = _save_screenshot(viewer, ready, args)
+    if loop is not None:
+        print(f"napari-unet-weights demo: {loop.report()}", file=sys.stderr)
+        status = 1 if loop.failed else status
+    _wait_for_workers()  # e.g. a weight-map refresh started by the last redraw
     viewer.close()
+    _wait_for_workers()
     return status
 
 
@@ -560,6 +667,125 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- predict -----------------------------------------------------------------
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+    return value
+
+
+def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Each IMAGE (2-D grayscale, RGB, or a stack / time series, predicted plane by plane) "
+        "gives OUTDIR/<name>_labels.tif: instance labels (uint16, uint32 beyond 65534 "
+        "objects, ids unique over a stack, zlib-compressed), with the model file's "
+        "normalisation and post-processing. A file that cannot be read or used is reported "
+        "and skipped. Needs TensorFlow: pip install \"napari-unet-weights[unet]\". Exit "
+        "status: 0 all written, 1 some skipped, 2 usage error or unusable model."
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGES",
+                        help="images (.tif/.tiff/.png/.jpg/.npy) or folders of them")
+    parser.add_argument("-o", "--outdir", required=True, metavar="OUTDIR",
+                        help="folder for the label images (created if missing)")
+    parser.add_argument("--model", metavar="FILE",
+                        help="a .keras model file (default: the bundled nuclei model)")
+    parser.add_argument("--tile", type=lambda text: _integer(text, 1), metavar="N",
+                        help="tile side in pixels, rounded up to a multiple of 2**depth "
+                        "(default: the whole image if it fits the memory budget)")
+    parser.add_argument("--overlap", type=lambda text: _integer(text, 0), metavar="N",
+                        help="overlap of tiles in pixels (default: 8 · 2**depth)")
+    parser.add_argument("--batch-size", type=lambda text: _integer(text, 1), default=4,
+                        metavar="N", help="tiles per network call (default: %(default)s)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="run on the CPU even if TensorFlow sees a GPU")
+
+
+class _TileProgress:
+    """On a terminal, a bar over the tiles of one file, updated in place."""
+
+    def __init__(self, stream, prefix: str) -> None:
+        self.stream, self.prefix = stream, prefix
+        self.tty = stream.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tty:
+            filled = 20 * done // max(total, 1)
+            self.stream.write(f"\r{self.prefix} [{'#' * filled}{'.' * (20 - filled)}] "
+                              f"tile {done}/{total}")
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.shown = False
+
+
+def _load_predict_model(args: argparse.Namespace):
+    """The model and the device it runs on, or the exit status of a usage error."""
+    try:
+        from .unet.model_file import load_model
+        from .unet.predict import device_name
+
+        model = load_model(args.model)
+        device = device_name(use_gpu=False if args.cpu else None)
+    except (OSError, ValueError, ImportError) as error:
+        return _usage_error(str(error))
+    score = model.metadata.get("validation", {}).get("map")
+    score_text = f", validation mAP {score:.3f}" if isinstance(score, float) else ""
+    print(f"model {args.model or 'bundled'}{score_text}; device {device}", file=sys.stderr)
+    return model
+
+
+def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
+    from .io import read_image, write_tiff
+    from .unet.predict import segment
+
+    labels = segment(read_image(path), model, tile_shape=args.tile, overlap=args.overlap,
+                     batch_size=args.batch_size, progress=progress,
+                     use_gpu=False if args.cpu else None)
+    write_tiff(out, labels)
+    return int(labels.max())
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    outputs = _collect_jobs(args.images, args.outdir, "_labels", "images")
+    if isinstance(outputs, int):
+        return outputs
+    try:
+        Path(args.outdir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return _usage_error(f"cannot create output folder {args.outdir}: {error}")
+    model = _load_predict_model(args)
+    if isinstance(model, int):
+        return model
+    skipped = 0
+    for index, (path, out) in enumerate(outputs.items(), start=1):
+        prefix = f"[{index}/{len(outputs)}]"
+        progress, start = _TileProgress(sys.stderr, prefix), time.perf_counter()
+        try:
+            count = _write_labels(path, out, model, args, progress)
+        except (OSError, ValueError, TypeError) as error:
+            progress.clear()
+            skipped += 1
+            print(f"{prefix} skipped {path}: {error}", file=sys.stderr)
+            continue
+        progress.clear()
+        print(f"{prefix} {path} → {out} ({count} objects, {time.perf_counter() - start:.2f} s)",
+              file=sys.stderr)
+    print(f"wrote {len(outputs) - skipped} label image(s) to {args.outdir}"
+          + (f", skipped {skipped} file(s)" if skipped else ""), file=sys.stderr)
+    return 1 if skipped else 0
+
+
 # -- entry point -------------------------------------------------------------
 SUBCOMMANDS = {
     "weights": ("Write U-Net weight maps of label images.", _add_weights_arguments, _run_weights),
@@ -569,6 +795,8 @@ SUBCOMMANDS = {
              _run_demo),
     "train": ("Train a U-Net with the weighted loss on a folder of images and labels.",
               _add_train_arguments, _run_train),
+    "predict": ("Segment images with a U-Net model file: instance label TIFFs.",
+                _add_predict_arguments, _run_predict),
 }
 
 

@@ -176,31 +176,40 @@ class UNetModel:
             archive.writestr(METADATA_ENTRY, text)
         return path
 
-    def predict(self, image, *, batch_size: int = 1) -> np.ndarray:
-        """Class probabilities (H, W, K) of a 2-D image, see :func:`..predict.predict`."""
-        from .predict import predict
-
-        return predict(image, self, batch_size=batch_size)
-
-    def segment(self, image, **postprocess) -> np.ndarray:
-        """Instance labels of a 2-D image.
+    def predict(self, image, **options) -> np.ndarray:
+        """Class probabilities (..., H, W, K), see :func:`.predict.predict`.
 
         Parameters
         ----------
         image : array-like
-            (H, W) or (H, W, 3|4).
-        **postprocess
-            Overrides of the recorded post-processing parameters.
+            (H, W), (H, W, C) or (..., H, W[, C]) stacks.
+        **options
+            Keyword arguments of :func:`.predict.predict` (``rgb``, ``tile_shape``,
+            ``overlap``, ``batch_size``, ``progress``, ``should_stop``, ``use_gpu``).
+        """
+        from .predict import predict
+
+        return predict(image, self, **options)
+
+    def segment(self, image, **options) -> np.ndarray:
+        """Instance labels, see :func:`.predict.segment`.
+
+        Parameters
+        ----------
+        image : array-like
+            (H, W), (H, W, C) or (..., H, W[, C]) stacks.
+        **options
+            Keyword arguments of :func:`.predict.segment`: those of :func:`.predict.predict`
+            and overrides of the recorded post-processing parameters.
 
         Returns
         -------
         numpy.ndarray
-            uint16 (or uint32) labels.
+            uint16 (or uint32) labels, ids unique over a stack.
         """
-        from .postprocess import to_instances
+        from .predict import segment
 
-        parameters = {**self.postprocess_parameters, **postprocess}
-        return to_instances(self.predict(image), n_classes=self.n_classes, **parameters)
+        return segment(image, self, **options)
 
 
 def load_model(path: PathLike | None = None) -> UNetModel:
@@ -220,8 +229,8 @@ def load_model(path: PathLike | None = None) -> UNetModel:
     FileNotFoundError
         If the file (or the bundled model) does not exist.
     ValueError
-        If it is not a model file, is corrupt, or lacks our metadata (what is missing is
-        named).
+        If it is not a model file, is corrupt, lacks our metadata (what is missing is
+        named), or its network does not fit the metadata (input channels, classes).
     ImportError
         If TensorFlow is not installed.
     """
@@ -234,4 +243,11 @@ def load_model(path: PathLike | None = None) -> UNetModel:
         keras_model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for broken archives
         raise ValueError(f"{path}: Keras could not load the model: {error}") from error
-    return UNetModel(keras_model, metadata)
+    model = UNetModel(keras_model, metadata)
+    from .predict import check_model
+
+    try:
+        check_model(model)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    return model

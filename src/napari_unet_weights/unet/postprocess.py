@@ -10,7 +10,8 @@
   foreground mask ``1 − p_background > threshold``.
 
 Then objects smaller than ``min_size`` pixels are removed, holes are filled, and the
-labels are renumbered 1..N.
+labels are renumbered 1..N. Stacks (..., H, W, K) are labelled plane by plane, with ids
+unique over the stack.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ _FOUR_CONNECTED = ndi.generate_binary_structure(2, 1)
 
 def _check_probabilities(probabilities, n_classes: int | None) -> np.ndarray:
     array = np.asarray(probabilities)
-    if array.ndim != 3:
+    if array.ndim < 3:
         raise ValueError(
-            f"probabilities must have shape (H, W, n_classes), got shape {array.shape}."
+            "probabilities must have shape (H, W, n_classes) (or (..., H, W, n_classes) for "
+            f"stacks), got shape {array.shape}."
         )
     k = array.shape[-1]
     if n_classes is not None and n_classes != k:
@@ -126,9 +128,10 @@ def to_instances(
 
     Parameters
     ----------
-    probabilities : array-like, shape (H, W, K)
+    probabilities : array-like, shape (H, W, K) or (..., H, W, K)
         Softmax output, K = 2 (background, object) or 3 (background, interior,
-        boundary).
+        boundary). Stacks are labelled plane by plane (2-D), with ids unique over the
+        stack.
     n_classes : int, optional
         Expected K; checked against the last axis when given.
     threshold : float
@@ -148,14 +151,27 @@ def to_instances(
     Returns
     -------
     numpy.ndarray
-        uint16 labels 1..N (uint32 if N ≥ 65535), 0 = background, shape (H, W).
+        uint16 labels 1..N (uint32 if N ≥ 65535), 0 = background, shape (H, W) or
+        (..., H, W).
 
     Raises
     ------
     ValueError
-        If the probabilities are not (H, W, 2|3) or disagree with ``n_classes``.
+        If the probabilities are not (..., H, W, 2|3) or disagree with ``n_classes``.
     """
     probabilities = _check_probabilities(probabilities, n_classes)
+    parameters = {"threshold": threshold, "seed_threshold": seed_threshold,
+                  "min_size": min_size, "fill_holes": fill_holes, "expand": expand}
+    if probabilities.ndim == 3:
+        return _plane_instances(probabilities, **parameters)
+    stack = _LabelStack(probabilities.shape[:-1])
+    for index in np.ndindex(*probabilities.shape[:-3]):
+        stack.add(index, _plane_instances(probabilities[index], **parameters))
+    return stack.array
+
+
+def _plane_instances(probabilities: np.ndarray, *, threshold: float, seed_threshold: float,
+                     min_size: int, fill_holes: bool, expand: int) -> np.ndarray:
     if probabilities.shape[-1] == 2:
         labels = _two_class(probabilities, threshold, expand)
     else:
@@ -164,3 +180,30 @@ def to_instances(
     if fill_holes:
         labels = _fill_holes(labels)
     return _relabel(labels)
+
+
+class _LabelStack:
+    """Planes of instance labels gathered into one stack with ids unique over it.
+
+    The ids of each added plane (1..n) are shifted past those of the planes added
+    before; the stack is uint16 and becomes uint32 once it holds 65535 objects or more.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (..., H, W).
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.array = np.zeros(shape, np.uint16)
+        self.count = 0
+
+    def add(self, index: tuple, labels: np.ndarray) -> None:
+        """Store the labels 1..n of the plane ``self.array[index]``."""
+        n = int(labels.max()) if labels.size else 0
+        if self.count + n >= np.iinfo(np.uint16).max and self.array.dtype == np.uint16:
+            self.array = self.array.astype(np.uint32)
+        plane = labels.astype(self.array.dtype)
+        plane[plane > 0] += self.array.dtype.type(self.count)
+        self.array[index] = plane
+        self.count += n

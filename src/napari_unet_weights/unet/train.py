@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..weights import validate_labels
-from .model import build_unet, keras_or_error, tensorflow_or_error, weighted_loss
+from .model import build_unet, keras_or_error, weighted_loss
 from .model_file import FORMAT_VERSION, UNetModel
 from .postprocess import DEFAULT_POSTPROCESS, to_instances
 from .predict import (
     DEFAULT_INPUT,
     DEFAULT_NORMALIZATION,
+    device_name,
     predict_prepared,
     prepare_image,
     to_gray,
@@ -466,16 +467,9 @@ def _monitor(keras, state: _RunState):
 
 # -- device, model ----------------------------------------------------------------------
 def _device() -> tuple[str, bool]:
-    tf = tensorflow_or_error()
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU", False
-    try:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
-    except (RuntimeError, ValueError):
-        name = ""
-    return f"GPU: {name or gpus[0].name}", True
+    """The training device's name, and whether it is a GPU (mixed precision there)."""
+    name = device_name()
+    return name, name.startswith("GPU")
 
 
 def _build(keras, config: dict, mixed_precision: bool):

@@ -1,0 +1,793 @@
+"""The "Segment" dock widget: the weighted U-Net on an Image layer, as instance labels.
+
+The widget is a thin shell around :func:`napari_unet_weights.unet.predict.predict` and
+:func:`napari_unet_weights.unet.postprocess.to_instances`: Run hands the picked image
+and the controls to a background worker, which imports TensorFlow (only then, through
+:func:`~napari_unet_weights.unet.model.keras_or_error`), loads the model file once,
+predicts tile batch by tile batch (progress, cancel between batches) and builds the
+labels. On the GUI thread the result goes to two layers named after the image, a
+probability Image layer and a Labels layer, with the image's transform; re-running
+updates them in place. A model's recorded score and post-processing defaults are read
+from its file without TensorFlow, so the widget opens at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_unet_weights._widgets._base import LayerWidget, update_layer
+from napari_unet_weights._widgets._workers import Job
+from napari_unet_weights.unet.model_file import BUNDLED_MODEL, read_metadata
+from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Layer
+
+__all__ = ["SegmentWidget", "dock_plugin_widget", "model_summary"]
+
+TITLE = "Segment"
+PLUGIN = "napari-unet-weights"
+PROGRESS_DELAY_MS = 100
+BUNDLED_CHOICE = "bundled (DSB 2018 nuclei)"
+TILE_CHOICES = ("auto", "256", "512", "1024", "2048")
+PROBABILITY_SUFFIX = " probability"
+LABELS_SUFFIX = " labels"
+#: Used instead of LABELS_SUFFIX when another layer (e.g. the ground truth) has that name.
+PREDICTED_SUFFIX = " predicted labels"
+#: Metadata key of the layers this widget makes: ``{"source": image name, "output": kind}``.
+OUTPUT_KEY = "napari_unet_weights_segment"
+#: Metadata keys of other widgets' own layers (never offered as ground truth).
+OTHER_VIEW_KEYS = ("napari_unet_weights_evaluate_view", "napari_unet_weights_train_preview")
+GT_HINTS = ("gt", "truth", "ground", "annot", "manual", "label", "mask")
+NO_GPU_TIP = "no GPU seen by TensorFlow"
+UNKNOWN_GPU_TIP = (
+    "Predict on the GPU when TensorFlow sees one (checked on the first run, when "
+    "TensorFlow is loaded)."
+)
+
+
+# -- the prediction core, imported only in the worker -------------------------------------
+@dataclass(frozen=True)
+class _Core:
+    """The core functions a run uses (a seam for tests)."""
+
+    load_model: Any
+    predict: Any
+    to_instances: Any
+    device_name: Any
+    gpu_available: Any
+
+
+def _load_core() -> _Core:
+    """Import TensorFlow (the safe way, next to napari's OpenGL) and the prediction core.
+
+    Raises
+    ------
+    ImportError
+        If TensorFlow is not installed (the message says how to install it).
+    """
+    from napari_unet_weights.unet.model import keras_or_error
+    from napari_unet_weights.unet.model_file import load_model
+    from napari_unet_weights.unet.postprocess import to_instances
+    from napari_unet_weights.unet.predict import device_name, gpu_available, predict
+
+    keras_or_error()
+    return _Core(load_model=load_model, predict=predict, to_instances=to_instances,
+                 device_name=device_name, gpu_available=gpu_available)
+
+
+def _user_message(error: BaseException) -> str:
+    """The text of an error for a notification: its message, or its repr if it has none."""
+    if isinstance(error, TypeError | ValueError | OSError | ImportError) and str(error):
+        return str(error)
+    return repr(error)
+
+
+# -- model files ----------------------------------------------------------------------------
+def _number(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "—"
+
+
+def model_summary(metadata: dict) -> str:
+    """One line about a model file: its validation score and classes.
+
+    Parameters
+    ----------
+    metadata : dict
+        The model file's metadata (:func:`~napari_unet_weights.unet.read_metadata`).
+
+    Returns
+    -------
+    str
+        E.g. ``"validation mAP 0.712 (12 images) · 3 classes: background, interior,
+        boundary"``.
+    """
+    validation = metadata.get("validation") or {}
+    score = f"validation mAP {_number(validation.get('map'))}"
+    if validation.get("n_images"):
+        score += f" ({validation['n_images']} images)"
+    classes = metadata.get("classes") or []
+    n_classes = metadata.get("n_classes", len(classes))
+    names = f": {', '.join(map(str, classes))}" if classes else ""
+    return f"{score} · {n_classes} classes{names}"
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    """What identifies a model file's contents well enough to reuse the loaded model."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+# -- one run ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Request:
+    """Everything a run needs, snapshotted on the GUI thread."""
+
+    image: Any
+    rgb: bool
+    model_path: Path
+    model_key: tuple
+    tile_shape: tuple[int, int] | None
+    use_gpu: bool | None
+    check_gpu: bool
+    postprocess: dict
+
+
+@dataclass
+class _Outcome:
+    """What a run hands back to the GUI thread."""
+
+    model: Any
+    model_key: tuple
+    probability: np.ndarray
+    labels: np.ndarray
+    seconds: float
+    device: str
+    gpu: bool | None = None
+    load_seconds: float = 0.0
+
+
+def _foreground(probabilities: np.ndarray) -> np.ndarray:
+    """The object (2 classes) or interior (3 classes) probability: class 1, float32."""
+    return np.ascontiguousarray(probabilities[..., 1], dtype=np.float32)
+
+
+def _run_segmentation(
+    request: _Request, model: Any, progress: Any, should_stop: Any
+) -> _Outcome:
+    """Worker body: load the core (TensorFlow) and the model if needed, predict, label.
+
+    Parameters
+    ----------
+    request : _Request
+        The run's inputs.
+    model : UNetModel or None
+        The model loaded by an earlier run of the same file, or None to load it.
+    progress : callable
+        ``progress(done, total)``, called after each batch of tiles.
+    should_stop : callable
+        Returns True once the user cancelled.
+
+    Returns
+    -------
+    _Outcome
+    """
+    core = _load_core()
+    gpu = bool(core.gpu_available()) if request.check_gpu else None
+    use_gpu = request.use_gpu if gpu is None else bool(request.use_gpu is not False and gpu)
+    start = perf_counter()
+    if model is None:
+        model = core.load_model(request.model_path)
+    loaded = perf_counter()
+    probabilities = core.predict(
+        request.image, model, rgb=request.rgb, tile_shape=request.tile_shape,
+        progress=progress, should_stop=should_stop, use_gpu=use_gpu,
+    )
+    labels = core.to_instances(probabilities, n_classes=model.n_classes, **request.postprocess)
+    device = str(core.device_name(use_gpu))
+    return _Outcome(
+        model=model, model_key=request.model_key, probability=_foreground(probabilities),
+        labels=labels, seconds=perf_counter() - loaded, device=device, gpu=gpu,
+        load_seconds=loaded - start if loaded - start > 0.05 else 0.0,
+    )
+
+
+def dock_plugin_widget(viewer: napari.viewer.Viewer, name: str, widget_class: type) -> Any:
+    """The plugin's widget ``name`` in ``viewer``: the docked one, or a new one; raised.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer.
+    name : str
+        The widget's display name in the manifest, e.g. ``"Weight map"``.
+    widget_class : type
+        Its class: a docked instance is reused; without the plugin registered (a
+        source tree), a new instance is docked directly.
+
+    Returns
+    -------
+    QWidget
+        The widget.
+    """
+    window = viewer.window
+    widget = next((w for w in window.dock_widgets.values() if isinstance(w, widget_class)),
+                  None)
+    if widget is None:
+        try:
+            _, widget = window.add_plugin_dock_widget(PLUGIN, name)
+        except (KeyError, ValueError):  # the plugin is not registered with npe2
+            widget = widget_class(viewer)
+            window.add_dock_widget(widget, name=name, area="right")
+    dock = widget.parent()
+    if dock is not None:
+        dock.show()
+        dock.raise_()
+    return widget
+
+
+class _Relay(QObject):
+    """Carries progress reports from the worker thread to the GUI thread."""
+
+    progress = Signal(object)
+
+
+def _double_spin(minimum: float, maximum: float, step: float, tooltip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setDecimals(3)
+    box.setRange(minimum, maximum)
+    box.setSingleStep(step)
+    box.setToolTip(tooltip)
+    return box
+
+
+def _set_row_visible(form: QFormLayout, field_widget: QWidget, visible: bool) -> None:
+    """Show or hide a row of ``form`` (its label and field); Qt 5 has no setRowVisible."""
+    field_widget.setVisible(visible)
+    label = form.labelForField(field_widget)
+    if label is not None:
+        label.setVisible(visible)
+
+
+def _int_spin(minimum: int, maximum: int, tooltip: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(minimum, maximum)
+    box.setToolTip(tooltip)
+    return box
+
+
+# -- the widget ---------------------------------------------------------------------------------
+class SegmentWidget(LayerWidget):
+    """Dock widget segmenting an Image layer with the weighted U-Net.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose Image layers are offered and where the results are shown.
+
+    Attributes
+    ----------
+    probability_layer, labels_layer : napari.layers.Layer or None
+        The output layers of the last finished run.
+
+    Notes
+    -----
+    ``segmented`` is emitted with the new Labels layer after each finished run.
+    Outputs: ``"<image> probability"`` (object / interior probability, 0–1) and
+    ``"<image> labels"`` (or ``"<image> predicted labels"`` when another layer has
+    that name), both with the image's scale and translate. TensorFlow is imported in
+    the worker of the first run; until then "Use GPU" means "if TensorFlow sees one".
+    """
+
+    segmented = Signal(object)
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__(napari_viewer, 0, PROGRESS_DELAY_MS)
+        self.probability_layer: Image | None = None
+        self.labels_layer: Labels | None = None
+        self.model_files: list[Path] = []
+        self._metadata: dict | None = None
+        self._model_error: str | None = None
+        self._loaded: tuple[tuple, Any] | None = None
+        self._outputs: dict[int, tuple[Image, Layer | None, Layer | None]] = {}
+        self._gpu: bool | None = None
+        self._stop = threading.Event()
+        self._run_ids = itertools.count(1)
+        self._run_id = 0
+        self._relay = _Relay(self)
+        self._relay.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self._build_layout()
+        self._watch_viewer()
+        self._refresh_choices()
+        self._pick_active_image()
+        self._on_model_changed()
+
+    # -- construction ------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        self._build_status(cancel=self.cancel)
+        self.cancel_button.setToolTip("Stop after the current batch of tiles; nothing is added")
+        form = QFormLayout()
+        form.addRow("image", self._build_image_picker())
+        form.addRow("model", self._build_model_row())
+        self.model_label = QLabel("")
+        self.model_label.setWordWrap(True)
+        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.model_label)
+        self._build_parameters(form)
+        run_row = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Segment the image (in the background)")
+        self.run_button.clicked.connect(lambda: self.run())
+        run_row.addWidget(self.run_button, 1)
+        run_row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(run_row)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+        layout.addLayout(self._build_handoff_row())
+        self._set_progress_visible(False)
+
+    def _build_image_picker(self):
+        self.image_combo = ComboBox(choices=self._image_choices)
+        self.image_combo.changed.connect(self._update_enabled)
+        return self.image_combo.native
+
+    def _build_model_row(self) -> QHBoxLayout:
+        self.model_combo = QComboBox()
+        self.model_combo.addItem(BUNDLED_CHOICE, BUNDLED_MODEL)
+        self.model_combo.setToolTip("The bundled nuclei model, or a .keras file trained here")
+        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
+        self.browse_button = QPushButton("File…")
+        self.browse_button.setToolTip("Choose a .keras model file")
+        self.browse_button.clicked.connect(lambda: self.choose_model_file())
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.browse_button)
+        return row
+
+    def _build_parameters(self, form: QFormLayout) -> None:
+        self.tile_combo = QComboBox()
+        self.tile_combo.addItems(TILE_CHOICES)
+        self.tile_combo.setToolTip(
+            "Side of the square tiles the image is cut into; auto: chosen from free memory")
+        self.threshold_spin = _double_spin(
+            0.0, 1.0, 0.05, "Foreground threshold: p(object) (2 classes) or 1 − p(background)")
+        self.seed_spin = _double_spin(
+            0.0, 1.0, 0.05, "3 classes: watershed seeds where p(interior) exceeds this")
+        self.min_size_spin = _int_spin(0, 10**7, "Objects with fewer pixels are removed")
+        self.expand_spin = _int_spin(0, 100, "2 classes: grow objects into the gaps (pixels)")
+        self.fill_holes_checkbox = QCheckBox("fill holes")
+        self.gpu_checkbox = QCheckBox("Use GPU")
+        self.gpu_checkbox.setChecked(True)
+        self.gpu_checkbox.setToolTip(UNKNOWN_GPU_TIP)
+        form.addRow("tile size", self.tile_combo)
+        form.addRow("threshold", self.threshold_spin)
+        form.addRow("seed threshold", self.seed_spin)
+        form.addRow("min size (px)", self.min_size_spin)
+        form.addRow("expand (px)", self.expand_spin)
+        form.addRow(self.fill_holes_checkbox)
+        form.addRow(self.gpu_checkbox)
+        self._form = form
+
+    def _build_handoff_row(self) -> QHBoxLayout:
+        self.weight_map_button = QPushButton("→ Weight map")
+        self.weight_map_button.setToolTip("Show the weight map of the predicted labels")
+        self.weight_map_button.clicked.connect(lambda: self.send_to_weight_map())
+        self.evaluate_button = QPushButton("→ Evaluate")
+        self.evaluate_button.setToolTip(
+            "Score the predicted labels against a ground-truth Labels layer")
+        self.evaluate_button.clicked.connect(lambda: self.send_to_evaluate())
+        row = QHBoxLayout()
+        row.addWidget(self.weight_map_button)
+        row.addWidget(self.evaluate_button)
+        return row
+
+    # -- layer picker ------------------------------------------------------------------
+    def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
+        return [
+            (layer.name, layer) for layer in self.viewer.layers
+            if isinstance(layer, Image) and not self._is_view(layer)
+        ]
+
+    @staticmethod
+    def _is_view(layer: Layer) -> bool:
+        """Whether ``layer`` is an output of this or another of the plugin's widgets."""
+        return any(key in layer.metadata for key in (OUTPUT_KEY, *OTHER_VIEW_KEYS))
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        self.image_combo.reset_choices()
+        self._update_enabled()
+
+    def _pick_active_image(self) -> None:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Image) and not self._is_view(active):
+            self.image_combo.value = active
+
+    def _forget_layer(self, layer: Layer) -> None:
+        self._outputs.pop(id(layer), None)
+        if layer is self.labels_layer:
+            self.labels_layer = None
+        if layer is self.probability_layer:
+            self.probability_layer = None
+
+    @property
+    def image_layer(self) -> Image | None:
+        """The Image layer picked."""
+        return self.image_combo.value
+
+    @image_layer.setter
+    def image_layer(self, layer: Image) -> None:
+        self.image_combo.value = layer
+
+    # -- model ---------------------------------------------------------------------------
+    @property
+    def model_path(self) -> Path:
+        """The model file picked (the bundled model's path for the bundled choice)."""
+        return Path(self.model_combo.currentData())
+
+    def choose_model_file(self, path: str | Path | None = None) -> None:
+        """Use a ``.keras`` model file (asked with a file dialog when no path is given).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            The model file. Its metadata is read at once (no TensorFlow); a file that
+            is not a model is reported by a notification.
+        """
+        if path is None:
+            start = str(self.model_files[-1].parent if self.model_files else Path.home())
+            path, _ = QFileDialog.getOpenFileName(self, "Open U-Net model", start,
+                                                  "Keras model (*.keras);;All files (*)")
+            if not path:
+                return
+        path = Path(path)
+        index = next((i for i in range(self.model_combo.count())
+                      if Path(self.model_combo.itemData(i)) == path), -1)
+        if index < 0:
+            self.model_files.append(path)
+            self.model_combo.addItem(path.name, path)
+            index = self.model_combo.count() - 1
+            self.model_combo.setItemData(index, str(path), Qt.ItemDataRole.ToolTipRole)
+        if index == self.model_combo.currentIndex():
+            self._on_model_changed()
+        else:
+            self.model_combo.setCurrentIndex(index)
+        if self._model_error is not None:
+            self._report(self._model_error)
+
+    def _on_model_changed(self, _index: int = -1) -> None:
+        """Read the picked model's metadata; show its score; reset the post-processing."""
+        path = self.model_path
+        try:
+            self._metadata, self._model_error = read_metadata(path), None
+        except (OSError, ValueError) as error:
+            self._metadata, self._model_error = None, _user_message(error)
+        if self._metadata is None:
+            missing = path == BUNDLED_MODEL and not path.exists()
+            text = ("The bundled model is not installed: choose a .keras file (File…)."
+                    if missing else self._model_error)
+            self.model_label.setText(f"<span style='color:#e8804c'>{text}</span>")
+            self._set_postprocess(DEFAULT_POSTPROCESS)
+        else:
+            self.model_label.setText(model_summary(self._metadata))
+            self._set_postprocess({**DEFAULT_POSTPROCESS, **self._metadata["postprocess"]})
+        self._update_enabled()
+
+    def _set_postprocess(self, parameters: dict) -> None:
+        """Show ``parameters`` (a model's recorded post-processing) in the controls."""
+        self.threshold_spin.setValue(float(parameters["threshold"]))
+        self.seed_spin.setValue(float(parameters["seed_threshold"]))
+        self.min_size_spin.setValue(int(parameters["min_size"]))
+        self.expand_spin.setValue(int(parameters["expand"]))
+        self.fill_holes_checkbox.setChecked(bool(parameters["fill_holes"]))
+        n_classes = int(self._metadata.get("n_classes", 3)) if self._metadata else 3
+        _set_row_visible(self._form, self.seed_spin, n_classes == 3)
+        _set_row_visible(self._form, self.expand_spin, n_classes == 2)
+
+    def postprocess(self) -> dict:
+        """The post-processing parameters the controls ask for (``to_instances`` kwargs)."""
+        return {
+            "threshold": float(self.threshold_spin.value()),
+            "seed_threshold": float(self.seed_spin.value()),
+            "min_size": int(self.min_size_spin.value()),
+            "fill_holes": bool(self.fill_holes_checkbox.isChecked()),
+            "expand": int(self.expand_spin.value()),
+        }
+
+    @property
+    def tile_shape(self) -> tuple[int, int] | None:
+        """The tile shape asked for; None: automatic."""
+        text = self.tile_combo.currentText()
+        return None if text == "auto" else (int(text), int(text))
+
+    # -- running ---------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Whether a run's thread is alive (also one being cancelled)."""
+        return self._runner.busy
+
+    def refresh(self, _value: Any = None) -> None:
+        """Re-read the model file's metadata (nothing runs until Run is pressed)."""
+        self._on_model_changed()
+
+    def run(self) -> None:
+        """Segment the picked image in the background (Run).
+
+        Problems found before anything runs (no image, a model file that is not one,
+        a multiscale image) are reported by a napari notification.
+        """
+        if self._closed:
+            return
+        if self._metadata is None:  # the file may have been installed or fixed since
+            self._on_model_changed()
+        self._runner.request(self._prepare_job)
+
+    def _input_problem(self, image: Image | None) -> str | None:
+        """What keeps a run from starting, or None."""
+        if image is None:
+            return "Add or open an Image layer first."
+        if self._model_error is not None:
+            return self._model_error
+        if image.multiscale:
+            return f"'{image.name}' is multiscale; multiscale images are not supported yet."
+        return None
+
+    def _prepare_job(self) -> Job | None:
+        """Runs on the GUI thread when no run is alive: snapshot what the worker needs."""
+        image = self.image_layer
+        problem = self._input_problem(image)
+        if problem is not None:
+            self._report(problem)
+            return None
+        path = self.model_path
+        try:
+            key = _file_key(path)
+        except OSError as error:
+            self._report(_user_message(error))
+            return None
+        request = _Request(
+            image=image.data, rgb=bool(image.rgb), model_path=path, model_key=key,
+            tile_shape=self.tile_shape, use_gpu=self._use_gpu(), check_gpu=self._gpu is None,
+            postprocess=self.postprocess(),
+        )
+        model = self._loaded[1] if self._loaded is not None and self._loaded[0] == key else None
+        self._run_id = run_id = next(self._run_ids)
+        self._stop = stop = threading.Event()
+        self.progress_bar.setRange(0, 0)
+        self._set_status(f"Segmenting '{image.name}'…" if model is not None else
+                         f"Loading the model and segmenting '{image.name}'…")
+        return Job(
+            work=partial(_run_segmentation, request, model,
+                         partial(self._emit_progress, run_id), stop.is_set),
+            on_result=partial(self._on_result, image, run_id),
+            on_error=partial(self._on_error, run_id),
+        )
+
+    def _use_gpu(self) -> bool | None:
+        """``use_gpu`` for the core: the box, or None (automatic) while a GPU is unknown."""
+        if not self.gpu_checkbox.isChecked():
+            return False
+        return True if self._gpu else None
+
+    def cancel(self) -> None:
+        """Stop the run after the current batch of tiles; the viewer is left as it was."""
+        if not self._runner.waiting:
+            return
+        self._stop.set()
+        self._runner.cancel()
+        self._set_status("Cancelled: no layer was added or changed.")
+
+    def _emit_progress(self, run_id: int, done: int, total: int) -> None:
+        """The core's progress callback: runs on the worker thread, touches no widget."""
+        self._relay.progress.emit((run_id, int(done), int(total)))
+
+    def _on_progress(self, message: tuple[int, int, int]) -> None:
+        run_id, done, total = message
+        if run_id != self._run_id or self._closed or self._stop.is_set():
+            return
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(min(done, total))
+        self._set_status(f"Predicting: {done} / {total} tile batches…")
+
+    def _on_result(self, image: Image, run_id: int, outcome: _Outcome) -> None:
+        if run_id != self._run_id or self._closed:
+            return
+        self._loaded = (outcome.model_key, outcome.model)
+        if outcome.gpu is not None:
+            self._set_gpu_known(outcome.gpu)
+        if image not in self.viewer.layers:
+            self._set_status(f"'{image.name}' was removed while it was segmented.")
+            return
+        self._show(image, outcome)
+        n = int(outcome.labels.max()) if outcome.labels.size else 0
+        loading = f" (model loaded in {outcome.load_seconds:.1f} s)" if outcome.load_seconds else ""
+        self._set_status(f"{n} objects · {outcome.seconds:.2f} s on {outcome.device}{loading}")
+        self._problem = None
+        self._update_enabled()
+        self.segmented.emit(self.labels_layer)
+
+    def _on_error(self, run_id: int, error: Exception) -> None:
+        if run_id != self._run_id or self._closed:
+            return
+        if self._stop.is_set():  # cancelled: the core raised PredictionCancelled
+            self._set_status("Cancelled: no layer was added or changed.")
+            return
+        self._report(f"Segmentation failed: {_user_message(error)}")
+
+    def _set_gpu_known(self, available: bool) -> None:
+        """Once TensorFlow has said whether it sees a GPU: check or disable the box."""
+        first = self._gpu is None
+        self._gpu = available
+        if not available:
+            self.gpu_checkbox.setChecked(False)
+            self.gpu_checkbox.setEnabled(False)
+            self.gpu_checkbox.setToolTip(NO_GPU_TIP)
+        else:
+            self.gpu_checkbox.setEnabled(True)
+            self.gpu_checkbox.setToolTip("Predict on the GPU TensorFlow sees")
+            if first:
+                self.gpu_checkbox.setChecked(True)
+
+    def _on_busy(self, busy: bool) -> None:
+        super()._on_busy(busy)
+        self._update_enabled()
+
+    def _update_enabled(self, _value: Any = None) -> None:
+        waiting = self._runner.waiting
+        self.run_button.setEnabled(not waiting and self.image_layer is not None)
+        has_labels = self.labels_layer is not None and self.labels_layer in self.viewer.layers
+        self.weight_map_button.setEnabled(has_labels)
+        self.evaluate_button.setEnabled(has_labels)
+
+    def _report(self, message: str) -> None:
+        """Show ``message`` in the status line and as a napari error notification."""
+        self._set_status(message)
+        show_error(f"{TITLE}: {message}")
+
+    # -- output layers ---------------------------------------------------------------------
+    def _show(self, image: Image, outcome: _Outcome) -> None:
+        """Write the outcome into the image's output layers (added if missing)."""
+        _, probability, labels = self._outputs.get(id(image), (image, None, None))
+        probability = self._find_output(image, "probability", probability)
+        labels = self._find_output(image, "labels", labels)
+        probability = self._write_probability(image, probability, outcome.probability)
+        labels = self._write_labels(image, labels, outcome.labels)
+        self._outputs[id(image)] = (image, probability, labels)
+        self.probability_layer, self.labels_layer = probability, labels
+
+    def _find_output(self, image: Image, kind: str, tracked: Layer | None) -> Layer | None:
+        """The existing output layer of ``image`` (tracked, or marked in its metadata)."""
+        if tracked is not None and tracked in self.viewer.layers:
+            return tracked
+        mark = {"source": image.name, "output": kind}
+        return next((layer for layer in self.viewer.layers
+                     if layer.metadata.get(OUTPUT_KEY) == mark), None)
+
+    def _output_name(self, image: Image, kind: str, layer: Layer | None) -> str:
+        if kind == "probability":
+            return f"{image.name}{PROBABILITY_SUFFIX}"
+        name = f"{image.name}{LABELS_SUFFIX}"
+        taken = name in self.viewer.layers and self.viewer.layers[name] is not layer
+        return f"{image.name}{PREDICTED_SUFFIX}" if taken else name
+
+    def _write_probability(self, image: Image, layer: Image | None, data: np.ndarray) -> Image:
+        name = self._output_name(image, "probability", layer)
+        if layer is not None:
+            update_layer(layer, image, data=data, name=name)
+            return layer
+        return self._add_output(
+            self.viewer.add_image, data, image, active=None, name=name,
+            colormap="inferno", blending="additive", contrast_limits=(0.0, 1.0), opacity=0.6,
+            metadata={OUTPUT_KEY: {"source": image.name, "output": "probability"}},
+        )
+
+    def _write_labels(self, image: Image, layer: Labels | None, data: np.ndarray) -> Labels:
+        name = self._output_name(image, "labels", layer)
+        if layer is not None:
+            update_layer(layer, image, data=data, name=name)
+            return layer
+        return self._add_output(
+            self.viewer.add_labels, data, image, active=None, name=name,
+            metadata={OUTPUT_KEY: {"source": image.name, "output": "labels"}},
+        )
+
+    # -- hand-offs --------------------------------------------------------------------------
+    def send_to_weight_map(self) -> Any:
+        """Dock (or raise) the "Weight map" widget showing the predicted labels.
+
+        Returns
+        -------
+        WeightMapWidget or None
+            The widget, or None if there is no prediction yet.
+        """
+        from napari_unet_weights._widgets.weight_map import WeightMapWidget
+
+        labels = self._current_labels()
+        if labels is None:
+            return None
+        widget = dock_plugin_widget(self.viewer, "Weight map", WeightMapWidget)
+        widget.layer_combo.value = labels
+        return widget
+
+    def send_to_evaluate(self) -> Any:
+        """Dock (or raise) the "Evaluate" widget: the predicted labels against ground truth.
+
+        The ground truth is another Labels layer of the same shape (one whose name
+        suggests annotations first), or none.
+
+        Returns
+        -------
+        EvaluateWidget or None
+            The widget, or None if there is no prediction yet.
+        """
+        from napari_unet_weights._widgets.evaluate import EvaluateWidget
+
+        labels = self._current_labels()
+        if labels is None:
+            return None
+        widget = dock_plugin_widget(self.viewer, "Evaluate", EvaluateWidget)
+        widget.set_layers(self.ground_truth_for(labels), labels)
+        return widget
+
+    def ground_truth_for(self, labels: Labels) -> Labels | None:
+        """A Labels layer to score ``labels`` against: same shape, not a plugin output.
+
+        Parameters
+        ----------
+        labels : napari.layers.Labels
+            The predicted labels.
+
+        Returns
+        -------
+        napari.layers.Labels or None
+        """
+        candidates = [
+            layer for layer in self.viewer.layers
+            if isinstance(layer, Labels) and layer is not labels and not self._is_view(layer)
+            and layer.data.shape == labels.data.shape
+        ]
+        hinted = [layer for layer in candidates
+                  if any(hint in layer.name.lower() for hint in GT_HINTS)]
+        return next(iter(hinted or candidates), None)
+
+    def _current_labels(self) -> Labels | None:
+        labels = self.labels_layer
+        if labels is None or labels not in self.viewer.layers:
+            self._report("Run the segmentation first.")
+            return None
+        return labels
+
+    # -- teardown ------------------------------------------------------------------------------
+    def teardown(self) -> None:
+        """Stop a running prediction and disconnect from the viewer."""
+        self._stop.set()
+        self._run_id = -1
+        super().teardown()
+

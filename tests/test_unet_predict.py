@@ -1,0 +1,269 @@
+"""Prediction: tiles agree with the whole image, stacks, RGB, progress, cancel, bad models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_unet_weights._sample_data import load_sample
+from napari_unet_weights.metrics import evaluate
+from napari_unet_weights.unet.model_file import BUNDLED_MODEL, FORMAT_VERSION
+from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instances
+from napari_unet_weights.unet.predict import (
+    DEFAULT_INPUT,
+    DEFAULT_NORMALIZATION,
+    PredictionCancelled,
+    _axis_tiles,
+    auto_tile_shape,
+    predict,
+    prepare_image,
+    segment,
+)
+
+DEPTH, BASE = 2, 4
+#: Tiles of 64 px with the default overlap of a depth-2 model (8 · 2**2 = 32 px).
+TILE = 64
+
+
+def metadata(n_classes: int = 3, n_channels: int = 1, mode: str = "gray", **architecture):
+    """Model-file metadata as training writes it, for a small U-Net."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "n_classes": n_classes,
+        "input": {**DEFAULT_INPUT, "mode": mode, "n_channels": n_channels},
+        "normalization": dict(DEFAULT_NORMALIZATION),
+        "architecture": {"type": "unet2d", "n_channels": n_channels, "depth": DEPTH,
+                         "base_filters": BASE, **architecture},
+        "postprocess": dict(DEFAULT_POSTPROCESS),
+    }
+
+
+def fit_tiny(keras, image, labels, steps: int = 150, size: int = 128, seed: int = 0):
+    """A depth-2 U-Net trained for ``steps`` batches of 4 random crops (3 classes)."""
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.targets import targets
+
+    keras.utils.set_random_seed(seed)
+    net = build_unet(1, 3, depth=DEPTH, base_filters=BASE, batch_norm=False)
+    net.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    x = prepare_image(image)
+    target, weights = targets(labels, 3)
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, np.array(image.shape[:2]) - size + 1, (steps * 4, 2))
+    crop = [tuple(slice(c, c + size) for c in corner) for corner in corners]
+    net.fit(np.stack([x[c] for c in crop]), np.stack([target[c] for c in crop]),
+            sample_weight=np.stack([weights[c] for c in crop]), batch_size=4, epochs=1,
+            verbose=0)
+    return net
+
+
+@pytest.fixture(scope="module")
+def crowded():
+    return load_sample("nuclei_crowded")
+
+
+@pytest.fixture(scope="module")
+def tiny(keras, crowded, tmp_path_factory):
+    """A tiny U-Net trained a few seconds on the crowded DSB sample, saved and reloaded."""
+    from napari_unet_weights.unet.model_file import UNetModel, load_model
+
+    net = fit_tiny(keras, *crowded)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    return load_model(UNetModel(net, metadata()).save(path))
+
+
+@pytest.fixture(scope="module")
+def pointwise(keras):
+    """A 'U-Net' without spatial context (1×1 convolution): tiles must be exact."""
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    inputs = keras.Input((None, None, 1))
+    hidden = keras.layers.Conv2D(8, 1, activation="tanh")(inputs)
+    outputs = keras.layers.Conv2D(3, 1, activation="softmax")(hidden)
+    return UNetModel(keras.Model(inputs, outputs), metadata(multiple=4))
+
+
+def foreground_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a > 0) & (b > 0)).sum() / max(((a > 0) | (b > 0)).sum(), 1))
+
+
+# -- tiles ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "length", "overlap"),
+                         [(256, 64, 32), (250, 64, 16), (37, 16, 8), (100, 128, 16)])
+def test_tile_weights_cover_every_pixel_once(size, length, overlap):
+    tiles = _axis_tiles(size, length, overlap, multiple=4)
+    total = np.zeros(size)
+    for tile in tiles:
+        total[tile.image] += tile.weight
+        assert tile.crop.stop - tile.crop.start == tile.image.stop - tile.image.start
+        padded = -(-size // 4) * 4
+        assert sum(tile.pad) + tile.image.stop - tile.image.start == min(length, padded)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", [0, 8, 16])
+def test_tiles_are_exact_without_spatial_context(pointwise, crowded, overlap):
+    image = crowded[0][:203, :177]  # not multiples of the tile or of 2**depth
+    whole = predict(image, pointwise)
+    tiled = predict(image, pointwise, tile_shape=(32, 48), overlap=overlap, batch_size=3)
+    np.testing.assert_allclose(tiled, whole, atol=2e-6)
+
+
+def test_tiled_and_untiled_agree_on_a_real_sample(tiny, crowded):
+    """3 × 3 tiles of 128 px overlapping by 64 px against the whole 256² image.
+
+    The tiny model's output changes up to ~22 px inside a tile edge (its receptive field,
+    measured); with overlap 64 both tiles are 32 px from their edges in the middle of an
+    overlap, so the probabilities agree within 0.01 everywhere (measured ~0.001) and the
+    labels match. (Its watershed seeds, p_interior > 0.7, can split an object for a
+    difference of 0.02: label agreement needs an overlap beyond the receptive field.)
+    """
+    image, truth = crowded
+    whole = predict(image, tiny)
+    tiled = predict(image, tiny, tile_shape=2 * TILE, overlap=TILE, batch_size=4)
+    assert np.abs(tiled - whole).max() < 0.01
+    labels_whole = segment(image, tiny)
+    labels_tiled = segment(image, tiny, tile_shape=2 * TILE, overlap=TILE)
+    assert labels_whole.max() > 30  # the tiny model finds nuclei (~98 in the truth)
+    assert evaluate(truth, labels_whole).map > 0.1
+    assert foreground_iou(labels_whole, labels_tiled) >= 0.99
+    assert evaluate(labels_whole, labels_tiled).map >= 0.99
+
+
+def test_default_overlap_keeps_differences_small(tiny, crowded):
+    """64-px tiles with the default overlap (8 · 2**depth = 32 px): small differences.
+
+    (Measured: mean 0.0015, 99.9th percentile ~0.03, max ~0.12 in overlap middles.)
+    """
+    image = crowded[0]
+    difference = np.abs(predict(image, tiny, tile_shape=TILE) - predict(image, tiny))
+    assert difference.mean() < 5e-3 and np.quantile(difference, 0.999) < 0.1
+
+
+# -- shapes -----------------------------------------------------------------------------
+def test_stack_and_time_series_equal_per_plane_prediction(tiny, crowded):
+    image = crowded[0][:96, :80]
+    stack = np.stack([image, image[::-1], 255 - image])
+    result = predict(stack, tiny, tile_shape=TILE, batch_size=3)  # 4 tiles a plane
+    assert result.shape == (3, 96, 80, 3) and result.dtype == np.float32
+    for plane, probabilities in zip(stack, result):
+        np.testing.assert_allclose(probabilities, predict(plane, tiny, tile_shape=TILE),
+                                   atol=1e-5)
+    series = predict(stack.reshape(3, 1, 96, 80), tiny)
+    np.testing.assert_allclose(series[:, 0], predict(stack, tiny), atol=1e-5)
+
+
+def test_segment_stack_has_unique_ids(tiny, crowded):
+    image = crowded[0][:128, :128]
+    labels = segment(np.stack([image, image]), tiny)
+    single = segment(image, tiny)
+    assert labels.shape == (2, 128, 128) and labels.dtype == np.uint16
+    n = int(single.max())
+    np.testing.assert_array_equal(labels[0], single)
+    np.testing.assert_array_equal(labels[1], np.where(single > 0, single + n, 0))
+    np.testing.assert_array_equal(to_instances(predict(np.stack([image, image]), tiny)),
+                                  labels)
+
+
+def test_rgb_and_multichannel_images(tiny):
+    image, _ = load_sample("nuclei_histology")
+    assert image.ndim == 3 and image.shape[-1] == 3
+    probabilities = predict(image, tiny, tile_shape=TILE)  # rgb guessed like napari
+    assert probabilities.shape == (*image.shape[:2], 3)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    gray = image.astype(np.float32).mean(-1)
+    np.testing.assert_allclose(predict(image, tiny, rgb=True), predict(gray, tiny), atol=1e-5)
+    two_channels = np.stack([gray, gray], axis=-1)[:64, :64]
+    assert predict(two_channels, tiny, rgb=True).shape == (64, 64, 3)
+    assert predict(two_channels, tiny, rgb=False).shape == (64, 64, 2, 3)  # 64 planes
+
+
+def test_multichannel_model(keras, crowded):
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    unet = UNetModel(build_unet(2, 2, depth=DEPTH, base_filters=2),
+                     metadata(n_classes=2, n_channels=2, mode="channels"))
+    image = np.stack([crowded[0][:40, :48], crowded[1][:40, :48]], axis=-1)
+    assert predict(image, unet, rgb=True).shape == (40, 48, 2)
+    with pytest.raises(ValueError, match="takes 2 channel"):
+        predict(image[..., 0], unet)
+
+
+# -- progress, cancel -------------------------------------------------------------------
+def test_progress_counts_tiles_of_all_planes(tiny, crowded):
+    calls = []
+    stack = np.stack([crowded[0], crowded[0]])
+    predict(stack, tiny, tile_shape=TILE, overlap=16, batch_size=4,
+            progress=lambda done, total: calls.append((done, total)))
+    total = 2 * 5 * 5  # 256 px: 5 tiles of 64 with overlap >= 16 per axis, 2 planes
+    assert calls[-1] == (total, total)
+    assert [done for done, _ in calls] == [*range(4, total, 4), total]
+    assert {t for _, t in calls} == {total}
+
+
+def test_cancel_stops_within_one_batch(tiny, crowded):
+    calls = []
+    with pytest.raises(PredictionCancelled):
+        segment(crowded[0], tiny, tile_shape=TILE, batch_size=2,
+                progress=lambda done, total: calls.append(done), should_stop=lambda: bool(calls))
+    assert calls == [2]
+    with pytest.raises(PredictionCancelled):
+        predict(crowded[0], tiny, progress=lambda *_: calls.append(-1),
+                should_stop=lambda: True)
+    assert calls == [2]
+
+
+# -- errors -----------------------------------------------------------------------------
+def test_wrong_input_channels_and_corrupt_files(keras, tiny, tmp_path):
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel, load_model
+
+    wrong = UNetModel(build_unet(3, 3, depth=DEPTH, base_filters=2), metadata())
+    with pytest.raises(ValueError, match="takes 3 input channel"):
+        predict(np.zeros((32, 32)), wrong)
+    path = wrong.save(tmp_path / "wrong.keras")
+    with pytest.raises(ValueError, match=r"wrong\.keras: the Keras model takes 3 input"):
+        load_model(path)
+    classes = UNetModel(build_unet(1, 2, depth=DEPTH, base_filters=2), metadata(n_classes=3))
+    with pytest.raises(ValueError, match="records 3 classes"):
+        segment(np.zeros((32, 32)), classes)
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises((ValueError, OSError), match=r"corrupt\.keras"):
+        predict(np.zeros((32, 32)), corrupt)
+    with pytest.raises(ValueError, match="overlap"):
+        predict(np.zeros((128, 128)), tiny, tile_shape=32, overlap=32)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(np.zeros((32, 32)), tiny, batch_size=0)
+    with pytest.raises(TypeError, match="unknown post-processing"):
+        segment(np.zeros((32, 32)), tiny, treshold=0.3)
+    with pytest.raises(TypeError, match="numbers"):
+        predict(np.zeros((32, 32), bool), tiny)
+
+
+def test_auto_tile_shape(tiny):
+    assert auto_tile_shape(tiny, (250, 300)) == (252, 300)  # whole plane, padded
+    assert auto_tile_shape(tiny, (1000, 1000), n_planes=4, available=2**30)[0] < 1000
+    shape = auto_tile_shape(tiny, (100_000, 100_000), available=2**30)
+    assert shape[0] == shape[1] and shape[0] % 4 == 0 and 64 <= shape[0] <= 2048
+    assert auto_tile_shape(tiny, (100_000, 100_000), available=2**34)[0] > shape[0]
+
+
+def test_cpu_device_and_model_methods(tiny, crowded):
+    from napari_unet_weights.unet.predict import device_name, gpu_available
+
+    image = crowded[0][:64, :64]
+    assert device_name(use_gpu=False) == "CPU"
+    assert device_name().startswith("GPU: ") == gpu_available()
+    np.testing.assert_allclose(predict(image, tiny, use_gpu=False), tiny.predict(image),
+                               atol=1e-5)
+    np.testing.assert_array_equal(tiny.segment(image, min_size=5),
+                                  segment(image, tiny, min_size=5))
+
+
+def test_bundled_model_segments_the_crowded_sample(keras, crowded):
+    if not BUNDLED_MODEL.exists():
+        pytest.skip(f"the bundled model is not installed yet ({BUNDLED_MODEL.name})")
+    image, truth = crowded
+    assert evaluate(truth, segment(image)).map > 0.3
