@@ -1,4 +1,4 @@
-"""Command line: ``napari-unet-weights weights|evaluate|demo``.
+"""Command line: ``napari-unet-weights weights|evaluate|train|predict|demo``.
 
 Each subcommand has an ``_add_<name>_arguments(parser)`` and a ``_run_<name>(args) -> int``;
 both call the same core functions as the widgets.
@@ -801,7 +801,11 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="napari-unet-weights", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="napari-unet-weights",
+        description="U-Net border weight maps, weighted U-Net training and prediction, and the "
+        "mAP of IoU, from the command line. 'napari-unet-weights COMMAND -h' for each command.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
