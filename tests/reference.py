@@ -1,13 +1,29 @@
-"""Independent, slow reference implementations used only by the tests and benchmarks."""
+"""Independent, slow reference implementations and plain helpers shared by the tests."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
+
+#: Layer scale and translation of the dock-widget tests (outputs must follow them).
+SCALE = (0.5, 2.0)
+TRANSLATE = (10.0, -4.0)
+
+#: Opens a Qt application and imports ``ViewerModel`` in :func:`run_widget_script`.
+_QT_PRELUDE = (
+    "import sys\n"
+    "from qtpy.QtWidgets import QApplication\n"
+    "app = QApplication([])\n"
+    "from napari.components import ViewerModel\n"
+)
+#: Prints the list of the TensorFlow / Keras modules imported so far.
+_PRINT_TENSORFLOW = "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
 
 
 def dsb_folder() -> Path:
@@ -90,3 +106,60 @@ def labels_to_masks(labels):
     """(n_objects, H, W) binary masks, the seed's input format."""
     ids = [i for i in np.unique(labels) if i != 0]
     return np.stack([labels == i for i in ids]).astype(np.uint8)
+
+
+def discs(shape, centres, radius, ids=None) -> np.ndarray:
+    """uint16 labels with one disc per centre.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the labels.
+    centres : sequence of (int, int)
+        The centre of each disc.
+    radius : float or sequence of float
+        One radius for all discs, or one per centre.
+    ids : sequence of int, optional
+        The label of each disc; default 1, 2, ...
+
+    Returns
+    -------
+    numpy.ndarray of uint16
+        The labels, 0 outside the discs.
+    """
+    yy, xx = np.indices(shape)
+    labels = np.zeros(shape, dtype=np.uint16)
+    ids = ids or range(1, len(centres) + 1)
+    radii = np.broadcast_to(radius, len(centres))
+    for value, (cy, cx), r in zip(ids, centres, radii, strict=True):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = value
+    return labels
+
+
+def noisy_image(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A float32 image of ``labels``: 0.9 inside objects, 0.1 outside, Gaussian noise 0.05."""
+    rng = np.random.default_rng(seed)
+    return ((labels > 0) * 0.8 + 0.1 + rng.normal(0, 0.05, labels.shape)).astype(np.float32)
+
+
+def run_widget_script(body: str) -> subprocess.CompletedProcess:
+    """Run ``body`` in a fresh interpreter with Qt, then print the TensorFlow modules imported.
+
+    Parameters
+    ----------
+    body : str
+        Python lines run after a ``QApplication`` is made and ``sys`` and napari's
+        ``ViewerModel`` are imported.
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+        With text ``stdout`` (its last line the sorted list of the imported modules among
+        ``tensorflow`` and ``keras``) and ``stderr``.
+    """
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    if "DISPLAY" not in env:
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    code = _QT_PRELUDE + body + _PRINT_TENSORFLOW
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)

@@ -19,24 +19,17 @@ from qtpy.QtWidgets import QFileDialog
 from napari_unet_weights._widgets import evaluate as widget_module
 from napari_unet_weights._widgets.evaluate import EvaluateWidget
 from napari_unet_weights.metrics import evaluate
+from reference import SCALE, TRANSLATE, discs
 
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 10_000
-SCALE = (0.5, 2.0)
-TRANSLATE = (10.0, -4.0)
 CENTRES = ((12, 12), (12, 40), (40, 14), (44, 44), (28, 28))
 
 
 def _discs(shape=(64, 64), centres=CENTRES, radii=6, ids=None) -> np.ndarray:
     """uint16 labels with one disc per centre."""
-    yy, xx = np.indices(shape)
-    labels = np.zeros(shape, dtype=np.uint16)
-    ids = ids or range(1, len(centres) + 1)
-    radii = np.broadcast_to(radii, len(centres))
-    for value, (cy, cx), radius in zip(ids, centres, radii, strict=True):
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = value
-    return labels
+    return discs(shape, centres, radii, ids)
 
 
 def _pair() -> tuple[np.ndarray, np.ndarray]:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -29,12 +26,11 @@ from napari_unet_weights._widgets.weight_map import WeightMapWidget
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL, METADATA_ENTRY
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instances
 from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+from reference import SCALE, TRANSLATE, discs, noisy_image, run_widget_script
 
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 20_000
-SCALE = (0.5, 2.0)
-TRANSLATE = (10.0, -4.0)
 SCORE = 0.4321
 
 
@@ -51,17 +47,9 @@ def _metadata(n_classes: int = 3, **postprocess) -> dict:
     }
 
 
-def _discs(shape=(40, 48), centres=((10, 10), (10, 26), (28, 20)), radius=6) -> np.ndarray:
-    yy, xx = np.indices(shape)
-    labels = np.zeros(shape, dtype=np.uint16)
-    for value, (cy, cx) in enumerate(centres, start=1):
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = value
-    return labels
-
-
-def _image(labels: np.ndarray) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return ((labels > 0) * 0.8 + 0.1 + rng.normal(0, 0.05, labels.shape)).astype(np.float32)
+def _discs(shape=(40, 48)) -> np.ndarray:
+    """Three separate discs."""
+    return discs(shape, ((10, 10), (10, 26), (28, 20)), radius=6)
 
 
 @pytest.fixture
@@ -149,7 +137,7 @@ def fake_core(monkeypatch) -> FakeCore:
 def _add_scene(viewer, shape=(40, 48)):
     labels = _discs(shape)
     kwargs = {"scale": SCALE, "translate": TRANSLATE}
-    image = viewer.add_image(_image(labels), name="cells", **kwargs)
+    image = viewer.add_image(noisy_image(labels), name="cells", **kwargs)
     gt = viewer.add_labels(labels, name="cells ground truth", **kwargs)
     return image, gt
 
@@ -174,22 +162,12 @@ def _outputs(viewer) -> list:
 # -- without TensorFlow ----------------------------------------------------------------------
 def test_widget_does_not_import_tensorflow():
     """Constructing the widget (in a fresh interpreter) leaves TensorFlow unimported."""
-    code = (
-        "import sys\n"
-        "from qtpy.QtWidgets import QApplication\n"
-        "app = QApplication([])\n"
-        "from napari.components import ViewerModel\n"
+    done = run_widget_script(
         "from napari_unet_weights._widgets.segment import SegmentWidget\n"
         "viewer = ViewerModel()\n"
         "import numpy\nviewer.add_image(numpy.eye(8))\n"
         "widget = SegmentWidget(viewer)\n"
-        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
-    if "DISPLAY" not in env:
-        env["QT_QPA_PLATFORM"] = "offscreen"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
@@ -346,8 +324,8 @@ def test_real_cancel_adds_nothing(viewer, qtbot, tiny_model):
 
 def test_stack_and_rgb_run(viewer, qtbot, tiny_model):
     labels = _discs()
-    stack = viewer.add_image(np.stack([_image(labels)] * 2), name="stack")
-    rgb = viewer.add_image(np.repeat(_image(labels)[..., None], 3, axis=-1), name="rgb",
+    stack = viewer.add_image(np.stack([noisy_image(labels)] * 2), name="stack")
+    rgb = viewer.add_image(np.repeat(noisy_image(labels)[..., None], 3, axis=-1), name="rgb",
                            rgb=True)
     widget = _make_widget(viewer, tiny_model)
     for layer, shape in ((stack, (2, *labels.shape)), (rgb, labels.shape)):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -21,26 +18,16 @@ from qtpy.QtWidgets import QFileDialog
 
 from napari_unet_weights._widgets import train as widget_module
 from napari_unet_weights._widgets.train import PREVIEW_SUFFIX, LossPlot, TrainWidget, status_text
+from reference import SCALE, TRANSLATE, discs, noisy_image, run_widget_script
 
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 10_000
-SCALE = (0.5, 2.0)
-TRANSLATE = (10.0, -4.0)
 
 
 def _discs(shape=(48, 48), centres=((12, 12), (12, 30), (34, 20)), radius=7) -> np.ndarray:
     """uint16 labels with one disc per centre (the first two nearly touch)."""
-    yy, xx = np.indices(shape)
-    labels = np.zeros(shape, dtype=np.uint16)
-    for value, (cy, cx) in enumerate(centres, start=1):
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = value
-    return labels
-
-
-def _image(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return ((labels > 0) * 0.8 + 0.1 + rng.normal(0, 0.05, labels.shape)).astype(np.float32)
+    return discs(shape, centres, radius)
 
 
 @pytest.fixture
@@ -108,7 +95,7 @@ class FakeTrain:
 def _add_pair(viewer, shape=(48, 48), name="cells"):
     labels = _discs(shape)
     kwargs = {"scale": SCALE, "translate": TRANSLATE}
-    image = viewer.add_image(_image(labels), name=name, **kwargs)
+    image = viewer.add_image(noisy_image(labels), name=name, **kwargs)
     return image, viewer.add_labels(labels, name=f"{name} labels", **kwargs)
 
 
@@ -126,20 +113,10 @@ def _wait_done(widget, qtbot) -> None:
 
 def test_widget_does_not_import_tensorflow():
     """Constructing the widget (in a fresh interpreter) leaves TensorFlow unimported."""
-    code = (
-        "import sys\n"
-        "from qtpy.QtWidgets import QApplication\n"
-        "app = QApplication([])\n"
-        "from napari.components import ViewerModel\n"
+    done = run_widget_script(
         "from napari_unet_weights._widgets.train import TrainWidget\n"
         "widget = TrainWidget(ViewerModel())\n"
-        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
-    if "DISPLAY" not in env:
-        env["QT_QPA_PLATFORM"] = "offscreen"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
@@ -361,7 +338,7 @@ def test_real_tiny_training(keras, viewer, qtbot, errors, tmp_path):
     """One real run through the widget: 2 images of 32×32, depth 2, 1 epoch of 2 steps."""
     for seed in range(2):
         labels = _discs((32, 32), centres=((9, 9), (9, 22), (23, 16)), radius=5 + seed)
-        viewer.add_image(_image(labels, seed), name=f"img{seed}")
+        viewer.add_image(noisy_image(labels, seed), name=f"img{seed}")
         viewer.add_labels(labels, name=f"lab{seed}")
     widget = _make_widget(viewer, qtbot, epochs=1, steps=2, batch=2, patch=32, depth=2,
                           filters=4, validation=0.5)

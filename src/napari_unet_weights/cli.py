@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 
-# -- weights -----------------------------------------------------------------
+# -- argument types ----------------------------------------------------------
 def _number(text: str, *, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
@@ -32,6 +32,17 @@ def _positive(text: str) -> float:
     return _number(text, minimum=0.0, inclusive=False)
 
 
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+    return value
+
+
+# -- weights -----------------------------------------------------------------
 def _class_weights(text: str) -> str | tuple[float, float]:
     """``balanced``, ``inverse``, ``none`` or ``"BG,FG"`` → weight_map's class_weights."""
     from .weights import CLASS_WEIGHT_MODES
@@ -119,7 +130,7 @@ def _write_weight_map(path, out, args: argparse.Namespace) -> None:
 
 
 def _collect_jobs(inputs: list[str], outdir, suffix: str, what: str) -> dict | int:
-    """Input → output paths, or the exit status of a usage error."""
+    """Input → output paths, with ``outdir`` created; or the exit status of a usage error."""
     from .io import expand_inputs
 
     try:
@@ -132,35 +143,71 @@ def _collect_jobs(inputs: list[str], outdir, suffix: str, what: str) -> dict | i
     clashes = _clashes(outputs)
     if clashes:
         return _usage_error(f"inputs would write the same output file: {'; '.join(clashes)}.")
-    return outputs
+    failed = _make_folder(outdir)
+    return outputs if failed is None else failed
 
 
-def _run_weights(args: argparse.Namespace) -> int:
-    import time
+def _make_folder(outdir) -> int | None:
+    """Create ``outdir`` if missing: None, or the exit status of a usage error."""
     from pathlib import Path
 
-    outputs = _collect_jobs(args.labels, args.outdir, "_weights", "label images")
-    if isinstance(outputs, int):
-        return outputs
     try:
-        Path(args.outdir).mkdir(parents=True, exist_ok=True)
+        Path(outdir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        return _usage_error(f"cannot create output folder {args.outdir}: {error}")
+        return _usage_error(f"cannot create output folder {outdir}: {error}")
+    return None
+
+
+def _run_jobs(outputs: dict, write, written: str, outdir) -> int:
+    """Write each output, report each file on stderr and a summary; the exit status.
+
+    Parameters
+    ----------
+    outputs : dict
+        Input path → output path, from :func:`_collect_jobs`.
+    write : callable
+        ``write(path, out, prefix) -> str`` writes one output and returns a note for its
+        report line (``""`` or such as ``"3 objects, "``); it raises OSError, ValueError
+        or TypeError for an input that is skipped. ``prefix`` is the ``[i/n]`` counter.
+    written : str
+        What the outputs are, for the summary, such as ``"weight map(s)"``.
+    outdir : str or path
+        The output folder, for the summary.
+
+    Returns
+    -------
+    int
+        0 if every output was written, 1 if some input was skipped.
+    """
+    import time
+
     skipped = 0
     for index, (path, out) in enumerate(outputs.items(), start=1):
         prefix = f"[{index}/{len(outputs)}]"
         start = time.perf_counter()
         try:
-            _write_weight_map(path, out, args)
+            note = write(path, out, prefix)
         except (OSError, ValueError, TypeError) as error:
             skipped += 1
             print(f"{prefix} skipped {path}: {error}", file=sys.stderr)
             continue
-        print(f"{prefix} {path} → {out} ({time.perf_counter() - start:.2f} s)", file=sys.stderr)
-    written = len(outputs) - skipped
-    print(f"wrote {written} weight map(s) to {args.outdir}"
+        print(f"{prefix} {path} → {out} ({note}{time.perf_counter() - start:.2f} s)",
+              file=sys.stderr)
+    print(f"wrote {len(outputs) - skipped} {written} to {outdir}"
           + (f", skipped {skipped} file(s)" if skipped else ""), file=sys.stderr)
     return 1 if skipped else 0
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    outputs = _collect_jobs(args.labels, args.outdir, "_weights", "label images")
+    if isinstance(outputs, int):
+        return outputs
+
+    def write(path, out, _prefix: str) -> str:
+        _write_weight_map(path, out, args)
+        return ""
+
+    return _run_jobs(outputs, write, "weight map(s)", args.outdir)
 
 
 # -- evaluate ----------------------------------------------------------------
@@ -668,16 +715,6 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 # -- predict -----------------------------------------------------------------
-def _integer(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-    return value
-
-
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Each IMAGE (2-D grayscale, RGB, or a stack / time series, predicted plane by plane) "
@@ -754,36 +791,22 @@ def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     outputs = _collect_jobs(args.images, args.outdir, "_labels", "images")
     if isinstance(outputs, int):
         return outputs
-    try:
-        Path(args.outdir).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        return _usage_error(f"cannot create output folder {args.outdir}: {error}")
     model = _load_predict_model(args)
     if isinstance(model, int):
         return model
-    skipped = 0
-    for index, (path, out) in enumerate(outputs.items(), start=1):
-        prefix = f"[{index}/{len(outputs)}]"
-        progress, start = _TileProgress(sys.stderr, prefix), time.perf_counter()
+
+    def write(path, out, prefix: str) -> str:
+        progress = _TileProgress(sys.stderr, prefix)
         try:
             count = _write_labels(path, out, model, args, progress)
-        except (OSError, ValueError, TypeError) as error:
+        finally:
             progress.clear()
-            skipped += 1
-            print(f"{prefix} skipped {path}: {error}", file=sys.stderr)
-            continue
-        progress.clear()
-        print(f"{prefix} {path} → {out} ({count} objects, {time.perf_counter() - start:.2f} s)",
-              file=sys.stderr)
-    print(f"wrote {len(outputs) - skipped} label image(s) to {args.outdir}"
-          + (f", skipped {skipped} file(s)" if skipped else ""), file=sys.stderr)
-    return 1 if skipped else 0
+        return f"{count} objects, "
+
+    return _run_jobs(outputs, write, "label image(s)", args.outdir)
 
 
 # -- entry point -------------------------------------------------------------

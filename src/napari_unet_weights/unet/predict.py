@@ -721,18 +721,10 @@ def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, s
     return image, _Run(unet, layout, grid, int(batch_size), progress, should_stop)
 
 
-def predict(
-    image,
-    model: UNetModel | str | os.PathLike | None = None,
-    *,
-    rgb: bool | None = None,
-    tile_shape: int | tuple[int, int] | None = None,
-    overlap: int | None = None,
-    batch_size: int = 4,
-    progress: Progress | None = None,
-    should_stop: ShouldStop | None = None,
-    use_gpu: bool | None = None,
-) -> np.ndarray:
+def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
+            rgb: bool | None = None, tile_shape: int | tuple[int, int] | None = None,
+            overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
+            should_stop: ShouldStop | None = None, use_gpu: bool | None = None) -> np.ndarray:
     """Class probabilities of an image, a stack or a time series, tile by tile.
 
     Parameters
@@ -806,19 +798,11 @@ def _postprocess_parameters(unet, overrides: dict) -> dict:
     return parameters
 
 
-def segment(
-    image,
-    model: UNetModel | str | os.PathLike | None = None,
-    *,
-    rgb: bool | None = None,
-    tile_shape: int | tuple[int, int] | None = None,
-    overlap: int | None = None,
-    batch_size: int = 4,
-    progress: Progress | None = None,
-    should_stop: ShouldStop | None = None,
-    use_gpu: bool | None = None,
-    **postprocess,
-) -> np.ndarray:
+def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
+            rgb: bool | None = None, tile_shape: int | tuple[int, int] | None = None,
+            overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
+            should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
+            **postprocess) -> np.ndarray:
     """Instance labels of an image, a stack or a time series.
 
     :func:`predict`, then :func:`..postprocess.to_instances` on each plane as soon as its

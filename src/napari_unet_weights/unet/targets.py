@@ -80,7 +80,7 @@ def two_class_target(labels) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     labels : array-like of int
-        Instance labels, 0 = background.
+        Instance labels, 0 = background; touching objects are separated here.
 
     Returns
     -------
@@ -113,7 +113,8 @@ def three_class_target(labels) -> np.ndarray:
     Parameters
     ----------
     labels : array-like of int
-        Instance labels, 0 = background.
+        Instance labels, 0 = background. Touching objects need no gap: each keeps all its
+        pixels, and its boundary class separates it from the other.
 
     Returns
     -------
@@ -126,13 +127,8 @@ def three_class_target(labels) -> np.ndarray:
     return target
 
 
-def training_weights(
-    labels,
-    n_classes: int = 3,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    use_weights: bool = True,
-) -> np.ndarray:
+def training_weights(labels, n_classes: int = 3, w0: float = 10.0, sigma: float = 5.0,
+                     use_weights: bool = True) -> np.ndarray:
     """Per-pixel loss weights for one training sample.
 
     Parameters
@@ -158,13 +154,8 @@ def training_weights(
     return weight_map(separate_touching(labels), w0, sigma).astype(np.float32, copy=False)
 
 
-def targets(
-    labels,
-    n_classes: int = 3,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    use_weights: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+def targets(labels, n_classes: int = 3, w0: float = 10.0, sigma: float = 5.0,
+            use_weights: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The target classes and loss weights of one sample, as used in training.
 
     Parameters
