@@ -4,15 +4,17 @@ The public API is re-exported here; nothing in this module imports Qt, napari or
 TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
 from .unet import UNetModel, load_model, to_instances, train  # TensorFlow loaded when used
 from .unet.predict import PredictionCancelled, predict, segment
 from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
 
 try:
-    from ._version import version as __version__
-except ImportError:  # pragma: no cover - running from a source tree without a build
-    __version__ = "0.1.0"
+    __version__ = version("napari-unet-weights")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree, not installed
+    __version__ = "0.0.0"
 
 __all__ = [
     "DatasetEvaluation",
