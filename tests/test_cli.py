@@ -1,9 +1,8 @@
-"""Tests of the ``weights`` and ``demo`` subcommands of napari-unet-weights."""
+"""Tests of the ``weights`` subcommand of napari-unet-weights, and of what all commands share."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,6 @@ import napari_unet_weights.weights as weights_module
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.cli import main
 from napari_unet_weights.weights import weight_map
-
-WIDGET_FILE = Path(weights_module.__file__).with_name("_widgets") / "weight_map.py"
 
 
 @pytest.fixture
@@ -139,153 +136,105 @@ def test_weights_command_does_not_import_napari(tmp_path, label_files):
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
 
-# -- demo --------------------------------------------------------------------
-@pytest.fixture
-def no_display(monkeypatch, tmp_path):
-    """No display variables, Linux, and a PATH without Xvfb; returns the PATH folder."""
-    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(sys, "platform", "linux")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", str(bin_dir))
-    return bin_dir
 
 
-@pytest.mark.parametrize("screenshot", [False, True])
-def test_demo_without_display_exits_2(no_display, tmp_path, capsys, screenshot):
-    args = ["demo", "--screenshot", str(tmp_path / "s.png")] if screenshot else ["demo"]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert "no display" in err and "xvfb-run -a" in err
-    assert "\n" not in err
-    assert not (tmp_path / "s.png").exists()
+# -- never replace inputs; replace existing outputs only with --overwrite --------
+def test_existing_output_is_kept_and_reported_without_overwrite(tmp_path, label_files, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "discs_weights.tif").write_bytes(b"an earlier result")
+    assert main(["weights", str(tmp_path / "in" / "discs.npy"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert (out / "discs_weights.tif").read_bytes() == b"an earlier result"
+    assert "skipped" in err and "discs_weights.tif exists; --overwrite replaces it" in err
+    assert main(["weights", str(tmp_path / "in" / "discs.npy"), "-o", str(out),
+                 "--overwrite"]) == 0
+    np.testing.assert_allclose(_read_output(out, "discs"), weight_map(label_files["discs"]),
+                               atol=1e-5)
 
 
-def test_demo_interactive_never_starts_xvfb(no_display, capsys):
-    fake = no_display / "Xvfb"
-    fake.write_text("#!/bin/sh\nexit 1\n")
-    fake.chmod(0o755)
-    assert main(["demo"]) == 2
-    assert "no display" in capsys.readouterr().err
+def test_files_named_like_outputs_are_not_inputs_and_never_replaced(tmp_path, capsys):
+    """``a_weights.tif`` beside ``a.npy``: an earlier result or a ground truth, kept as is."""
+    labels = load_sample("touching_discs")[1]
+    np.save(tmp_path / "a.npy", labels)
+    np.save(tmp_path / "b.npy", labels)
+    tifffile.imwrite(tmp_path / "a_weights.tif", labels)  # named like a.npy's output
+    before = (tmp_path / "a_weights.tif").read_bytes()
+    assert main(["weights", str(tmp_path), "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert (tmp_path / "a_weights.tif").read_bytes() == before
+    assert "left out 1 file(s)" in err and "(a_weights.tif)" in err
+    assert "a_weights.tif would replace an input file" in err and "(-o)" in err
+    assert "[2/2]" in err and "wrote 1 weight map(s)" in err
+    assert not (tmp_path / "a_weights_weights.tif").exists()
+    b_output = (tmp_path / "b_weights.tif").read_bytes()
+    # Run again with --overwrite: both outputs are now inputs found in the folder.
+    assert main(["weights", str(tmp_path), "-o", str(tmp_path), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "left out 2 file(s)" in err and "wrote 0 weight map(s)" in err
+    assert (tmp_path / "a_weights.tif").read_bytes() == before
+    assert (tmp_path / "b_weights.tif").read_bytes() == b_output
 
 
-def _run_cli(args: list[str], env: dict[str, str], timeout: float = 300):
-    return subprocess.run(
-        [sys.executable, "-m", "napari_unet_weights.cli", *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )
+def test_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, label_files,
+                                                                 monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(weights_module, "weight_map", lambda *a, **k: calls.append(a))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    assert main(["weights", str(tmp_path / "in"), "-o", str(blocker / "out")]) == 2
+    assert "blocker is a file, not a folder" in capsys.readouterr().err
+    assert calls == []
 
 
-def _assert_png(path: Path) -> None:
-    assert path.stat().st_size > 1000
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    import imageio.v3 as iio
+def test_ctrl_c_while_writing_keeps_the_old_output_and_no_partial_file(
+        tmp_path, label_files, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    old = np.full((4, 4), 7, np.float32)
+    tifffile.imwrite(out / "discs_weights.tif", old)
 
-    image = iio.imread(path)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
-    assert image[..., :3].std() > 5  # not a blank window
+    def interrupted_write(path, *args, **kwargs):
+        Path(path).write_bytes(b"II*\x00 half a TIFF")
+        raise KeyboardInterrupt
 
-
-needs_display = pytest.mark.skipif(
-    not os.environ.get("DISPLAY"), reason="needs a display (pytest-xvfb or a desktop)"
-)
-needs_widget = pytest.mark.skipif(
-    not WIDGET_FILE.exists(), reason="the Weight map widget is not written yet"
-)
-
-FAKE_WIDGET_SCRIPT = """
-import sys, types
-import napari_unet_weights.cli as cli
-from napari_unet_weights.cli import main
-from napari_unet_weights.weights import weight_map
-
-def WeightMapWidget(viewer):
-    from qtpy.QtCore import QTimer
-    from qtpy.QtWidgets import QLabel
-    labels = next(layer for layer in viewer.layers if layer._type_string == "labels")
-    QTimer.singleShot(200, lambda: viewer.add_image(weight_map(labels.data), name="weights"))
-    return QLabel("stand-in widget")
-
-module = types.ModuleType("napari_unet_weights._widgets.weight_map")
-module.WeightMapWidget = WeightMapWidget
-sys.modules[module.__name__] = module
-cli._bundled_model_available = lambda: False  # the demo without a model: weight map only
-sys.exit(main(sys.argv[1:]))
-"""
+    monkeypatch.setattr(tifffile, "imwrite", interrupted_write)
+    status = main(["weights", str(tmp_path / "in" / "discs.npy"), "-o", str(out),
+                   "--overwrite"])
+    assert status == 130
+    assert "interrupted" in capsys.readouterr().err
+    np.testing.assert_array_equal(tifffile.imread(out / "discs_weights.tif"), old)
+    assert [p.name for p in out.iterdir()] == ["discs_weights.tif"]
 
 
-@pytest.mark.gui
-@needs_display
-def test_demo_screenshot_waits_for_weight_layer_stand_in_widget(tmp_path):
-    """The screenshot logic, with a stand-in widget that adds its layer after 0.2 s."""
-    png = tmp_path / "shots" / "demo.png"
-    result = subprocess.run(
-        [sys.executable, "-c", FAKE_WIDGET_SCRIPT, "demo", "--sample", "touching_discs",
-         "--screenshot", str(png), "--timeout", "60"],
-        env=os.environ.copy(), capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    _assert_png(png)
+# -- not labels --------------------------------------------------------------------
+def test_intensity_images_are_refused_as_labels_unless_forced(tmp_path, capsys):
+    image, labels = load_sample("nuclei_crowded")[:2]
+    tifffile.imwrite(tmp_path / "grey.tif", image[:96, :96])
+    tifffile.imwrite(tmp_path / "rgb.tif", load_sample("nuclei_histology")[0][:64, :64])
+    tifffile.imwrite(tmp_path / "labels.tif", labels[:96, :96])
+    out = tmp_path / "out"
+    assert main(["weights", str(tmp_path), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["labels_weights.tif"]
+    for name, why in (("grey.tif", "grey levels"), ("rgb.tif", "colour")):
+        line = next(line for line in err.splitlines() if f"skipped {tmp_path / name}" in line)
+        assert "does not look like instance labels" in line and why in line
+        assert "--force-labels" in line
+    assert main(["weights", str(tmp_path / "grey.tif"), "-o", str(out), "--force-labels"]) == 0
+    assert (out / "grey_weights.tif").exists()
 
 
-@pytest.mark.gui
-@needs_display
-@needs_widget
-def test_demo_screenshot(tmp_path):
-    png = tmp_path / "demo.png"
-    result = _run_cli(["demo", "--screenshot", str(png), "--timeout", "120"], os.environ.copy())
-    assert result.returncode == 0, result.stderr
-    _assert_png(png)
+# -- TensorFlow's start-up messages ------------------------------------------------
+def test_c_level_stderr_is_held_back_and_shown_on_failure(capfd):
+    from napari_unet_weights.cli import _c_stderr_held_back
 
-
-@pytest.mark.gui
-@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")
-def test_demo_screenshot_starts_its_own_xvfb(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    png = tmp_path / "demo.png"
-    result = _run_cli(["demo", "--sample", "nuclei_fluorescence", "--screenshot", str(png),
-                       "--timeout", "120"], env)
-    # Without the widget the screenshot is still saved, and the exit status says it failed.
-    assert result.returncode == (0 if WIDGET_FILE.exists() else 1), result.stderr
-    _assert_png(png)
-
-
-STAND_IN_MODEL_SCRIPT = """
-import sys
-from pathlib import Path
-import napari_unet_weights._widgets.segment as segment
-import napari_unet_weights.unet.model_file as model_file
-from napari_unet_weights.cli import main
-
-model_file.BUNDLED_MODEL = segment.BUNDLED_MODEL = Path(sys.argv[1])
-sys.exit(main(sys.argv[2:]))
-"""
-
-
-@pytest.mark.gui
-@needs_display
-@needs_widget
-def test_demo_screenshot_whole_loop_with_a_stand_in_model(tmp_path, keras):
-    """Segment → Weight map and Evaluate of the prediction, with a tiny untrained model."""
-    from napari_unet_weights.unet.model import build_unet
-    from napari_unet_weights.unet.model_file import UNetModel
-    from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-    from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION
-
-    metadata = {"format_version": 1, "n_classes": 3, "input": DEFAULT_INPUT,
-                "normalization": DEFAULT_NORMALIZATION,
-                "architecture": {"depth": 2, "multiple": 4},
-                "postprocess": {**DEFAULT_POSTPROCESS, "seed_threshold": 0.3}}
-    keras.utils.set_random_seed(0)
-    model = UNetModel(build_unet(depth=2, base_filters=4), metadata).save(tmp_path / "m.keras")
-    png = tmp_path / "demo.png"
-    result = subprocess.run(
-        [sys.executable, "-c", STAND_IN_MODEL_SCRIPT, str(model), "demo", "--screenshot",
-         str(png), "--timeout", "120"],
-        env=os.environ.copy(), capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "mAP against the ground truth" in result.stderr
-    _assert_png(png)
+    with _c_stderr_held_back():
+        os.write(2, b"I0000 00:00 noise from C++\n")
+    assert "noise" not in capfd.readouterr().err
+    with pytest.raises(ImportError), _c_stderr_held_back():
+        os.write(2, b"E0000 the reason it failed\n")
+        raise ImportError("no tensorflow")
+    assert "the reason it failed" in capfd.readouterr().err
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,3 +120,64 @@ def test_bad_labels(files, tmp_path, capsys):
     tifffile.imwrite(small, np.zeros((10, 10), np.uint16))
     assert main(["evaluate", str(files[0]), str(small)]) == 1
     assert "(256, 256)" in capsys.readouterr().err
+
+
+# -- outputs: checked before scoring, replaced only with --overwrite, atomically ----
+def test_existing_csv_is_refused_before_scoring_unless_overwrite(files, tmp_path, capsys):
+    prefix = tmp_path / "run"
+    old = tmp_path / "run_per_object.csv"
+    old.write_text("an earlier table\n")
+    assert main(["evaluate", str(files[0]), str(files[1]), "--csv", str(prefix)]) == 2
+    captured = capsys.readouterr()
+    assert "run_per_object.csv exists; --overwrite replaces it" in captured.err
+    assert captured.out == ""  # nothing was scored
+    assert old.read_text() == "an earlier table\n"
+    assert not (tmp_path / "run_per_threshold.csv").exists()
+    assert main(["evaluate", str(files[0]), str(files[1]), "--csv", str(prefix),
+                 "--overwrite"]) == 0
+    assert pd.read_csv(old).status.tolist() == ["matched", "matched"]
+
+
+def test_unwritable_csv_fails_before_scoring(files, tmp_path, capsys):
+    (tmp_path / "blocker").write_text("a file")
+    assert main(["evaluate", str(files[0]), str(files[1]),
+                 "--csv", str(tmp_path / "blocker" / "run")]) == 2
+    captured = capsys.readouterr()
+    assert "blocker is a file, not a folder" in captured.err
+    assert captured.out == ""
+
+
+def test_ctrl_c_while_writing_csv_keeps_the_old_file(files, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "tables"
+    out.mkdir()
+    (out / "per_threshold.csv").write_text("old\n")
+
+    def interrupted_to_csv(_table, path, **_kwargs):
+        Path(path).write_text("threshold,tp\n0.5,")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted_to_csv)
+    assert main(["evaluate", str(files[0]), str(files[1]), "--csv", str(out),
+                 "--overwrite"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["per_threshold.csv"]
+    assert (out / "per_threshold.csv").read_text() == "old\n"
+
+
+# -- inputs that are plainly not labels ------------------------------------------------
+def test_intensity_image_is_refused_as_labels_unless_forced(files, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    image = tmp_path / "image.tif"
+    tifffile.imwrite(image, rng.integers(0, 4000, (256, 256), dtype=np.uint16))
+    assert main(["evaluate", str(files[0]), str(image)]) == 1
+    err = capsys.readouterr().err
+    assert "image.tif does not look like instance labels" in err and "--force-labels" in err
+    assert main(["evaluate", str(files[0]), str(image), "--force-labels"]) == 0
+
+
+def test_intensity_image_in_folders_is_refused(folders, capsys):
+    rgb = np.zeros((256, 256, 3), np.uint8)
+    rgb[..., 0] = np.arange(256)
+    tifffile.imwrite(folders[1] / "a.tif", rgb)
+    assert main(["evaluate", str(folders[0]), str(folders[1])]) == 1
+    assert "colour or multichannel" in capsys.readouterr().err

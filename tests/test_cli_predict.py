@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -11,6 +16,7 @@ import tifffile
 
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.cli import main
+from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION, segment
 
@@ -84,3 +90,142 @@ def test_predict_usage_errors(tmp_path, model_file, image_files, capsys):
     assert "bad.keras" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", str(tmp_path / "in"), "-o", out, "--tile", "0"])
+
+
+# -- user's files are safe; outputs are checked before the network runs -----------
+def test_predict_into_the_image_folder_never_replaces_a_ground_truth(tmp_path, model_file,
+                                                                      capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    image, truth = load_sample("nuclei_crowded")[:2]
+    tifffile.imwrite(folder / "img1.tif", image[:64, :64])
+    tifffile.imwrite(folder / "img1_labels.tif", truth[:64, :64])  # the ground truth
+    tifffile.imwrite(folder / "img2.tif", image[64:128, :64])
+    ground_truth = (folder / "img1_labels.tif").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        status = main(["predict", str(folder), "-o", str(folder), "--model", str(model_file),
+                       *extra])
+        err = capsys.readouterr().err
+        assert status == 1
+        assert (folder / "img1_labels.tif").read_bytes() == ground_truth
+        assert "img1_labels.tif would replace an input file" in err
+        assert "not even with --overwrite" in err
+    assert not (folder / "img1_labels_labels.tif").exists()  # the ground truth is no input
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "img1.tif", "img1_labels.tif", "img2.tif", "img2_labels.tif"]
+
+
+def test_predict_keeps_existing_outputs_unless_overwrite(tmp_path, model_file, image_files,
+                                                         capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "crowded_labels.tif").write_bytes(b"yesterday's result")
+    args = ["predict", str(tmp_path / "in" / "crowded.tif"), "-o", str(out),
+            "--model", str(model_file)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert (out / "crowded_labels.tif").read_bytes() == b"yesterday's result"
+    assert "crowded_labels.tif exists; --overwrite replaces it" in err
+    assert main([*args, "--overwrite"]) == 0
+    assert tifffile.imread(out / "crowded_labels.tif").shape == (96, 128)
+
+
+@pytest.fixture
+def segment_calls(monkeypatch) -> list:
+    """The images that ``predict`` segments (the real segment runs)."""
+    predict_module = importlib.import_module("napari_unet_weights.unet.predict")
+    calls, real = [], predict_module.segment
+
+    def spy(image, *args, **kwargs):
+        calls.append(image.shape)
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "segment", spy)
+    return calls
+
+
+def test_predict_checks_outputs_before_running_the_network(tmp_path, model_file, image_files,
+                                                           segment_calls, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    assert main(["predict", str(tmp_path / "in"), "-o", str(blocker),
+                 "--model", str(model_file)]) == 2
+    assert "blocker is a file, not a folder" in capsys.readouterr().err
+    assert segment_calls == []
+    out = tmp_path / "out"
+    (out / "crowded_labels.tif").mkdir(parents=True)  # a folder where an output goes
+    assert main(["predict", str(tmp_path / "in"), "-o", str(out),
+                 "--model", str(model_file)]) == 1
+    err = capsys.readouterr().err
+    assert "crowded_labels.tif is a folder" in err
+    assert segment_calls == [image_files["histology"].shape]  # crowded.tif never ran
+
+
+def test_predict_model_error_creates_no_output_folder(tmp_path, image_files, capsys):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip archive")
+    out = tmp_path / "new_folder"
+    assert main(["predict", str(tmp_path / "in"), "-o", str(out),
+                 "--model", str(broken)]) == 2
+    assert "broken.keras" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# -- TensorFlow's start-up messages -------------------------------------------------
+#: TensorFlow's C++ log lines (2.21: "E0000 00:00:…", 2.19 also "2025-01-01 12:00:00.0: I …").
+TENSORFLOW_NOISE = re.compile(
+    r"^([EWI]0000 |\d{4}-\d\d-\d\d [\d:.]+: [EWIF] )|oneDNN|cuInit|absl::InitializeLog",
+    re.MULTILINE)
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="the bundled model is not installed")
+def test_predict_hides_tensorflow_start_up_messages_unless_verbose(tmp_path):
+    image = load_sample("nuclei_fluorescence")[0][:64, :64]
+    np.save(tmp_path / "tiny.npy", image)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "ABSL_"))}
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "napari_unet_weights.cli", "predict",
+             str(tmp_path / "tiny.npy"), "-o", str(tmp_path / "out"), "--overwrite", *extra],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+
+    quiet = run()
+    assert quiet.returncode == 0, quiet.stderr
+    assert TENSORFLOW_NOISE.search(quiet.stderr) is None, quiet.stderr
+    assert "wrote 1 label image(s)" in quiet.stderr
+    verbose = run("--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "wrote 1 label image(s)" in verbose.stderr  # TensorFlow's lines may come too
+
+
+@pytest.mark.parametrize("shape_suffix", [(), (1,), (2,)])
+def test_predict_reads_a_trailing_channel_axis_as_channels(tmp_path, model_file, shape_suffix,
+                                                           capsys):
+    """(H, W), (H, W, 1) and (H, W, 2) files give one (H, W) plane of the same labels."""
+    plane = load_sample("nuclei_crowded")[0][:64, :80].astype(np.float32)
+    image = np.stack([plane] * shape_suffix[0], axis=-1) if shape_suffix else plane
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "img.tif", image)
+    status = main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model",
+                   str(model_file), "--cpu"])
+    labels = tifffile.imread(tmp_path / "out" / "img_labels.tif")
+    assert status == 0, capsys.readouterr().err
+    assert labels.shape == (64, 80)
+    np.testing.assert_array_equal(labels, segment(plane, model_file))
+
+
+def test_predict_says_which_file_had_missing_pixels(tmp_path, model_file, capsys):
+    image = load_sample("nuclei_crowded")[0][:64, :80].astype(np.float32)
+    image[:10, :10] = np.nan
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "holes.tif", image)
+    status = main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model",
+                   str(model_file), "--cpu"])
+    err = capsys.readouterr().err
+    assert status == 0
+    assert f"warning: {folder / 'holes.tif'}: 100 of 5120 pixels" in err
+    assert (tmp_path / "out" / "holes_labels.tif").is_file()

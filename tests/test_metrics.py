@@ -207,6 +207,39 @@ def test_non_sequential_and_huge_ids_give_the_same_scores():
     assert matched == 2**31 - 1
 
 
+
+def test_uint64_ids_above_2_63_stay_exact_in_tables_and_csv(tmp_path):
+    top = int(np.iinfo(np.uint64).max)
+    huge_gt, huge_pred = 2**63, 2**63 + 12345
+    gt = draw_discs((64, 64), [(16, 16), (16, 48), (48, 32)], 10)
+    pred = draw_discs((64, 64), [(17, 16), (16, 45), (40, 40)], 9)
+    gt = np.select([gt == 1, gt == 2, gt == 3], [huge_gt, 5, top], 0).astype(np.uint64)
+    pred = np.select([pred == 1, pred == 2, pred == 3], [huge_pred, 3, top], 0).astype(np.uint64)
+    result = evaluate(gt, pred)
+
+    objects = result.per_object
+    gt_rows = objects[objects["kind"] == "gt"].set_index("label")
+    assert sorted(int(i) for i in gt_rows.index) == [5, huge_gt, top]
+    assert int(gt_rows.loc[huge_gt, "matched_pred"]) == huge_pred
+    assert int(gt_rows.loc[huge_gt, "best_pred"]) == huge_pred
+    assert [int(i) for i in objects.loc[objects["kind"] == "pred", "best_gt"]] == [top]
+    features = result.pred_features.set_index("index")
+    assert sorted(int(i) for i in features.index) == [3, huge_pred, top]
+    assert int(features.loc[huge_pred, "matched_gt"]) == huge_gt
+    pairs = {(int(a), int(b)) for a, b in zip(result.overlaps["gt"], result.overlaps["pred"])}
+    assert {(huge_gt, huge_pred), (top, top)} <= pairs
+
+    result.to_csv(tmp_path / "run")
+    written = pd.read_csv(tmp_path / "run_per_object.csv", dtype=str)
+    assert {str(huge_gt), str(top)} <= set(written["label"])
+    assert str(huge_pred) in set(written["matched_pred"])
+
+    small_ids = evaluate(gt.clip(0, 1), pred.clip(0, 1))
+    assert small_ids.per_object["label"].dtype == np.int64  # ordinary ids keep int64
+    dataset = evaluate_dataset([("huge", gt, pred), ("small", gt.clip(0, 1), pred.clip(0, 1))])
+    assert {huge_gt, top, 1} <= {int(i) for i in dataset.per_object["label"]}
+
+
 def test_image_without_background():
     gt = np.ones((4, 6), np.uint8)
     gt[:, 3:] = 2

@@ -144,6 +144,10 @@ def test_metadata_errors_without_tensorflow(tmp_path):
         archive.writestr(METADATA_ENTRY, "{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_metadata(broken)
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr(METADATA_ENTRY, "3")
+    with pytest.raises(ValueError, match="must hold a JSON object, got int"):
+        read_metadata(broken)
     with pytest.raises(FileNotFoundError, match="no such model file"):
         load_model(tmp_path / "missing.keras")
 
@@ -169,6 +173,7 @@ def test_save_adds_metadata_and_keras_still_loads(keras, tmp_path):
                 "postprocess": {"threshold": 0.5}, "validation": {"map": 0.25}}
     path = UNetModel(build_unet(1, 2, depth=1, base_filters=2), metadata).save(tmp_path / "m.keras")
     assert read_metadata(path) == metadata
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
     assert keras.saving.load_model(path, compile=False) is not None  # Keras ignores our entry
     loaded = load_model(path)
     assert loaded.metadata == metadata and loaded.n_classes == 2
@@ -185,7 +190,8 @@ def test_save_adds_metadata_and_keras_still_loads(keras, tmp_path):
 
 def test_read_metadata_does_not_import_tensorflow(tmp_path):
     path = tmp_path / "m.keras"
-    metadata = {key: 1 for key in REQUIRED_KEYS} | {"validation": {"map": 0.5}}
+    metadata = {key: {} for key in REQUIRED_KEYS} | {"format_version": 1, "n_classes": 3,
+                                                      "validation": {"map": 0.5}}
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(METADATA_ENTRY, json.dumps(metadata))
     code = (
@@ -196,3 +202,89 @@ def test_read_metadata_does_not_import_tensorflow(tmp_path):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- metadata checked when read -----------------------------------------------------
+def valid_metadata() -> dict:
+    return {"format_version": 1, "n_classes": 3,
+            "input": {"mode": "gray", "n_channels": 1, "invert_bright_background": True},
+            "normalization": {"percentiles": [1.0, 99.8]},
+            "architecture": {"n_channels": 1, "depth": 1, "base_filters": 2, "multiple": 2},
+            "postprocess": {"threshold": 0.5, "seed_threshold": 0.7, "min_size": 10,
+                            "fill_holes": True, "expand": 1}}
+
+
+def rewrite_metadata(source, target, metadata: dict) -> None:
+    """Copy the model file ``source`` to ``target`` with another metadata entry."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            if item.filename != METADATA_ENTRY:
+                new.writestr(item, old.read(item))
+        new.writestr(METADATA_ENTRY, json.dumps(metadata))
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("postprocess", "threshold", "abc"),
+    ("postprocess", "min_size", -3),
+    ("postprocess", "treshold", 0.5),
+    ("input", "mode", "rgb"),
+    ("input", "n_channels", 0),
+    ("normalization", "percentiles", [99.8, 1.0]),
+    ("architecture", "depth", "4"),
+    (None, "n_classes", 1.5),
+    (None, "format_version", 99),
+])
+def test_bad_metadata_entries_are_named_when_read(tmp_path, section, key, value):
+    metadata = valid_metadata()
+    (metadata if section is None else metadata[section])[key] = value
+    path = tmp_path / "bad.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps(metadata))
+    name = key if section is None else f"{section}.{key}"
+    with pytest.raises(ValueError, match=rf"bad\.keras: bad model metadata .*: {name}:"):
+        read_metadata(path)
+
+
+def test_a_model_file_with_a_bad_threshold_fails_to_load(keras, tmp_path):
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    metadata = valid_metadata()
+    good = UNetModel(build_unet(1, 3, depth=1, base_filters=2), metadata).save(
+        tmp_path / "good.keras")
+    assert load_model(good).postprocess_parameters["threshold"] == 0.5
+    bad = tmp_path / "bad.keras"
+    rewrite_metadata(good, bad, {**metadata, "postprocess": {"threshold": "abc"}})
+    message = r"bad\.keras: bad model metadata .*postprocess\.threshold: .*'abc'"
+    with pytest.raises(ValueError, match=message):
+        load_model(bad)
+    with pytest.raises(ValueError, match=r"postprocess\.expand"):
+        UNetModel(load_model(good).keras_model, {**metadata, "postprocess": {"expand": -1}})
+
+
+# -- atomic saving ---------------------------------------------------------------------
+class InterruptedWhileSaving:
+    """A stand-in Keras model whose save writes part of a file, then gets Ctrl-C."""
+
+    def save(self, path) -> None:
+        with open(path, "wb") as file:
+            file.write(b"PK\x03\x04 half a model")
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_save_leaves_no_file_and_keeps_the_old_one(tmp_path):
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    unet = UNetModel(InterruptedWhileSaving(), valid_metadata())
+    path = tmp_path / "model.keras"
+    with pytest.raises(KeyboardInterrupt):
+        unet.save(path)
+    assert list(tmp_path.iterdir()) == []
+    path.write_bytes(b"the previous model")
+    with pytest.raises(KeyboardInterrupt):
+        unet.save(path)
+    assert list(tmp_path.iterdir()) == [path]
+    assert path.read_bytes() == b"the previous model"
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="file is a file"):
+        unet.save(tmp_path / "file" / "model.keras")

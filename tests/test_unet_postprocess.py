@@ -89,3 +89,30 @@ def test_empty_and_bad_inputs():
         to_instances(np.zeros((8, 8)))
     with pytest.raises(ValueError, match="2 or 3"):
         to_instances(np.zeros((8, 8, 4)))
+
+
+@pytest.mark.parametrize(("name", "value", "error", "message"), [
+    ("threshold", 1.5, ValueError, r"threshold must be in \[0, 1\], got 1\.5"),
+    ("threshold", -0.1, ValueError, r"threshold must be in \[0, 1\]"),
+    ("seed_threshold", float("nan"), ValueError, r"seed_threshold must be in \[0, 1\]"),
+    ("threshold", "0.5", TypeError, r"threshold must be a number in \[0, 1\], got '0\.5'"),
+    ("threshold", True, TypeError, "threshold must be a number"),
+    ("min_size", -1, ValueError, "min_size must be a whole number of pixels >= 0, got -1"),
+    ("min_size", 2.5, ValueError, "min_size must be a whole number"),
+    ("expand", -2, ValueError, "expand must be a whole number of pixels >= 0"),
+    ("expand", None, TypeError, "expand must be a whole number of pixels, got None"),
+    ("fill_holes", "no", TypeError, "fill_holes must be True or False, got 'no'"),
+])
+def test_bad_parameters_are_named(name, value, error, message):
+    probabilities = np.zeros((8, 8, 3), np.float32)
+    probabilities[..., 0] = 1
+    with pytest.raises(error, match=message):
+        to_instances(probabilities, **{name: value})
+
+
+def test_whole_numbers_and_numpy_values_are_accepted():
+    probabilities = one_hot(three_class_target(touching_discs()), 3)
+    expected = to_instances(probabilities, threshold=0.5, min_size=10)
+    same = to_instances(probabilities, threshold=np.float32(0.5), min_size=10.0,
+                        fill_holes=np.bool_(True))
+    np.testing.assert_array_equal(same, expected)

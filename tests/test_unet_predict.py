@@ -1,10 +1,14 @@
-"""Prediction: tiles agree with the whole image, stacks, RGB, progress, cancel, bad models."""
+"""Prediction: tiles agree with the whole image, stacks, channels, missing pixels, progress,
+cancel, bad models."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.metrics import evaluate
@@ -13,9 +17,11 @@ from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instanc
 from napari_unet_weights.unet.predict import (
     DEFAULT_INPUT,
     DEFAULT_NORMALIZATION,
+    MissingDataWarning,
     PredictionCancelled,
     _axis_tiles,
     auto_tile_shape,
+    guess_channels,
     predict,
     prepare_image,
     segment,
@@ -180,6 +186,26 @@ def test_rgb_and_multichannel_images(tiny):
     assert predict(two_channels, tiny, rgb=False).shape == (64, 64, 2, 3)  # 64 planes
 
 
+@pytest.mark.parametrize(("shape", "channels"), [
+    ((256, 256), False), ((256, 256, 1), True), ((256, 256, 2), True), ((30, 40, 4), True),
+    ((3, 256, 256), False), ((5, 64, 64, 2), True), ((64, 64, 5), False), ((100, 4, 3), False),
+])
+def test_guess_channels(shape, channels):
+    assert guess_channels(shape) is channels
+
+
+def test_trailing_channel_axis_gives_one_plane(tiny, crowded):
+    """(H, W), (H, W, 1) and (H, W, 2) of the same picture: the same labels, one plane."""
+    image = crowded[0]
+    expected = segment(image, tiny)
+    assert expected.max() > 30
+    for picture in (image[..., np.newaxis], np.stack([image, image], axis=-1)):
+        np.testing.assert_array_equal(segment(picture, tiny), expected)
+        assert predict(picture, tiny).shape == (*image.shape, 3)
+    stack = np.stack([image[:64, :64]] * 3)  # (Z, H, W) with a small Z stays a stack
+    assert segment(stack, tiny).shape == stack.shape
+
+
 def test_multichannel_model(keras, crowded):
     from napari_unet_weights.unet.model import build_unet
     from napari_unet_weights.unet.model_file import UNetModel
@@ -190,6 +216,66 @@ def test_multichannel_model(keras, crowded):
     assert predict(image, unet, rgb=True).shape == (40, 48, 2)
     with pytest.raises(ValueError, match="takes 2 channel"):
         predict(image[..., 0], unet)
+
+
+# -- missing pixels ---------------------------------------------------------------------
+NAN_PATCH = (slice(120, 130), slice(100, 110))
+
+
+def with_nan_patch(image: np.ndarray) -> np.ndarray:
+    patched = image.astype(np.float32)
+    patched[NAN_PATCH] = np.nan
+    return patched
+
+
+def test_missing_pixels_are_left_out_of_the_normalisation(crowded):
+    image = crowded[0].astype(np.float32)
+    patched = with_nan_patch(image)
+    patched[0, 0] = np.inf
+    present = np.isfinite(patched)
+    lo, hi = np.percentile(image[present], DEFAULT_NORMALIZATION["percentiles"])
+    with pytest.warns(MissingDataWarning, match="101 of 65536 pixels"):
+        x = prepare_image(patched)[..., 0]
+    np.testing.assert_allclose(x[present], (image[present] - lo) / (hi - lo), atol=1e-5)
+    assert np.all(x[~present] == 0.0)
+
+
+def test_missing_pixels_are_background_and_the_rest_segments_as_before(tiny, crowded):
+    image = crowded[0]
+    clean = segment(image, tiny)
+    with pytest.warns(MissingDataWarning, match=r"100 of 65536 pixels of the image") as record:
+        holey = segment(with_nan_patch(image), tiny)
+    assert len(record) == 1
+    assert not holey[NAN_PATCH].any()
+    patch = np.zeros(image.shape, bool)
+    patch[NAN_PATCH] = True
+    far = ndi.distance_transform_edt(~patch) > 32  # beyond the tiny model's reach (~22 px)
+    assert evaluate(np.where(far, clean, 0), np.where(far, holey, 0)).map >= 0.95
+    with pytest.warns(MissingDataWarning):
+        probabilities = predict(with_nan_patch(image), tiny, tile_shape=TILE)
+    assert np.all(probabilities[NAN_PATCH] == [1, 0, 0])
+    assert np.isfinite(probabilities).all()
+
+
+def test_missing_planes_and_channels(keras, tiny, crowded):
+    plane = crowded[0][:64, :64].astype(np.float32)
+    stack = np.stack([plane, np.full_like(plane, np.nan)])
+    with pytest.warns(MissingDataWarning, match="4096 of 8192 pixels of 1 of 2 planes"):
+        labels = segment(stack, tiny)
+    assert not labels[1].any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segment(plane, tiny)  # no warning without missing pixels
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    unet = UNetModel(build_unet(2, 2, depth=DEPTH, base_filters=2),
+                     metadata(n_classes=2, n_channels=2, mode="channels"))
+    two = np.stack([plane, plane[::-1]], axis=-1)
+    two[5, 7, 1] = -np.inf
+    with pytest.warns(MissingDataWarning, match="1 of 4096"):
+        probabilities = predict(two, unet)
+    assert np.all(probabilities[5, 7] == [1, 0])
 
 
 # -- progress, cancel -------------------------------------------------------------------
@@ -242,6 +328,17 @@ def test_wrong_input_channels_and_corrupt_files(keras, tiny, tmp_path):
         segment(np.zeros((32, 32)), tiny, treshold=0.3)
     with pytest.raises(TypeError, match="numbers"):
         predict(np.zeros((32, 32), bool), tiny)
+
+
+def test_bad_postprocess_parameters_fail_before_the_network_runs(tiny):
+    tiles = []
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\], got 2"):
+        segment(np.zeros((32, 32)), tiny, threshold=2, progress=lambda *done: tiles.append(done))
+    with pytest.raises(ValueError, match="min_size must be a whole number of pixels >= 0"):
+        tiny.segment(np.zeros((32, 32)), min_size=-5, progress=lambda *done: tiles.append(done))
+    with pytest.raises(TypeError, match="expand must be a whole number of pixels"):
+        segment(np.zeros((32, 32)), tiny, expand="1")
+    assert tiles == []
 
 
 def test_auto_tile_shape(tiny):

@@ -1,6 +1,7 @@
 """Training the U-Net: a CI-sized run, save / reload, progress, cancel, bad inputs."""
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import tifffile
 from skimage.draw import disk
 
 from napari_unet_weights.unet.model_file import read_metadata
-from napari_unet_weights.unet.train import load_samples, train
+from napari_unet_weights.unet.train import _split, load_samples, train
 
 BATCH_KEYS = {"stage", "epoch", "epochs", "step", "steps", "loss"}
 EPOCH_KEYS = {"stage", "epoch", "epochs", "loss", "val_loss", "val_map"}
@@ -72,7 +73,7 @@ def test_tiny_training_lowers_the_loss(trained):
 
     result, _, _ = trained
     images, labels = synthetic()
-    keras.utils.set_random_seed(0)  # train() seeds Keras the same way: the initial weights
+    keras.utils.set_random_seed(0)  # seeds Python's generator as train() does for its build
     initial = build_unet(1, 3, depth=TINY["depth"], base_filters=TINY["base_filters"])
     before = whole_image_loss(initial, images, labels)
     after = whole_image_loss(result.model.keras_model, images, labels)
@@ -116,6 +117,30 @@ def test_saved_model_reloads_identically_with_metadata(trained):
     assert metadata["training"]["epochs_run"] == 2
     assert read_metadata(result.path.with_name("ck.keras"))["training"]["checkpoint"]
     assert loaded.segment(images[0]).shape == images[0].shape
+
+
+def test_training_is_reproducible_and_leaves_the_global_generators_alone(trained, keras):
+    import tensorflow as tf
+
+    # The user's session state that train() must not touch: NumPy's legacy global too.
+    def seed_everything() -> None:
+        random.seed(7)
+        np.random.seed(7)  # noqa: NPY002
+        tf.random.set_seed(7)
+
+    def draws() -> tuple:
+        return random.random(), np.random.random(), float(tf.random.uniform(()))  # noqa: NPY002
+
+    seed_everything()
+    expected = draws()
+    seed_everything()
+    images, labels = synthetic()
+    again = train(images, labels, n_classes=3, **TINY)  # as the fixture, without saving
+    assert draws() == expected
+    if again.device == "CPU":  # GPU kernels need not be deterministic
+        for ours, theirs in zip(again.model.keras_model.get_weights(),
+                                trained[0].model.keras_model.get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
 
 
 def test_split_and_validation_scores_are_recorded(trained):
@@ -221,6 +246,34 @@ def test_too_few_samples_and_bad_parameters():
         train(images, labels[:2])
 
 
+def test_a_validation_fraction_too_large_says_what_to_change():
+    images, labels = synthetic(3)
+    with pytest.raises(ValueError, match=r"a validation fraction of 0\.9 leaves 0 of 3 samples "
+                                         r"for training; use a fraction of at most 0\.66"):
+        train(images, labels, validation_fraction=0.9)
+    train_ids, val_ids = _split(3, 0.66, seed=0)  # the suggested fraction works
+    assert len(train_ids) == 1 and len(val_ids) == 2
+
+
+def test_outputs_are_checked_before_anything_is_read(tmp_path):
+    missing_data = tmp_path / "no such folder"  # would fail later, when samples are read
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="file is a file, not a folder"):
+        train(missing_data, out=tmp_path / "file" / "m.keras")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        train(missing_data, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match=r"must end with \.keras"):
+        train(missing_data, out=tmp_path / "m.h5")
+
+
+def test_nan_in_a_training_image_is_refused_with_its_count():
+    images, labels = synthetic(3)
+    images[1][3:5, 4:6] = np.nan
+    images[1][0, 0] = -np.inf
+    with pytest.raises(ValueError, match="sample 1 has 5 NaN or infinite values"):
+        train(images, labels, **TINY)
+
+
 def test_load_samples_accepts_rgb_and_two_folders(tmp_path):
     images, labels = synthetic(2)
     rgb = [np.stack([im] * 3, axis=-1).astype(np.uint8) for im in images]
@@ -229,3 +282,7 @@ def test_load_samples_accepts_rgb_and_two_folders(tmp_path):
     assert [s.name for s in samples] == ["s0", "s1"]
     assert samples[0].image.shape == (32, 32, 3)
     assert not math.isnan(float(samples[0].labels.max()))
+    two_channels = [np.stack([im, im], axis=-1) for im in images]
+    assert load_samples(two_channels, labels)[1].image.shape == (32, 32, 2)
+    with pytest.raises(ValueError, match="sample 0 has 5 channels"):
+        load_samples([np.stack([images[0]] * 5, axis=-1)], labels[:1])

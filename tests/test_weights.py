@@ -14,6 +14,19 @@ ATOL = 1e-3  # the issue's exactness requirement
 PARAMETERS = [(10.0, 5.0), (100.0, 25.0), (3.0, 1.5), (50.0, 10.0)]
 
 
+def reference_weight_map(labels, *args, class_weights="balanced", **kwargs):
+    """The brute-force map, with the documented single-class rule.
+
+    With only one class present (no object, or no background), ``"balanced"`` and
+    ``"inverse"`` give every pixel the class weight 1, as the pair ``(1, 1)`` does.
+    """
+    labels = np.asarray(labels)
+    single_class = not labels.any() or labels.all()
+    if single_class and class_weights in ("balanced", "inverse"):
+        class_weights = (1.0, 1.0)
+    return brute_force_weight_map(labels, *args, class_weights=class_weights, **kwargs)
+
+
 def random_labels(shape, n_objects, seed=0, radius=(2, 8)):
     """Random overlapping discs/balls with random, non-sequential ids."""
     rng = np.random.default_rng(seed)
@@ -40,7 +53,7 @@ def seed_discs():
 @pytest.mark.parametrize(("w0", "sigma"), PARAMETERS)
 def test_matches_brute_force_on_random_non_square_labels(border, n_objects, w0, sigma):
     labels = random_labels((37, 53), n_objects, seed=n_objects)
-    expected = brute_force_weight_map(labels, w0, sigma, border=border)
+    expected = reference_weight_map(labels, w0, sigma, border=border)
     assert_allclose(weight_map(labels, w0, sigma, border=border), expected, atol=ATOL)
 
 
@@ -50,7 +63,7 @@ def test_touching_objects_and_objects_on_the_image_edge(border):
     labels[0:12, 0:10] = 5  # on the corner
     labels[0:12, 10:20] = 9  # touches 5
     labels[20:30, 30:41] = 2  # on the opposite edge
-    expected = brute_force_weight_map(labels, 10, 5, border=border)
+    expected = reference_weight_map(labels, 10, 5, border=border)
     assert_allclose(weight_map(labels, 10, 5, border=border), expected, atol=ATOL)
 
 
@@ -63,14 +76,14 @@ def test_a_distant_third_object_changes_nothing_near_the_pair():
     near = (slice(None), slice(0, 60))
     a, b = weight_map(pair, class_weights="none"), weight_map(with_third, class_weights="none")
     assert_allclose(a[near], b[near], atol=ATOL)
-    assert_allclose(b, brute_force_weight_map(with_third, class_weights="none"), atol=ATOL)
+    assert_allclose(b, reference_weight_map(with_third, class_weights="none"), atol=ATOL)
 
 
 @pytest.mark.parametrize("border", ["background", "all"])
 def test_3d_with_anisotropic_spacing(border):
     labels = random_labels((9, 24, 27), 6, seed=3, radius=(3, 6))
     spacing = (2.5, 0.7, 0.7)
-    expected = brute_force_weight_map(labels, 10, 2.0, border=border, spacing=spacing)
+    expected = reference_weight_map(labels, 10, 2.0, border=border, spacing=spacing)
     result = weight_map(labels, 10, 2.0, border=border, spacing=spacing)
     assert_allclose(result, expected, atol=ATOL)
 
@@ -79,7 +92,7 @@ def test_per_plane_equals_each_plane_alone():
     stack = np.stack([random_labels((31, 29), n, seed=n) for n in (0, 1, 4, 9)])
     result = weight_map(stack, 20, 4, spatial_dims=2)
     for plane, labels in zip(result, stack):
-        assert_allclose(plane, brute_force_weight_map(labels, 20, 4), atol=ATOL)
+        assert_allclose(plane, reference_weight_map(labels, 20, 4), atol=ATOL)
 
 
 @pytest.mark.parametrize("n_objects", [1, 2, 5])
@@ -117,7 +130,7 @@ def test_cache_renders_new_parameters_like_a_fresh_computation():
     labels = random_labels((60, 70), 15, seed=5)
     cache = WeightMapCache(labels)
     for w0, sigma in [(10, 5), (10, 3), (40, 8), (100, 25), (5, 1)]:
-        assert_allclose(cache.render(w0, sigma), brute_force_weight_map(labels, w0, sigma),
+        assert_allclose(cache.render(w0, sigma), reference_weight_map(labels, w0, sigma),
                         atol=ATOL)
         assert cache.covers(w0, sigma)
 
@@ -152,7 +165,7 @@ def test_cache_update_with_a_region_hint_and_through_object_counts():
         labels = labels.copy()
         labels[box] = value
         cache.update(labels, region=box)
-        assert_allclose(cache.render(10, 5), brute_force_weight_map(labels, border="all"),
+        assert_allclose(cache.render(10, 5), reference_weight_map(labels, border="all"),
                         atol=ATOL)
 
 
@@ -166,8 +179,8 @@ def test_cache_keeps_its_own_copy():
 
 def _brute_force_planes(labels, border, spatial_dims):
     if not spatial_dims:
-        return brute_force_weight_map(labels, 10, 5, border=border)
-    return np.stack([brute_force_weight_map(p, 10, 5, border=border) for p in labels])
+        return reference_weight_map(labels, 10, 5, border=border)
+    return np.stack([reference_weight_map(p, 10, 5, border=border) for p in labels])
 
 
 def test_huge_sparse_ids():
@@ -175,15 +188,15 @@ def test_huge_sparse_ids():
     labels[2:8, 2:8] = 2**31 - 1
     labels[2:8, 10:16] = 3
     labels[12:18, 2:8] = 2**40
-    assert_allclose(weight_map(labels), brute_force_weight_map(labels), atol=ATOL)
+    assert_allclose(weight_map(labels), reference_weight_map(labels), atol=ATOL)
 
 
 def test_no_background_at_all():
     labels = np.ones((8, 9), dtype=np.uint8)
     labels[:, 4:] = 2
-    assert_allclose(weight_map(labels), brute_force_weight_map(labels), atol=ATOL)
+    assert_allclose(weight_map(labels), reference_weight_map(labels), atol=ATOL)
     assert_allclose(weight_map(labels, border="all"),
-                    brute_force_weight_map(labels, border="all"), atol=ATOL)
+                    reference_weight_map(labels, border="all"), atol=ATOL)
 
 
 def test_output_is_float32_and_input_untouched():
@@ -234,3 +247,85 @@ def test_update_rejects_a_new_shape():
     cache = WeightMapCache(np.zeros((4, 4), dtype=np.uint8))
     with pytest.raises(ValueError, match="new WeightMapCache"):
         cache.update(np.zeros((5, 4), dtype=np.uint8))
+
+
+# -- degenerate inputs -------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["balanced", "inverse"])
+@pytest.mark.parametrize("fill", [0, 7], ids=["no object", "no background"])
+def test_a_single_class_weighs_one_not_zero(mode, fill):
+    labels = np.full((12, 10), fill, dtype=np.uint8)
+    assert class_weight_values(labels.size, int((labels != 0).sum()), mode) == (1.0, 1.0)
+    result = weight_map(labels, class_weights=mode)
+    assert_allclose(result, np.ones(labels.shape))  # the loss of such an image is not 0
+
+
+def test_an_empty_plane_of_a_stack_weighs_one():
+    stack = np.zeros((2, 20, 20), dtype=np.uint16)
+    stack[1, 2:8, 2:8] = 1
+    stack[1, 2:8, 10:16] = 2
+    result = weight_map(stack, spatial_dims=2)
+    assert_allclose(result[0], 1.0)
+    assert_allclose(result[1], brute_force_weight_map(stack[1]), atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    ("shape", "spatial_dims"),
+    [((0, 5, 5), None), ((0, 5, 5), 2), ((0, 5, 5), 1), ((5, 0, 5), 1), ((0, 0), 1), ((0,), None)],
+)
+def test_labels_without_pixels_give_an_empty_map(shape, spatial_dims):
+    labels = np.zeros(shape, dtype=np.uint16)
+    cache = WeightMapCache(labels, spatial_dims=spatial_dims)
+    result = cache.render(10, 5)
+    assert result.shape == shape and result.dtype == np.float32
+    assert cache.labels.shape == shape and cache.labels.dtype == labels.dtype
+    assert cache.n_objects == 0
+    assert cache.update(labels) is None
+    assert weight_map(labels, spatial_dims=spatial_dims).shape == shape
+
+
+# -- parameter checks ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"w0": "10"}, TypeError, r"w0 must be a number \(int or float\), got str '10'"),
+        ({"w0": True}, TypeError, "w0 must be a number"),
+        ({"w0": np.inf}, ValueError, "w0 must be a finite number >= 0"),
+        ({"sigma": np.nan}, ValueError, "sigma must be a finite number > 0"),
+        ({"sigma": [5]}, TypeError, "sigma must be a number"),
+        ({"tolerance": 0}, ValueError, "tolerance must be a finite number > 0"),
+        ({"tolerance": "1e-4"}, TypeError, "tolerance must be a number"),
+        ({"spatial_dims": 1.5}, TypeError, "spatial_dims must be a whole number"),
+        ({"spatial_dims": True}, TypeError, "spatial_dims must be a whole number"),
+        ({"spacing": (0, 1)}, ValueError, "spacing must be 2 finite numbers > 0"),
+        ({"spacing": (np.nan, 1)}, ValueError, "spacing must be 2 finite numbers > 0"),
+        ({"spacing": ("1", "1")}, TypeError, "spacing must be 2 finite numbers > 0"),
+        ({"spacing": [[1, 1]]}, ValueError, "spacing must be 2"),
+    ],
+)
+def test_bad_parameter_types_and_values_name_the_parameter(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        weight_map(np.zeros((4, 4), dtype=np.uint8), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "class_weights", [(np.nan, 1.0), (1.0, np.inf), (-1.0, 1.0), ("1", 2), (1, 2, 3), 5]
+)
+def test_bad_class_weights_say_what_is_allowed(class_weights):
+    allowed = r"pair of finite numbers >= 0"
+    with pytest.raises(ValueError, match=allowed):
+        weight_map(np.zeros((4, 4), dtype=np.uint8), class_weights=class_weights)
+    with pytest.raises(ValueError, match=allowed):
+        class_weight_values(16, 4, class_weights)
+    with pytest.raises(ValueError, match=allowed):
+        WeightMapCache(np.zeros((4, 4), dtype=np.uint8)).render(class_weights=class_weights)
+
+
+def test_numpy_scalars_are_accepted_as_numbers():
+    labels = random_labels((24, 26), 4, seed=2)
+    expected = weight_map(labels, 10, 5, class_weights=(0.5, 2.0), spacing=(1.0, 1.0))
+    result = weight_map(
+        labels, np.float32(10), np.int64(5), class_weights=(np.float64(0.5), np.int8(2)),
+        spacing=(np.float32(1), 1), spatial_dims=np.int64(2), tolerance=np.float64(1e-4),
+    )
+    assert_allclose(result, expected)
+    assert border_radius(np.int32(10), np.float32(5)) == pytest.approx(border_radius(10, 5))

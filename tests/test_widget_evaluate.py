@@ -93,14 +93,15 @@ def test_map_tables_and_features(viewer, make_widget):
     assert widget.thresholds_table.model.rowCount() == len(expected.thresholds) == 10
 
     features = pred_layer.features
-    assert {"index", "iou", "matched_gt", "status"} <= set(features.columns)
-    iou_by_label = dict(zip(features["index"], features["iou"], strict=True))
+    assert set(features.columns) == {"index", "eval_iou", "eval_matched_gt", "eval_status"}
+    iou_by_label = dict(zip(features["index"], features["eval_iou"], strict=True))
     want = dict(zip(expected.pred_features["index"], expected.pred_features["iou"], strict=True))
     assert iou_by_label == pytest.approx(want)
     assert set(iou_by_label) == {11, 12, 13, 14, 20}
     gt_features = gt_layer.features
-    assert sorted(gt_features["index"]) == [1, 2, 3, 4, 5]
-    assert gt_features.set_index("index").loc[5, "status"] == "missed"
+    assert list(gt_features["index"]) == [1, 2, 3, 4, 5]
+    assert gt_features.set_index("index").loc[5, "eval_status"] == "missed"
+    assert all(column == "index" or column.startswith("eval_") for column in gt_features)
 
     np.testing.assert_array_equal(gt_layer.data, gt)
     np.testing.assert_array_equal(pred_layer.data, pred)
@@ -301,3 +302,137 @@ def test_pickers_follow_layer_list(viewer, make_widget, wait_idle):
     viewer.layers.remove(pred_layer)
     wait_idle(widget)
     assert widget.pred_layer is not pred_layer
+
+
+# -- the user's features and layers ---------------------------------------------------
+def _wait_for_label(widget, qtbot, label: int, present: bool = True) -> None:
+    """Wait until the shown evaluation has (or no longer has) prediction ``label``."""
+    qtbot.waitUntil(
+        lambda: not widget.busy and widget.evaluation is not None
+        and (label in set(widget.evaluation.pred_features["index"])) == present,
+        timeout=TIMEOUT_MS,
+    )
+
+
+def test_user_features_are_kept_and_recomputing_replaces_only_ours(viewer, qtbot, make_widget):
+    gt_layer, pred_layer = _add_pair(viewer)
+    gt_user = pd.DataFrame({
+        "index": [5, 3, 1, 2, 4, 99],  # unsorted, and an id the evaluation does not know
+        "cell_type": ["b", "a", "a", "b", "c", "gone"],
+        "status": ["checked"] * 6,  # a column name the evaluation also uses
+        "count": np.array([50, 30, 10, 20, 40, 990], dtype=np.int32),
+    })
+    gt_layer.features = gt_user
+    # No "index" column: napari reads row i as label i.
+    pred_types = {i: f"type {i}" for i in (11, 12, 13, 14, 20)}
+    pred_layer.features = {"cell_type": np.array([pred_types.get(i) for i in range(21)], object),
+                           "size": np.arange(21, dtype=np.int64) * 10}
+    widget = make_widget()
+    expected = widget.evaluation
+
+    gt_features = gt_layer.features
+    assert list(gt_features["index"]) == [1, 2, 3, 4, 5, 99]  # ordered by label id
+    mine = gt_user.sort_values("index").reset_index(drop=True)
+    for column in ("cell_type", "status", "count"):
+        pd.testing.assert_series_equal(gt_features[column], mine[column])
+    by_id = gt_features.set_index("index")
+    assert by_id.loc[5, "eval_status"] == "missed"
+    assert pd.isna(by_id.loc[99, "eval_status"])
+    per_object = expected.per_object.set_index("label")
+    assert by_id.loc[2, "eval_best_iou"] == pytest.approx(per_object.loc[2, "best_iou"])
+
+    pred_by_id = pred_layer.features.set_index("index")
+    assert {i: pred_by_id.loc[i, "cell_type"] for i in pred_types} == pred_types
+    assert pred_by_id.loc[7, "size"] == 70 and pred_by_id["size"].dtype == np.int64
+    assert pred_by_id.loc[20, "eval_status"] == "false positive"
+
+    pred_layer.brush_size = 5
+    pred_layer.paint((56, 8), 30)  # a new object, unknown to the user's table
+    _wait_for_label(widget, qtbot, 30)
+    pred_layer.fill((44, 44), 0)  # erase object 14: the user's row stays
+    _wait_for_label(widget, qtbot, 14, present=False)
+
+    features = pred_layer.features
+    assert len(set(features.columns)) == len(features.columns)
+    assert set(features.columns) == {"index", "cell_type", "size",
+                                     "eval_iou", "eval_matched_gt", "eval_status"}
+    assert list(features["index"]) == sorted(features["index"])
+    pred_by_id = features.set_index("index")
+    assert {i: pred_by_id.loc[i, "cell_type"] for i in pred_types} == pred_types
+    assert [pred_by_id.loc[i, "size"] for i in range(21)] == list(range(0, 210, 10))
+    assert pd.api.types.is_integer_dtype(features["size"])  # nullable: row 30 has no size
+    assert pd.isna(pred_by_id.loc[30, "cell_type"]) and pd.isna(pred_by_id.loc[30, "size"])
+    assert pred_by_id.loc[30, "eval_status"] == "false positive"
+    assert pd.isna(pred_by_id.loc[14, "eval_status"])  # erased: no stale score
+    for column in ("cell_type", "status", "count"):  # the ground truth's too
+        pd.testing.assert_series_equal(gt_layer.features[column], mine[column])
+
+
+def test_layer_used_in_both_roles_keeps_only_its_current_scores(viewer, make_widget, wait_idle):
+    gt_layer, pred_layer = _add_pair(viewer)
+    gt_layer.features = {"index": [1, 2, 3, 4, 5], "note": list("vwxyz")}
+    widget = make_widget()
+    assert "eval_best_pred" in gt_layer.features
+    widget.set_layers(pred_layer, gt_layer)  # swap the roles
+    wait_idle(widget)
+    columns = set(gt_layer.features.columns)
+    assert columns == {"index", "note", "eval_iou", "eval_matched_gt", "eval_status"}
+    assert list(gt_layer.features["note"]) == list("vwxyz")
+
+
+def test_huge_ids_stay_exact_in_tables_and_features(viewer, make_widget, tmp_path):
+    top = int(np.iinfo(np.uint64).max)
+    gt, pred = _pair()
+    gt, pred = gt.astype(np.uint64), pred.astype(np.uint64)
+    gt[gt == 1] = top
+    pred[pred == 11] = 2**63
+    gt_layer, pred_layer = _add_pair(viewer, gt, pred)
+    widget = make_widget()
+    widget.iou_view_checkbox.value = True
+
+    frame = widget.objects_table.frame
+    assert int(frame.loc[frame["label"] == top, "matched_pred"].iloc[0]) == 2**63
+    assert frame["label"].min() >= 0
+    assert {top, 2, 3, 4, 5} == {int(i) for i in gt_layer.features["index"]}
+    pred_by_id = pred_layer.features.set_index("index")
+    assert int(pred_by_id.loc[2**63, "eval_matched_gt"]) == top
+    written = pd.read_csv(widget.objects_table.save(tmp_path / "objects.csv"), dtype=str)
+    assert {str(top), str(2**63)} <= set(written["label"]) | set(written["matched_pred"])
+    image = viewer.layers[f"{pred_layer.name} IoU"]
+    assert image.data[12, 12] == pytest.approx(pred_by_id.loc[2**63, "eval_iou"])
+
+
+def test_auto_pairing_ignores_layers_of_another_shape(viewer, make_widget, wait_idle, errors):
+    gt_layer, pred_layer = _add_pair(viewer)
+    widget = make_widget()
+    viewer.add_labels(np.zeros((3, 64, 64), np.uint8), name="volume prediction")
+    wait_idle(widget)
+    assert (widget.gt_layer, widget.pred_layer) == (gt_layer, pred_layer)
+    assert widget.evaluation is not None
+    assert errors == []
+
+
+def test_auto_pairing_waits_for_a_layer_of_the_same_shape(viewer, make_widget, wait_idle, errors):
+    annotations = viewer.add_labels(_discs(), name="annotations")
+    widget = make_widget()
+    viewer.add_labels(np.zeros((3, 64, 64), np.uint8), name="volume prediction")
+    wait_idle(widget)
+    assert errors == []  # no "Shapes differ" pop-up for a pair nobody picked
+    assert widget.gt_layer is annotations and widget.pred_layer is None
+    assert "Pick" in widget.status_label.text()
+
+    pred_layer = viewer.add_labels(_pair()[1], name="result")
+    wait_idle(widget)
+    assert (widget.gt_layer, widget.pred_layer) == (annotations, pred_layer)
+    assert widget.evaluation is not None
+    assert errors == []
+
+
+def test_first_guess_pairs_layers_of_the_same_shape(viewer, make_widget, errors):
+    gt_layer = viewer.add_labels(_discs(), name="ground truth")
+    pred_layer = viewer.add_labels(_pair()[1], name="prediction")
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="small prediction")  # topmost
+    widget = make_widget()
+    assert (widget.gt_layer, widget.pred_layer) == (gt_layer, pred_layer)
+    assert widget.evaluation is not None
+    assert errors == []

@@ -183,9 +183,8 @@ def test_model_info_shows_recorded_score_and_postprocess(viewer, fake_model):
     assert widget.model_combo.count() == 2
 
 
-def test_bundled_model_missing_is_said(viewer, errors):
-    if BUNDLED_MODEL.exists():
-        pytest.skip("the bundled model is installed")
+def test_bundled_model_missing_is_said(viewer, errors, tmp_path, monkeypatch):
+    monkeypatch.setattr(widget_module, "BUNDLED_MODEL", tmp_path / "not_installed.keras")
     _add_scene(viewer)
     widget = _make_widget(viewer)
     assert widget.model_combo.currentText() == BUNDLED_CHOICE
@@ -369,3 +368,59 @@ def test_ui_stays_responsive(viewer, qtbot, fake_model, monkeypatch):
     _run(widget, qtbot)
     timer.stop()
     assert len(ticks) >= 5
+
+
+def test_error_after_a_cancel_is_reported_as_an_error(viewer, qtbot, fake_model, errors):
+    """Only PredictionCancelled reads as a cancellation; any other error is notified."""
+    from napari_unet_weights.unet.predict import PredictionCancelled
+
+    _add_scene(viewer)
+    widget = _make_widget(viewer, fake_model)
+    widget._stop.set()
+    widget._on_error(widget._run_id, ValueError("the model file is damaged"))
+    assert errors and "the model file is damaged" in errors[-1]
+    widget._on_error(widget._run_id, PredictionCancelled())
+    assert len(errors) == 1 and "Cancelled" in widget.status_label.text()
+
+
+def test_new_image_data_during_a_run_adds_nothing(viewer, qtbot, fake_model, errors,
+                                                  monkeypatch):
+    gate = threading.Event()
+    core = FakeCore(batches=2, gate=gate)
+    monkeypatch.setattr(widget_module, "_load_core", lambda: core)
+    image, _ = _add_scene(viewer)
+    before = list(viewer.layers)
+    widget = _make_widget(viewer, fake_model)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.running, timeout=TIMEOUT_MS)
+    image.data = np.zeros((20, 30), dtype=np.float32)
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    assert list(viewer.layers) == before
+    assert errors and "got new data while it was segmented" in errors[-1]
+
+
+def test_missing_pixels_are_notified(viewer, qtbot, fake_model, fake_core, monkeypatch):
+    warned: list[str] = []
+    monkeypatch.setattr(widget_module, "show_warning", warned.append)
+    image, _ = _add_scene(viewer)
+    data = image.data.copy()
+    data[:10, :10] = np.nan
+    image.data = data
+    widget = _make_widget(viewer, fake_model)
+    _run(widget, qtbot)
+    assert len(_outputs(viewer)) == 2
+    assert len(warned) == 1 and "100 of 1920 pixels" in warned[0] and "cells" in warned[0]
+
+
+def test_channel_axis_is_left_to_the_core_unless_the_layer_is_rgb(viewer, qtbot, fake_model,
+                                                                   fake_core):
+    """A non-RGB layer lets the core read a trailing (H, W, 1|2) axis as channels."""
+    _add_scene(viewer)
+    widget = _make_widget(viewer, fake_model)
+    _run(widget, qtbot)
+    assert fake_core.calls[-1]["rgb"] is None
+    rgb = viewer.add_image(np.zeros((40, 48, 3), dtype=np.uint8), name="colour", rgb=True)
+    widget.image_combo.value = rgb
+    _run(widget, qtbot)
+    assert fake_core.calls[-1]["rgb"] is True

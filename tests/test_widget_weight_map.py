@@ -278,3 +278,24 @@ def test_close_disconnects(viewer, qtbot, discs_scene):
     assert widget.layer is None
     np.testing.assert_array_equal(_output(viewer, layer).data, before)
     assert "later weight map" not in viewer.layers
+
+
+def test_output_follows_a_renamed_labels_layer(viewer, discs_scene):
+    _, layer, _widget, output = discs_scene
+    layer.name = "nuclei"
+    assert output.name == "nuclei weight map"  # at once, without a recomputation
+    assert "nuclei weight map" in viewer.layers
+    layer.name = "nuclei v2"
+    assert output.name == "nuclei v2 weight map"
+    assert len(_image_layers(viewer)) == 1
+
+
+def test_output_renamed_by_the_user_keeps_its_name(viewer, discs_scene, wait_idle):
+    labels, layer, widget, output = discs_scene
+    output.name = "my weights"
+    layer.name = "nuclei"
+    widget.w0_slider.value = 4  # a render into the same layer
+    wait_idle(widget)
+    assert output.name == "my weights"
+    assert output in viewer.layers and len(_image_layers(viewer)) == 1
+    np.testing.assert_allclose(output.data, weight_map(labels, w0=4, sigma=5), atol=ATOL)

@@ -1,14 +1,29 @@
 """Command line: ``napari-unet-weights weights|evaluate|train|predict|demo``.
 
 Each subcommand has an ``_add_<name>_arguments(parser)`` and a ``_run_<name>(args) -> int``;
-both call the same core functions as the widgets.
+both call the same core functions as the widgets. The batches of ``weights`` and
+``predict`` (which outputs may be written) are planned in :mod:`._batch`, the demo's
+window lives in :mod:`._demo`. Every output is checked before the work starts and written
+atomically; Ctrl-C ends a command with status 130 and no partial file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+#: The rules of the commands that write a batch of files, for their help texts.
+BATCH_RULES = (
+    "Outputs are checked before any work starts and written under a temporary name, then "
+    "renamed: Ctrl-C leaves no partial file. An existing output is kept (its input "
+    "skipped) unless --overwrite; an input file is never replaced, and a file named like "
+    "the output of a file beside it (a{suffix}.tif beside a.tif: a ground truth or an "
+    "earlier result) is not taken as an input."
+)
 
 
 # -- argument types ----------------------------------------------------------
@@ -42,6 +57,70 @@ def _integer(text: str, minimum: int) -> int:
     return value
 
 
+# -- shared by the commands -------------------------------------------------
+def _usage_error(message: str) -> int:
+    print(f"napari-unet-weights: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace existing output files (input files are never replaced); without it "
+        "they are kept and reported",
+    )
+
+
+def _add_force_labels_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force-labels", action="store_true",
+        help="use label files that do not look like instance labels (colour images, or grey "
+        "levels that change from pixel to pixel) all the same",
+    )
+
+
+def _add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up and log messages")
+
+
+def _output_problem(paths, overwrite: bool) -> str | None:
+    """Why one of ``paths`` cannot be written (checked before any work), or None."""
+    from ._batch import OVERWRITE_HINT
+    from .io import check_output_file
+
+    for path in paths:
+        try:
+            check_output_file(path, overwrite=overwrite)
+        except FileExistsError:
+            return f"{path} exists; {OVERWRITE_HINT} (or choose another name)."
+        except OSError as error:
+            return str(error)
+    return None
+
+
+def _read_instance_labels(path, force: bool):
+    """``read_labels(path)``, refusing files that are plainly not labels unless ``force``."""
+    from .io import implausible_labels_reason, read_labels
+
+    labels = read_labels(path)
+    reason = None if force else implausible_labels_reason(labels)
+    if reason is not None:
+        raise ValueError(f"{path} does not look like instance labels: {reason}. If it "
+                         "holds labels all the same, pass --force-labels.")
+    return labels
+
+
+def _plan_batch(inputs: list[str], outdir, suffix: str, what: str, overwrite: bool):
+    """The :class:`._batch.Batch` of ``plan_batch``, or the exit status of a usage error."""
+    from ._batch import plan_batch
+
+    try:
+        return plan_batch(inputs, outdir, suffix, what, overwrite=overwrite)
+    except (OSError, ValueError) as error:
+        return _usage_error(str(error))
+
+
 # -- weights -----------------------------------------------------------------
 def _class_weights(text: str) -> str | tuple[float, float]:
     """``balanced``, ``inverse``, ``none`` or ``"BG,FG"`` → weight_map's class_weights."""
@@ -64,8 +143,10 @@ def _add_weights_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.epilog = (
         "Each LABELS file gives OUTDIR/<name>_weights.tif (float32, zlib-compressed). A file "
-        "that cannot be read or used is reported and skipped. Exit status: 0 all written, "
-        "1 some skipped, 2 usage error."
+        "that cannot be read or used, or that is plainly not instance labels (a colour or "
+        "intensity image), is reported and skipped. "
+        + BATCH_RULES.format(suffix="_weights")
+        + " Exit status: 0 all written, 1 some skipped, 2 usage error."
     )
     parser.add_argument(
         "labels", nargs="+", metavar="LABELS",
@@ -94,34 +175,15 @@ def _add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         "--per-plane", action="store_true",
         help="treat each 2-D plane of a stack separately (slices annotated one by one)",
     )
-
-
-def _usage_error(message: str) -> int:
-    print(f"napari-unet-weights: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _output_names(files: list, outdir, suffix: str = "_weights") -> dict:
-    """Map each input file to ``OUTDIR/<stem><suffix>.tif``."""
-    from pathlib import Path
-
-    from .io import file_stem
-
-    return {path: Path(outdir) / f"{file_stem(path)}{suffix}.tif" for path in files}
-
-
-def _clashes(outputs: dict) -> list[str]:
-    seen: dict = {}
-    for path, out in outputs.items():
-        seen.setdefault(out, []).append(str(path))
-    return [" and ".join(paths) for paths in seen.values() if len(paths) > 1]
+    _add_overwrite_argument(parser)
+    _add_force_labels_argument(parser)
 
 
 def _write_weight_map(path, out, args: argparse.Namespace) -> None:
-    from .io import read_labels, write_tiff
+    from .io import write_tiff
     from .weights import weight_map
 
-    labels = read_labels(path)
+    labels = _read_instance_labels(path, args.force_labels)
     weights = weight_map(
         labels, args.w0, args.sigma, border=args.border, class_weights=args.class_weights,
         spatial_dims=min(2, labels.ndim) if args.per_plane else None,
@@ -129,85 +191,18 @@ def _write_weight_map(path, out, args: argparse.Namespace) -> None:
     write_tiff(out, weights)
 
 
-def _collect_jobs(inputs: list[str], outdir, suffix: str, what: str) -> dict | int:
-    """Input → output paths, with ``outdir`` created; or the exit status of a usage error."""
-    from .io import expand_inputs
-
-    try:
-        files = expand_inputs(inputs)
-    except OSError as error:
-        return _usage_error(str(error))
-    if not files:
-        return _usage_error(f"no {what} found in {', '.join(inputs)}.")
-    outputs = _output_names(files, outdir, suffix)
-    clashes = _clashes(outputs)
-    if clashes:
-        return _usage_error(f"inputs would write the same output file: {'; '.join(clashes)}.")
-    failed = _make_folder(outdir)
-    return outputs if failed is None else failed
-
-
-def _make_folder(outdir) -> int | None:
-    """Create ``outdir`` if missing: None, or the exit status of a usage error."""
-    from pathlib import Path
-
-    try:
-        Path(outdir).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        return _usage_error(f"cannot create output folder {outdir}: {error}")
-    return None
-
-
-def _run_jobs(outputs: dict, write, written: str, outdir) -> int:
-    """Write each output, report each file on stderr and a summary; the exit status.
-
-    Parameters
-    ----------
-    outputs : dict
-        Input path → output path, from :func:`_collect_jobs`.
-    write : callable
-        ``write(path, out, prefix) -> str`` writes one output and returns a note for its
-        report line (``""`` or such as ``"3 objects, "``); it raises OSError, ValueError
-        or TypeError for an input that is skipped. ``prefix`` is the ``[i/n]`` counter.
-    written : str
-        What the outputs are, for the summary, such as ``"weight map(s)"``.
-    outdir : str or path
-        The output folder, for the summary.
-
-    Returns
-    -------
-    int
-        0 if every output was written, 1 if some input was skipped.
-    """
-    import time
-
-    skipped = 0
-    for index, (path, out) in enumerate(outputs.items(), start=1):
-        prefix = f"[{index}/{len(outputs)}]"
-        start = time.perf_counter()
-        try:
-            note = write(path, out, prefix)
-        except (OSError, ValueError, TypeError) as error:
-            skipped += 1
-            print(f"{prefix} skipped {path}: {error}", file=sys.stderr)
-            continue
-        print(f"{prefix} {path} → {out} ({note}{time.perf_counter() - start:.2f} s)",
-              file=sys.stderr)
-    print(f"wrote {len(outputs) - skipped} {written} to {outdir}"
-          + (f", skipped {skipped} file(s)" if skipped else ""), file=sys.stderr)
-    return 1 if skipped else 0
-
-
 def _run_weights(args: argparse.Namespace) -> int:
-    outputs = _collect_jobs(args.labels, args.outdir, "_weights", "label images")
-    if isinstance(outputs, int):
-        return outputs
+    from ._batch import run_batch
+
+    batch = _plan_batch(args.labels, args.outdir, "_weights", "label images", args.overwrite)
+    if isinstance(batch, int):
+        return batch
 
     def write(path, out, _prefix: str) -> str:
         _write_weight_map(path, out, args)
         return ""
 
-    return _run_jobs(outputs, write, "weight map(s)", args.outdir)
+    return run_batch(batch, write, "weight map(s)", args.outdir)
 
 
 # -- evaluate ----------------------------------------------------------------
@@ -229,7 +224,9 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "without extension (a/img1.tif with b/img1.png). The score is the mean over the "
         "thresholds of TP/(TP+FP+FN) (DSB 2018); for folders, the dataset score is the mean "
         "of the image scores, and the per-threshold table pools the counts of all images. "
-        "Exit status: 0 scored, 1 an input could not be read or used, 2 usage error."
+        "The CSV files are checked before scoring (existing ones are replaced only with "
+        "--overwrite) and written under a temporary name, then renamed. Exit status: 0 "
+        "scored, 1 an input could not be read or used, 2 usage error."
     )
     parser.add_argument("gt", metavar="GT", help="ground-truth labels: a file or a folder")
     parser.add_argument("pred", metavar="PRED", help="predicted labels: a file or a folder")
@@ -247,6 +244,8 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--skip-unpaired", action="store_true",
                         help="with folders, ignore files that have no partner instead of failing")
+    _add_overwrite_argument(parser)
+    _add_force_labels_argument(parser)
 
 
 def _evaluate_error(message: str, status: int) -> int:
@@ -259,11 +258,10 @@ def _format_table(table) -> str:
 
 
 def _evaluate_files(args: argparse.Namespace, thresholds):
-    from .io import read_labels
     from .metrics import evaluate
 
-    evaluation = evaluate(read_labels(args.gt), read_labels(args.pred), thresholds,
-                          strict=args.strict)
+    gt, pred = (_read_instance_labels(path, args.force_labels) for path in (args.gt, args.pred))
+    evaluation = evaluate(gt, pred, thresholds, strict=args.strict)
     print(_format_table(evaluation.per_threshold))
     print(f"mAP (mean of TP/(TP+FP+FN) over {len(evaluation.thresholds)} thresholds): "
           f"{evaluation.map:.4f}")
@@ -271,12 +269,15 @@ def _evaluate_files(args: argparse.Namespace, thresholds):
 
 
 def _evaluate_folders(args: argparse.Namespace, thresholds):
-    from .io import file_stem, pair_files, read_labels
+    from .io import file_stem, pair_files
     from .metrics import evaluate_dataset
+
+    def read(path):
+        return _read_instance_labels(path, args.force_labels)
 
     pairs = pair_files(args.gt, args.pred, strict=not args.skip_unpaired)
     result = evaluate_dataset(
-        ((file_stem(gt), read_labels(gt), read_labels(pred)) for gt, pred in pairs),
+        ((file_stem(gt), read(gt), read(pred)) for gt, pred in pairs),
         thresholds, strict=args.strict,
     )
     print(_format_table(result.per_image))
@@ -286,9 +287,13 @@ def _evaluate_folders(args: argparse.Namespace, thresholds):
     return result
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
+#: The tables that ``evaluate --csv`` writes, for files and for folders.
+EVALUATE_TABLES = {False: ("per_threshold", "per_object"),
+                   True: ("per_image", "per_threshold", "per_object")}
 
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .io import csv_table_paths, write_csv_tables
     from .metrics import DEFAULT_THRESHOLDS
 
     gt, pred = Path(args.gt), Path(args.pred)
@@ -298,333 +303,77 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if gt.is_dir() != pred.is_dir():
         return _evaluate_error(
             f"GT and PRED must both be files or both be folders, got {gt} and {pred}.", 2)
+    if args.csv:
+        problem = _output_problem(csv_table_paths(args.csv, EVALUATE_TABLES[gt.is_dir()])
+                                  .values(), args.overwrite)
+        if problem is not None:
+            return _evaluate_error(problem, 2)
     thresholds = args.thresholds or DEFAULT_THRESHOLDS
     run = _evaluate_folders if gt.is_dir() else _evaluate_files
     try:
         result = run(args, thresholds)
     except (OSError, ValueError, TypeError) as error:
         return _evaluate_error(str(error), 1)
-    if args.csv:
-        try:
-            written = result.to_csv(args.csv)
-        except OSError as error:
-            return _evaluate_error(f"cannot write {args.csv}: {error}", 1)
-        print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+    if not args.csv:
+        return 0
+    try:
+        written = write_csv_tables(result.tables(), args.csv)
+    except OSError as error:
+        return _evaluate_error(str(error), 1)
+    print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
 
 
-# -- demo --------------------------------------------------------------------
-DEMO_SAMPLES = ("nuclei_crowded", "nuclei_fluorescence", "nuclei_histology", "touching_discs")
-NO_DISPLAY_MESSAGE = (
-    "napari-unet-weights demo: no display (DISPLAY and WAYLAND_DISPLAY are unset); run it "
-    "from a desktop session or under a virtual display: xvfb-run -a napari-unet-weights demo ..."
-)
+# -- TensorFlow, quietly ---------------------------------------------------------
+#: Set (unless already set) before TensorFlow is imported, without --verbose: C++ log
+#: messages below FATAL are dropped once TensorFlow has read its log level.
+QUIET_TENSORFLOW_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (
-        "The demo segments the sample with the bundled model (Segment widget), shows the "
-        "prediction's weight map (Weight map widget) and scores it against the sample's "
-        "ground truth (Evaluate widget). Without the bundled model it shows the weight map "
-        "of the ground truth and says so. With --screenshot and no display, a private Xvfb "
-        "server is started if Xvfb is installed. Exit status: 0 ok, 1 a widget or its "
-        "result failed, 2 no display or napari missing."
-    )
-    parser.add_argument("--sample", choices=DEMO_SAMPLES, default="nuclei_crowded",
-                        help="sample data to open (default: %(default)s)")
-    parser.add_argument(
-        "--screenshot", metavar="FILE",
-        help="save a PNG of the window once all results are shown, then exit",
-    )
-    parser.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS",
-                        help="how long --screenshot waits for the results (default: "
-                        "%(default)s)")
+@contextlib.contextmanager
+def _c_stderr_held_back() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file during the block; show it if it raises.
 
-
-def _has_display() -> bool:
-    """Whether Qt can open windows here (always on Windows and macOS)."""
-    import os
-
-    if sys.platform in ("win32", "darwin"):
-        return True
-    env = os.environ
-    offscreen = env.get("QT_QPA_PLATFORM", "").startswith("offscreen")
-    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or offscreen)
-
-
-def _read_display_number(fd: int, timeout: float) -> str:
-    """The display number that ``Xvfb -displayfd`` writes to ``fd`` once it is ready."""
-    import os
-    import select
-    import time
-
-    text, deadline = b"", time.monotonic() + timeout
-    while not text.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-        chunk = os.read(fd, 64) if ready else b""
-        if not chunk:
-            raise OSError("Xvfb did not start (no display number reported).")
-        text += chunk
-    return text.decode().strip()
-
-
-def _start_xvfb(timeout: float = 30.0):
-    """Start ``Xvfb`` on a free display; return ``(process, ":N")``."""
-    import os
-    import subprocess
-
-    read_fd, write_fd = os.pipe()
-    try:
-        process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
-             "-nolisten", "tcp"],
-            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-    finally:
-        os.close(write_fd)
-    try:
-        number = _read_display_number(read_fd, timeout)
-    except OSError:
-        _stop(process)
-        raise
-    finally:
-        os.close(read_fd)
-    return process, f":{number}"
-
-
-def _stop(process) -> None:
-    import subprocess
-
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _demo_under_xvfb(args: argparse.Namespace) -> int:
-    """Run the screenshot demo in a child process on a private Xvfb display.
-
-    A child process, so that Qt has shut down before the X server goes away.
+    TensorFlow's libraries print their start-up notices (oneDNN, CUDA probing) from C++
+    straight to descriptor 2, some before they read TF_CPP_MIN_LOG_LEVEL.
     """
-    import os
-    import subprocess
+    import tempfile
 
+    sys.stderr.flush()
     try:
-        server, display = _start_xvfb()
-    except OSError as error:
-        print(f"napari-unet-weights demo: {error} {NO_DISPLAY_MESSAGE}", file=sys.stderr)
-        return 2
-    command = [sys.executable, "-m", "napari_unet_weights.cli", "demo", "--sample", args.sample,
-               "--screenshot", str(args.screenshot), "--timeout", str(args.timeout)]
-    try:
-        return subprocess.run(command, env={**os.environ, "DISPLAY": display}).returncode
-    finally:
-        _stop(server)
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 at all: nothing to hold back
+        yield
+        return
+    failed = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except Exception:  # not on Ctrl-C: the user knows why it stopped
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
 
 
-def _dock_weight_map_widget(viewer) -> object:
-    """Construct the plugin's "Weight map" widget and dock it on the right."""
-    from ._widgets.weight_map import WeightMapWidget
+def _start_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow and look for GPUs before the work starts; quietly unless ``verbose``.
 
-    widget = WeightMapWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Weight map", area="right")
-    return widget
-
-
-def _dock_segment_widget(viewer) -> object:
-    """Dock the plugin's "Segment" widget as Plugins → U-Net Weights does (or construct it)."""
-    from ._widgets.segment import SegmentWidget, dock_plugin_widget
-
-    return dock_plugin_widget(viewer, "Segment", SegmentWidget)
-
-
-class _DemoLoop:
-    """The demo's loop: the Segment widget runs, then hands its labels to the others.
-
-    When the prediction arrives, "→ Weight map" and "→ Evaluate" are pressed: the weight
-    map of the prediction and its scores against the sample's ground truth.
+    Raises ImportError (with the install hint) if TensorFlow is missing.
     """
+    from .unet.model import tensorflow_or_error
 
-    def __init__(self, viewer, image) -> None:
-        self.viewer = viewer
-        self.segment = _dock_segment_widget(viewer)
-        self.weights = self.evaluate = None
-        self.segment.segmented.connect(self._hand_off)
-        self.segment.image_layer = image
-        self.segment.run()
-
-    def _hand_off(self, labels) -> None:
-        self.weights = self.segment.send_to_weight_map()
-        self.evaluate = self.segment.send_to_evaluate()
-        self._arrange(labels)
-
-    def _arrange(self, labels) -> None:
-        """The prediction's outlines over its weight map; Weight map tabbed under Segment."""
-        labels.contour = 2
-        for layer in (self.segment.probability_layer, self.evaluate.gt_layer):
-            if layer is not None:
-                layer.visible = False
-        self.viewer.layers.selection.active = labels
-        segment_dock, weights_dock = self.segment.parentWidget(), self.weights.parentWidget()
-        window = segment_dock.parentWidget() if segment_dock is not None else None
-        if window is not None and hasattr(window, "tabifyDockWidget"):  # a QMainWindow
-            from qtpy.QtCore import Qt
-
-            window.tabifyDockWidget(segment_dock, weights_dock)
-            segment_dock.raise_()
-            evaluate_dock = self.evaluate.parentWidget()
-            window.resizeDocks([segment_dock, evaluate_dock], [330, 620], Qt.Vertical)
-
-    @property
-    def failed(self) -> bool:
-        """Whether the segmentation ended without a result."""
-        return not self.segment.busy and self.segment.labels_layer is None
-
-    def done(self) -> bool:
-        """Whether the prediction, its weight map and its evaluation are all shown."""
-        if self.failed:
-            return True
-        if self.weights is None or self.evaluate is None:
-            return False
-        weights_shown = f"{self.segment.labels_layer.name} weight map" in self.viewer.layers
-        return (weights_shown and not self.weights.busy and not self.evaluate.busy
-                and self.evaluate.evaluation is not None)
-
-    def report(self) -> str:
-        """One line about the outcome, for the terminal."""
-        if self.evaluate is None or self.evaluate.evaluation is None:
-            return f"segmentation: {self.segment.status_label.text()}"
-        return (f"segmentation: {self.segment.status_label.text()}; mAP against the ground "
-                f"truth {self.evaluate.evaluation.map:.3f}")
-
-
-def _bundled_model_available() -> bool:
-    from .unet.model_file import BUNDLED_MODEL
-
-    return BUNDLED_MODEL.exists()
-
-
-def _start_demo_widgets(viewer, known_layers: list):
-    """Dock the widgets and start the loop; return ``(ready, loop)``.
-
-    ``ready()`` says when the screenshot may be taken; ``loop`` is the :class:`_DemoLoop`,
-    or None without the bundled model (then only the ground truth's weight map is shown).
-    """
-    image = known_layers[0]
-    if not _bundled_model_available():
-        print("napari-unet-weights demo: the bundled model is not installed (train it with "
-              "scripts/train_bundled_model.py --install); showing the weight map of the "
-              "ground truth only.", file=sys.stderr)
-        _dock_weight_map_widget(viewer)
-        _dock_segment_widget(viewer).image_layer = image
-
-        def weight_layer_shown() -> bool:
-            new = [layer for layer in viewer.layers if all(layer is not k for k in known_layers)]
-            return any(_is_filled(layer) for layer in new)
-
-        return weight_layer_shown, None
-    loop = _DemoLoop(viewer, image)
-    return loop.done, loop
-
-
-def _is_filled(layer) -> bool:
-    import numpy as np
-
-    data = layer.data
-    return not isinstance(data, np.ndarray) or bool(data.any())
-
-
-def _process_events_until(condition, timeout: float) -> bool:
-    """Process Qt events until ``condition()`` is true or ``timeout`` seconds have passed."""
-    import time
-
-    from qtpy.QtWidgets import QApplication
-
-    app, deadline = QApplication.instance(), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        app.processEvents()
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _wait_for_workers(timeout: float = 10.0) -> None:
-    """Process Qt events until no worker thread runs (none may outlive the viewer)."""
-    from qtpy.QtCore import QThreadPool
-
-    pool = QThreadPool.globalInstance()
-    _process_events_until(lambda: pool.activeThreadCount() == 0, timeout)
-
-
-def _save_screenshot(viewer, ready, args: argparse.Namespace) -> int:
-    """Wait until ``ready()``, then save the window as ``args.screenshot``.
-
-    Returns 0 if the results appeared, else 1 (the screenshot is saved anyway).
-    """
-    from pathlib import Path
-
-    found = ready is not None and _process_events_until(ready, args.timeout)
-    if ready is not None and not found:
-        print(f"napari-unet-weights demo: the results did not appear within "
-              f"{args.timeout:g} s; saving the screenshot anyway.", file=sys.stderr)
-    _wait_for_workers()
-    viewer.reset_view()
-    _process_events_until(lambda: False, 0.5)  # let the canvas draw the new layer
-    path = Path(args.screenshot)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(path), canvas_only=False)
-    print(f"saved {path}", file=sys.stderr)
-    return 0 if found else 1
-
-
-def _open_demo_viewer(args: argparse.Namespace) -> int:
-    import os
-
-    if args.screenshot is not None:  # keep warning pop-ups off the picture (this process only)
-        os.environ.setdefault("NAPARI_APPLICATION_GUI_NOTIFICATION_LEVEL", "error")
-    import napari
-
-    from ._sample_data import sample_layers
-
-    viewer = napari.Viewer(title=f"napari-unet-weights demo: {args.sample}")
-    for data, meta, kind in sample_layers(args.sample):
-        getattr(viewer, f"add_{kind}")(data, **meta)
-    known_layers = list(viewer.layers)
-    try:  # the viewer exists before anything imports TensorFlow (see unet.model)
-        ready, loop = _start_demo_widgets(viewer, known_layers)
-    except Exception as error:  # show the viewer anyway; say why the widgets are missing
-        print(f"napari-unet-weights demo: could not open the widgets: "
-              f"{type(error).__name__}: {error}", file=sys.stderr)
-        ready, loop = None, None
-    if args.screenshot is None:
-        napari.run()
-        return 0
-    viewer.window.resize(1600, 1000)
-    status = _save_screenshot(viewer, ready, args)
-    if loop is not None:
-        print(f"napari-unet-weights demo: {loop.report()}", file=sys.stderr)
-        status = 1 if loop.failed else status
-    _wait_for_workers()  # e.g. a weight-map refresh started by the last redraw
-    viewer.close()
-    _wait_for_workers()
-    return status
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    import importlib.util
-    import shutil
-
-    if not _has_display():
-        if args.screenshot is not None and shutil.which("Xvfb"):
-            return _demo_under_xvfb(args)
-        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
-        return 2
-    if importlib.util.find_spec("napari") is None:
-        return _usage_error("the demo needs napari: pip install 'napari-unet-weights[napari]'")
-    return _open_demo_viewer(args)
+    if not verbose:
+        for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+    with contextlib.nullcontext() if verbose else _c_stderr_held_back():
+        tensorflow_or_error().config.list_physical_devices("GPU")  # CUDA is probed here
 
 
 # -- train -------------------------------------------------------------------
@@ -633,6 +382,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "DATA_DIR holds images/ and labels/ with files paired by name (like DSB 2018). The "
         "model file records the normalisation, classes, w0/sigma, post-processing, the split "
         "and the validation mAP. Needs TensorFlow: pip install \"napari-unet-weights[unet]\". "
+        "MODEL.keras is checked before training starts (an existing file is replaced only "
+        "with --overwrite) and written under a temporary name, then renamed. "
         "Exit status: 0 trained, 1 training failed or bad data, 2 usage error."
     )
     parser.add_argument("data", metavar="DATA_DIR", help="folder with images/ and labels/")
@@ -659,6 +410,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of samples held out for validation (default: %(default)s)")
     parser.add_argument("--lr", type=_positive, default=1e-3,
                         help="Adam learning rate (default: %(default)s)")
+    _add_overwrite_argument(parser)
+    _add_verbose_argument(parser)
 
 
 class _TrainProgress:
@@ -685,14 +438,16 @@ class _TrainProgress:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     data = Path(args.data)
     if not data.is_dir():
         return _usage_error(f"{data}: no such folder.")
     if not args.out.endswith(".keras"):
         return _usage_error(f"--out must end with .keras, got {args.out!r}.")
+    problem = _output_problem([args.out], args.overwrite)
+    if problem is not None:
+        return _usage_error(problem)
     try:
+        _start_tensorflow(args.verbose)
         from .unet.train import train
 
         result = train(
@@ -721,7 +476,8 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         "gives OUTDIR/<name>_labels.tif: instance labels (uint16, uint32 beyond 65534 "
         "objects, ids unique over a stack, zlib-compressed), with the model file's "
         "normalisation and post-processing. A file that cannot be read or used is reported "
-        "and skipped. Needs TensorFlow: pip install \"napari-unet-weights[unet]\". Exit "
+        "and skipped. " + BATCH_RULES.format(suffix="_labels")
+        + " Needs TensorFlow: pip install \"napari-unet-weights[unet]\". Exit "
         "status: 0 all written, 1 some skipped, 2 usage error or unusable model."
     )
     parser.add_argument("images", nargs="+", metavar="IMAGES",
@@ -739,6 +495,8 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="N", help="tiles per network call (default: %(default)s)")
     parser.add_argument("--cpu", action="store_true",
                         help="run on the CPU even if TensorFlow sees a GPU")
+    _add_overwrite_argument(parser)
+    _add_verbose_argument(parser)
 
 
 class _TileProgress:
@@ -766,6 +524,7 @@ class _TileProgress:
 def _load_predict_model(args: argparse.Namespace):
     """The model and the device it runs on, or the exit status of a usage error."""
     try:
+        _start_tensorflow(args.verbose)
         from .unet.model_file import load_model
         from .unet.predict import device_name
 
@@ -780,21 +539,35 @@ def _load_predict_model(args: argparse.Namespace):
 
 
 def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
-    from .io import read_image, write_tiff
-    from .unet.predict import segment
+    """Segment one file and write its labels; say on stderr if pixels were missing."""
+    import warnings
 
-    labels = segment(read_image(path), model, tile_shape=args.tile, overlap=args.overlap,
-                     batch_size=args.batch_size, progress=progress,
-                     use_gpu=False if args.cpu else None)
+    from .io import read_image, write_tiff
+    from .unet.predict import MissingDataWarning, segment
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MissingDataWarning)
+        labels = segment(read_image(path), model, tile_shape=args.tile, overlap=args.overlap,
+                         batch_size=args.batch_size, progress=progress,
+                         use_gpu=False if args.cpu else None)
+    for warning in caught:
+        if issubclass(warning.category, MissingDataWarning):
+            progress.clear()
+            print(f"warning: {path}: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     write_tiff(out, labels)
     return int(labels.max())
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    outputs = _collect_jobs(args.images, args.outdir, "_labels", "images")
-    if isinstance(outputs, int):
-        return outputs
-    model = _load_predict_model(args)
+    from ._batch import run_batch
+
+    batch = _plan_batch(args.images, args.outdir, "_labels", "images", args.overwrite)
+    if isinstance(batch, int):
+        return batch
+    model = _load_predict_model(args) if batch.outputs else None  # none if all are skipped
     if isinstance(model, int):
         return model
 
@@ -806,7 +579,36 @@ def _run_predict(args: argparse.Namespace) -> int:
             progress.clear()
         return f"{count} objects, "
 
-    return _run_jobs(outputs, write, "label image(s)", args.outdir)
+    return run_batch(batch, write, "label image(s)", args.outdir)
+
+
+# -- demo --------------------------------------------------------------------
+def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._demo import DEMO_SAMPLES
+
+    parser.epilog = (
+        "The demo segments the sample with the bundled model (Segment widget), shows the "
+        "prediction's weight map (Weight map widget) and scores it against the sample's "
+        "ground truth (Evaluate widget). Without the bundled model it shows the weight map "
+        "of the ground truth and says so. With --screenshot and no display, a private Xvfb "
+        "server is started if Xvfb is installed. Exit status: 0 ok, 1 a widget or its "
+        "result failed, 2 no display or napari missing."
+    )
+    parser.add_argument("--sample", choices=DEMO_SAMPLES, default="nuclei_crowded",
+                        help="sample data to open (default: %(default)s)")
+    parser.add_argument(
+        "--screenshot", metavar="FILE",
+        help="save a PNG of the window once all results are shown, then exit",
+    )
+    parser.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS",
+                        help="how long --screenshot waits for the results (default: "
+                        "%(default)s)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args)
 
 
 # -- entry point -------------------------------------------------------------
@@ -838,8 +640,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``napari-unet-weights`` with ``argv`` (default: the command line); the exit status.
+
+    Ctrl-C stops the command with status 130; the file being written is discarded (each
+    output is written under a temporary name and renamed once complete).
+    """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"\nnapari-unet-weights {args.command}: interrupted; the files written so far "
+              "are complete, the one in progress was discarded.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

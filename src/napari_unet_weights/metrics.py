@@ -54,17 +54,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .weights import validate_labels
+from ._checks import validate_labels
+from ._contingency import Table, contingency
 
 if TYPE_CHECKING:  # pandas and scipy.optimize are imported when needed: fast package import
     import pandas as pd
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "ID_COLUMNS",
     "DatasetEvaluation",
     "Evaluation",
     "evaluate",
     "evaluate_dataset",
+    "id_column",
 ]
 
 #: The DSB 2018 thresholds 0.5, 0.55, ..., 0.95 as exact decimals.
@@ -77,6 +80,39 @@ PER_THRESHOLD_COLUMNS = (
     "mean_matched_score", "mean_true_score", "panoptic_quality",
 )
 _MAX_DENOMINATOR = 10**6
+_INT64_MAX = np.iinfo(np.int64).max
+#: Columns of the tables that hold label ids (int64, or uint64 for ids >= 2**63).
+ID_COLUMNS = ("label", "best_pred", "best_gt", "matched_pred", "matched_gt", "index", "gt", "pred")
+
+
+def id_column(*parts: np.ndarray) -> np.ndarray:
+    """Label ids (never negative), concatenated without loss.
+
+    int64 as long as every id fits, uint64 when one is 2**63 or more, so that
+    ids near the top of ``uint64`` are never wrapped to negative numbers.
+
+    Parameters
+    ----------
+    *parts : numpy.ndarray
+        1-D arrays of ids, of any integer dtypes.
+
+    Returns
+    -------
+    numpy.ndarray
+        One int64 or uint64 array.
+    """
+    huge = any(p.dtype == np.uint64 and p.size and p.max() > _INT64_MAX for p in parts)
+    dtype = np.uint64 if huge else np.int64
+    return np.concatenate([p.astype(dtype, copy=False) for p in parts])
+
+
+def _concat_tables(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pandas.concat`` of per-image tables, id columns kept exact (uint64 if any is)."""
+    import pandas as pd
+
+    unsigned = {c for f in frames for c in ID_COLUMNS if c in f and f[c].dtype == np.uint64}
+    frames = [f.astype({c: np.uint64 for c in unsigned if c in f}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
 
 
 # -- tables ------------------------------------------------------------------
@@ -115,6 +151,9 @@ class Evaluation:
     overlaps : pandas.DataFrame
         One row per overlapping (gt, pred) pair of objects: ``gt, pred,
         intersection, union, iou``.
+
+    Label ids in every table (``label``, ``index``, ``best_*``, ``matched_*``, ``gt``,
+    ``pred``) are int64, or uint64 where an id is 2**63 or more: always exact.
     """
 
     map: float
@@ -191,7 +230,7 @@ class DatasetEvaluation:
         ]
         if not frames:
             return pd.DataFrame(columns=["image"])
-        table = pd.concat(frames, ignore_index=True)
+        table = _concat_tables(frames)
         return table[["image", *(c for c in table.columns if c != "image")]]
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -220,19 +259,9 @@ class DatasetEvaluation:
 
 
 def _write_tables(tables: dict[str, pd.DataFrame], path: str | os.PathLike) -> list[Path]:
-    text = os.fspath(path)
-    is_folder = text.endswith(("/", os.sep)) or Path(text).is_dir()
-    if is_folder:
-        folder = Path(text)
-        folder.mkdir(parents=True, exist_ok=True)
-        targets = {name: folder / f"{name}.csv" for name in tables}
-    else:
-        prefix = Path(text)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        targets = {name: prefix.with_name(f"{prefix.name}_{name}.csv") for name in tables}
-    for name, table in tables.items():
-        table.to_csv(targets[name], index=False)
-    return list(targets.values())
+    from .io import write_csv_tables  # io reads files with imageio: loaded only here
+
+    return write_csv_tables(tables, path)
 
 
 # -- input checks ------------------------------------------------------------
@@ -262,95 +291,8 @@ def _as_fraction(threshold: float) -> Fraction:
     return Fraction(threshold).limit_denominator(_MAX_DENOMINATOR)
 
 
-# -- contingency table ---------------------------------------------------------
-def _relabel(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ids present (0 first, always) and each pixel's index into them."""
-    if flat.size == 0:
-        return np.zeros(1, flat.dtype), np.zeros(0, np.intp)
-    max_id = int(flat.max())
-    if max_id <= 4 * flat.size + 1024:
-        present = np.zeros(max_id + 1, bool)
-        present[flat] = True
-        present[0] = True
-        ids = np.flatnonzero(present)
-        lookup = np.zeros(max_id + 1, np.intp)
-        lookup[ids] = np.arange(ids.size)
-        return ids.astype(flat.dtype), lookup[flat]
-    ids, inverse = np.unique(flat, return_inverse=True)
-    if ids[0] != 0:
-        ids = np.concatenate([np.zeros(1, ids.dtype), ids])
-        inverse = inverse + 1
-    return ids, inverse.ravel()
-
-
-@dataclass
-class _Table:
-    """Contingency table of one image pair, in relabelled indices (0 = background).
-
-    Only pixels where either image has an object are counted, so the background
-    entries (index 0) of the areas and coordinate sums mean nothing.
-    """
-
-    shape: tuple[int, ...]
-    gt_ids: np.ndarray
-    pred_ids: np.ndarray
-    gt_area: np.ndarray
-    pred_area: np.ndarray
-    gt_centroid: np.ndarray  # (n_gt, ndim)
-    pred_centroid: np.ndarray
-    rows: np.ndarray  # object pairs: gt index >= 1
-    cols: np.ndarray  # object pairs: pred index >= 1
-    inter: np.ndarray
-    union: np.ndarray
-
-    @property
-    def iou(self) -> np.ndarray:
-        return self.inter / self.union
-
-
-def _pair_counts(keys: np.ndarray, n_keys: int, coordinates: tuple[np.ndarray, ...]):
-    """Distinct keys, their pixel counts and coordinate sums (one column per axis)."""
-    if n_keys <= 2 * keys.size + (1 << 20):
-        counts = np.bincount(keys, minlength=n_keys)
-        pair_keys = np.flatnonzero(counts)
-        sums = [np.bincount(keys, weights=c, minlength=n_keys)[pair_keys] for c in coordinates]
-        return pair_keys, counts[pair_keys], sums
-    pair_keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    sums = [np.bincount(inverse, weights=c, minlength=pair_keys.size) for c in coordinates]
-    return pair_keys, counts, sums
-
-
-def _per_object_sums(index: np.ndarray, counts: np.ndarray, sums: list, n: int):
-    area = np.bincount(index, weights=counts, minlength=n).astype(np.int64)
-    centroid = np.zeros((n, len(sums)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for axis, values in enumerate(sums):
-            centroid[:, axis] = np.bincount(index, weights=values, minlength=n) / area
-    return area, centroid
-
-
-def _contingency(gt: np.ndarray, pred: np.ndarray) -> _Table:
-    gt_flat, pred_flat = gt.ravel(), pred.ravel()
-    pixels = np.flatnonzero((gt_flat != 0) | (pred_flat != 0))
-    coordinates = np.unravel_index(pixels, gt.shape)
-    gt_ids, gt_index = _relabel(gt_flat[pixels])
-    pred_ids, pred_index = _relabel(pred_flat[pixels])
-    n_gt, n_pred = gt_ids.size, pred_ids.size
-    keys = gt_index.astype(np.int64) * n_pred + pred_index
-    pair_keys, pair_counts, pair_sums = _pair_counts(keys, n_gt * n_pred, coordinates)
-    rows, cols = np.divmod(pair_keys, n_pred)
-    pair_counts = pair_counts.astype(np.int64)
-    gt_area, gt_centroid = _per_object_sums(rows, pair_counts, pair_sums, n_gt)
-    pred_area, pred_centroid = _per_object_sums(cols, pair_counts, pair_sums, n_pred)
-    objects = (rows > 0) & (cols > 0)
-    rows, cols, inter = rows[objects], cols[objects], pair_counts[objects]
-    union = gt_area[rows] + pred_area[cols] - inter
-    return _Table(gt.shape, gt_ids, pred_ids, gt_area, pred_area, gt_centroid, pred_centroid,
-                  rows, cols, inter, union)
-
-
 # -- matching ----------------------------------------------------------------
-def _candidates(table: _Table, threshold: float, strict: bool) -> np.ndarray:
+def _candidates(table: Table, threshold: float, strict: bool) -> np.ndarray:
     """Indices of the object pairs whose IoU passes ``threshold``, compared exactly."""
     fraction = _as_fraction(threshold)
     left = table.inter * fraction.denominator
@@ -359,7 +301,7 @@ def _candidates(table: _Table, threshold: float, strict: bool) -> np.ndarray:
     return np.flatnonzero(passed)
 
 
-def _match(table: _Table, threshold: float, strict: bool) -> np.ndarray:
+def _match(table: Table, threshold: float, strict: bool) -> np.ndarray:
     """Indices of the matched object pairs: a maximum one-to-one matching of candidates.
 
     Among matchings of the largest size, the one with the largest IoU sum is taken
@@ -378,7 +320,7 @@ def _match(table: _Table, threshold: float, strict: bool) -> np.ndarray:
     return np.sort(np.concatenate(matched))
 
 
-def _match_components(table: _Table, pairs: np.ndarray) -> np.ndarray:
+def _match_components(table: Table, pairs: np.ndarray) -> np.ndarray:
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -448,7 +390,7 @@ class _Matches:
     pred_max_threshold: np.ndarray
 
 
-def _statuses(table: _Table, matches: _Matches) -> tuple[np.ndarray, np.ndarray]:
+def _statuses(table: Table, matches: _Matches) -> tuple[np.ndarray, np.ndarray]:
     """Status of each gt and each pred object (index 0, background, included)."""
     n_gt, n_pred = table.gt_ids.size, table.pred_ids.size
     rows, cols, inter = table.rows, table.cols, table.inter
@@ -476,7 +418,7 @@ def _statuses(table: _Table, matches: _Matches) -> tuple[np.ndarray, np.ndarray]
     return gt_status, pred_status
 
 
-def _per_object(table: _Table, matches: _Matches, iou: np.ndarray):
+def _per_object(table: Table, matches: _Matches, iou: np.ndarray):
     """The ``per_object`` and ``pred_features`` tables."""
     import pandas as pd
 
@@ -490,18 +432,17 @@ def _per_object(table: _Table, matches: _Matches, iou: np.ndarray):
     zeros_g, zeros_p = np.zeros(g.size, np.int64), np.zeros(p.size, np.int64)
     columns = {
         "kind": np.array(["gt"] * g.size + ["pred"] * p.size, dtype=object),
-        "label": np.concatenate([table.gt_ids[g], table.pred_ids[p]]).astype(np.int64),
+        "label": id_column(table.gt_ids[g], table.pred_ids[p]),
         "area": np.concatenate([table.gt_area[g], table.pred_area[p]]),
     }
     for axis in range(len(table.shape)):
         columns[f"centroid-{axis}"] = np.concatenate(
             [table.gt_centroid[g, axis], table.pred_centroid[p, axis]])
     columns.update({
-        "best_pred": np.concatenate([table.pred_ids[best_pred[g]].astype(np.int64), zeros_p]),
-        "best_gt": np.concatenate([zeros_g, table.gt_ids[best_gt[p]].astype(np.int64)]),
+        "best_pred": id_column(table.pred_ids[best_pred[g]], zeros_p),
+        "best_gt": id_column(zeros_g, table.gt_ids[best_gt[p]]),
         "best_iou": np.concatenate([best_pred_iou[g], best_gt_iou[p]]),
-        "matched_pred": np.concatenate(
-            [table.pred_ids[matches.gt_partner[g]].astype(np.int64), zeros_p]),
+        "matched_pred": id_column(table.pred_ids[matches.gt_partner[g]], zeros_p),
         "matched_iou": np.concatenate([matches.gt_iou[g], np.zeros(p.size)]),
         "max_tp_threshold": np.concatenate(
             [matches.gt_max_threshold[g], matches.pred_max_threshold[p]]),
@@ -512,15 +453,15 @@ def _per_object(table: _Table, matches: _Matches, iou: np.ndarray):
     q = np.arange(1, n_pred)
     matched = matches.pred_partner[q] > 0
     pred_features = pd.DataFrame({
-        "index": table.pred_ids[q].astype(np.int64),
+        "index": id_column(table.pred_ids[q]),
         "iou": np.where(matched, matches.pred_iou[q], best_gt_iou[q]),
-        "matched_gt": table.gt_ids[matches.pred_partner[q]].astype(np.int64),
+        "matched_gt": id_column(table.gt_ids[matches.pred_partner[q]]),
         "status": pred_status[q],
     })
     return per_object, pred_features
 
 
-def _match_thresholds(table: _Table, thresholds: tuple[float, ...], strict: bool):
+def _match_thresholds(table: Table, thresholds: tuple[float, ...], strict: bool):
     """Per-threshold score rows, and the matches at the reference (lowest) threshold."""
     n_gt, n_pred = table.gt_ids.size, table.pred_ids.size
     iou = table.iou
@@ -594,15 +535,15 @@ def evaluate(
 
     gt, pred = _check_pair(gt, pred)
     thresholds = _check_thresholds(thresholds)
-    table = _contingency(gt, pred)
+    table = contingency(gt, pred)
     iou = table.iou
     rows, matches = _match_thresholds(table, thresholds, strict)
     per_threshold = pd.DataFrame(rows, columns=list(PER_THRESHOLD_COLUMNS))
     per_object, pred_features = _per_object(table, matches, iou)
 
     overlaps = pd.DataFrame({
-        "gt": table.gt_ids[table.rows].astype(np.int64),
-        "pred": table.pred_ids[table.cols].astype(np.int64),
+        "gt": id_column(table.gt_ids[table.rows]),
+        "pred": id_column(table.pred_ids[table.cols]),
         "intersection": table.inter,
         "union": table.union,
         "iou": iou,

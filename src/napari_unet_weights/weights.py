@@ -13,6 +13,7 @@ The result is within ``tolerance`` of the brute-force value everywhere.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -22,11 +23,15 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
+from ._checks import check_number, validate_labels
+
 __all__ = [
     "BORDER_MODES",
     "CLASS_WEIGHT_MODES",
     "WeightMapCache",
     "border_radius",
+    "check_class_weights",
+    "check_number",
     "class_weight_values",
     "validate_labels",
     "weight_map",
@@ -40,48 +45,13 @@ CLASS_WEIGHT_MODES = ("balanced", "inverse", "none")
 DEFAULT_TOLERANCE = 1e-4
 
 
-def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
-    """Return ``labels`` as an integer numpy array, or raise a clear error.
-
-    Parameters
-    ----------
-    labels : array-like
-        Instance labels: integers, 0 for background, other values are object ids.
-    name : str
-        How to call the array in error messages.
-
-    Returns
-    -------
-    numpy.ndarray
-        The same values as an integer array (no copy when possible).
-
-    Raises
-    ------
-    TypeError
-        For boolean or floating-point arrays.
-    ValueError
-        For negative labels or 0-d input.
-    """
-    array = np.asarray(labels)
-    if array.dtype == bool:
-        raise TypeError(
-            f"{name} is a boolean mask, not instance labels: give each object its own "
-            "integer id, e.g. with skimage.measure.label(mask)."
-        )
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"{name} must hold integers (0 = background, 1..N = objects), got dtype "
-            f"{array.dtype}. If the values are whole numbers, convert them with "
-            ".astype(np.int32); if this is an intensity image, pick the labels instead."
-        )
-    if array.ndim == 0:
-        raise ValueError(f"{name} must be an image (at least 1-D), got a scalar.")
-    if np.issubdtype(array.dtype, np.signedinteger) and array.size and array.min() < 0:
-        raise ValueError(
-            f"{name} contains negative values (min {array.min()}): use 0 for background "
-            "and positive ids for objects."
-        )
-    return array
+def _check_parameters(w0, sigma, tolerance=DEFAULT_TOLERANCE) -> tuple[float, float, float]:
+    """``(w0, sigma, tolerance)`` as floats: w0 >= 0, sigma > 0, tolerance > 0."""
+    return (
+        check_number(w0, "w0"),
+        check_number(sigma, "sigma", allow_minimum=False),
+        check_number(tolerance, "tolerance", allow_minimum=False),
+    )
 
 
 def border_radius(w0: float, sigma: float, tolerance: float = DEFAULT_TOLERANCE) -> float:
@@ -90,18 +60,59 @@ def border_radius(w0: float, sigma: float, tolerance: float = DEFAULT_TOLERANCE)
     Parameters
     ----------
     w0, sigma : float
-        Border weight and width of the U-Net weight map.
+        Border weight (>= 0) and width (> 0) of the U-Net weight map.
     tolerance : float
-        Largest border term that may be dropped.
+        Largest border term that may be dropped (> 0).
 
     Returns
     -------
     float
         The radius ``R = σ·sqrt(2·ln(w0/tolerance))``, 0 when ``w0 <= tolerance``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter is not a finite number in its range.
     """
+    w0, sigma, tolerance = _check_parameters(w0, sigma, tolerance)
     if w0 <= tolerance:
         return 0.0
     return sigma * math.sqrt(2.0 * math.log(w0 / tolerance))
+
+
+def check_class_weights(class_weights) -> str | tuple[float, float]:
+    """Return ``class_weights`` as a mode name or a ``(background, foreground)`` float pair.
+
+    Parameters
+    ----------
+    class_weights : {"balanced", "inverse", "none"} or (float, float)
+        A rule name, or two finite numbers >= 0.
+
+    Returns
+    -------
+    str or tuple of float
+        The mode name, or the pair as floats.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a pair that is not two finite numbers >= 0.
+    """
+    allowed = (
+        f"class_weights must be one of {CLASS_WEIGHT_MODES} or a (background, foreground) "
+        "pair of finite numbers >= 0"
+    )
+    if isinstance(class_weights, str):
+        if class_weights not in CLASS_WEIGHT_MODES:
+            raise ValueError(f"{allowed}, got {class_weights!r}.")
+        return class_weights
+    try:
+        pair = tuple(check_number(value, "class_weights") for value in class_weights)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"{allowed}, got {class_weights!r}.")
+    return pair
 
 
 def class_weight_values(
@@ -116,44 +127,36 @@ def class_weight_values(
     class_weights : {"balanced", "inverse", "none"} or (float, float)
         ``"balanced"``: foreground gets 1 − f and background f, with f the foreground
         fraction (the seed's rule); ``"inverse"``: each class gets
-        n_pixels / (2 · n_class); ``"none"``: 1 for both; or an explicit pair.
+        n_pixels / (2 · n_class); ``"none"``: 1 for both; or an explicit pair of
+        finite numbers >= 0. With a single class present (no object, or no
+        background) there is nothing to balance: ``"balanced"`` and ``"inverse"``
+        give 1 to both, so that such an image still weighs in a loss.
 
     Returns
     -------
     tuple of float
         ``(background_weight, foreground_weight)``.
+
+    Raises
+    ------
+    ValueError
+        For invalid ``class_weights``, or counts with ``n_foreground`` outside
+        ``[0, n_pixels]``.
     """
-    if not isinstance(class_weights, str):
-        try:
-            background, foreground = (float(v) for v in class_weights)
-        except (TypeError, ValueError):
-            raise ValueError(
-                "class_weights must be 'balanced', 'inverse', 'none' or a "
-                f"(background, foreground) pair of numbers, got {class_weights!r}."
-            ) from None
-        return background, foreground
-    n_background = n_pixels - n_foreground
-    if class_weights == "balanced":
-        fraction = n_foreground / n_pixels if n_pixels else 0.0
-        return fraction, 1.0 - fraction
-    if class_weights == "inverse":
-        return (
-            n_pixels / (2.0 * n_background) if n_background else 0.0,
-            n_pixels / (2.0 * n_foreground) if n_foreground else 0.0,
+    class_weights = check_class_weights(class_weights)
+    if not 0 <= n_foreground <= n_pixels:
+        raise ValueError(
+            f"n_foreground must lie in [0, n_pixels = {n_pixels}], got {n_foreground}."
         )
-    if class_weights == "none":
+    if not isinstance(class_weights, str):
+        return class_weights
+    n_background = n_pixels - n_foreground
+    if class_weights == "none" or n_foreground == 0 or n_background == 0:
         return 1.0, 1.0
-    raise ValueError(
-        f"class_weights must be one of {CLASS_WEIGHT_MODES} or a (background, foreground) "
-        f"pair, got {class_weights!r}."
-    )
-
-
-def _check_parameters(w0: float, sigma: float) -> None:
-    if not (np.isfinite(w0) and w0 >= 0):
-        raise ValueError(f"w0 must be a finite number >= 0, got {w0!r}.")
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0 (in pixels), got {sigma!r}.")
+    if class_weights == "balanced":
+        fraction = n_foreground / n_pixels
+        return fraction, 1.0 - fraction
+    return n_pixels / (2.0 * n_background), n_pixels / (2.0 * n_foreground)
 
 
 def _grow(box: tuple[slice, ...], margins: Sequence[int], shape: Sequence[int]):
@@ -270,7 +273,14 @@ class WeightMapCache:
         slice by slice, …) are then independent planes, each with its own distances
         and class weights. Default: all axes are spatial.
     tolerance : float
-        Largest border-term value that may be dropped (absolute).
+        Largest border-term value that may be dropped (absolute, > 0).
+
+    Notes
+    -----
+    Labels without any pixel (e.g. a ``(0, 5, 5)`` stack) are accepted: their weight
+    map is empty too. Parameters are checked when the cache is made (``border``,
+    ``spacing``, ``spatial_dims``, ``tolerance``) and at each :meth:`render`
+    (``w0``, ``sigma``, ``class_weights``), see :func:`weight_map`.
 
     Examples
     --------
@@ -291,13 +301,12 @@ class WeightMapCache:
         labels = validate_labels(labels)
         if border not in BORDER_MODES:
             raise ValueError(f"border must be one of {BORDER_MODES}, got {border!r}.")
-        if not tolerance > 0:
-            raise ValueError(f"tolerance must be > 0, got {tolerance!r}.")
         self.border: Border = border
-        self.tolerance = float(tolerance)
+        self.tolerance = check_number(tolerance, "tolerance", allow_minimum=False)
         self.spatial_dims = self._check_spatial_dims(spatial_dims, labels.ndim)
         self.spacing = self._check_spacing(spacing, self.spatial_dims)
         self.shape = labels.shape
+        self.dtype = labels.dtype
         self.radius = 0.0
         self._computed = False
         self._class_weight_cache: tuple[object, np.ndarray] | None = None
@@ -309,6 +318,13 @@ class WeightMapCache:
     def _check_spatial_dims(spatial_dims: int | None, ndim: int) -> int:
         if spatial_dims is None:
             return ndim
+        if isinstance(spatial_dims, bool | np.bool_) or not isinstance(
+            spatial_dims, numbers.Integral
+        ):
+            raise TypeError(
+                f"spatial_dims must be a whole number (int) or None, got "
+                f"{type(spatial_dims).__name__} {spatial_dims!r}."
+            )
         if not 1 <= int(spatial_dims) <= ndim:
             raise ValueError(
                 f"spatial_dims must be between 1 and the labels' ndim ({ndim}), "
@@ -320,15 +336,16 @@ class WeightMapCache:
     def _check_spacing(spacing, spatial_dims: int) -> tuple[float, ...]:
         if spacing is None:
             return (1.0,) * spatial_dims
-        values = tuple(float(s) for s in np.atleast_1d(spacing))
-        if len(values) == 1:
-            values *= spatial_dims
-        if len(values) != spatial_dims or not all(np.isfinite(v) and v > 0 for v in values):
-            raise ValueError(
-                f"spacing must be {spatial_dims} positive numbers (one per spatial axis), "
-                f"got {spacing!r}."
-            )
-        return values
+        allowed = (f"spacing must be {spatial_dims} finite numbers > 0 (one per spatial axis), "
+                   f"got {spacing!r}.")
+        items = np.atleast_1d(np.asarray(spacing, dtype=object))
+        if items.ndim != 1 or len(items) not in (1, spatial_dims):
+            raise ValueError(allowed)
+        try:
+            values = tuple(check_number(s, "spacing", allow_minimum=False) for s in items)
+        except (TypeError, ValueError) as error:
+            raise type(error)(allowed) from None
+        return values * spatial_dims if len(values) == 1 else values
 
     def _plane_indices(self):
         return product(*(range(n) for n in self.shape[: len(self.shape) - self.spatial_dims]))
@@ -345,7 +362,7 @@ class WeightMapCache:
     @property
     def labels(self) -> np.ndarray:
         """A read-only copy of the labels the cache currently describes."""
-        out = np.empty(self.shape, dtype=self._volumes[0].labels.dtype)
+        out = np.empty(self.shape, dtype=self.dtype)
         for volume in self._volumes:
             out[volume.index] = volume.labels
         out.flags.writeable = False
@@ -402,15 +419,15 @@ class WeightMapCache:
         return self._computed and border_radius(w0, sigma, self.tolerance) <= self.radius
 
     # -- rendering ---------------------------------------------------------------
-    def _class_weight_map(self, class_weights: ClassWeights) -> np.ndarray:
-        key = class_weights if isinstance(class_weights, str) else tuple(class_weights)
+    def _class_weight_map(self, key: str | tuple[float, float]) -> np.ndarray:
+        """w_c per pixel for ``key``, a :func:`check_class_weights` result."""
         if self._class_weight_cache is not None and self._class_weight_cache[0] == key:
             return self._class_weight_cache[1]
         weights = np.empty(self.shape, dtype=np.float32)
         for volume in self._volumes:
             n_background = volume.areas.get(0, 0)
             background, foreground = class_weight_values(
-                volume.labels.size, volume.labels.size - n_background, class_weights
+                volume.labels.size, volume.labels.size - n_background, key
             )
             weights[volume.index] = np.where(volume.labels != 0, foreground, background)
         self._class_weight_cache = (key, weights)
@@ -418,7 +435,7 @@ class WeightMapCache:
 
     def border_term(self, w0: float = 10.0, sigma: float = 5.0) -> np.ndarray:
         """The border term ``w0·exp(−(d1 + d2)²/2σ²)`` alone, as float32."""
-        _check_parameters(w0, sigma)
+        w0, sigma, _ = _check_parameters(w0, sigma, self.tolerance)
         self._ensure_radius(border_radius(w0, sigma, self.tolerance))
         out = np.empty(self.shape, dtype=np.float32)
         for volume in self._volumes:
@@ -448,8 +465,15 @@ class WeightMapCache:
         Returns
         -------
         numpy.ndarray
-            float32 array of the labels' shape.
+            float32 array of the labels' shape (empty for empty labels).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If w0 or σ is not a finite number in its range, or ``class_weights`` is
+            not allowed.
         """
+        class_weights = check_class_weights(class_weights)
         out = self.border_term(w0, sigma)
         out += self._class_weight_map(class_weights)
         return out
@@ -582,7 +606,17 @@ def weight_map(
     Returns
     -------
     numpy.ndarray
-        float32 weights with the shape of ``labels``.
+        float32 weights with the shape of ``labels``; labels with no pixel (a shape
+        such as ``(0, 5, 5)``) give an empty map.
+
+    Raises
+    ------
+    TypeError
+        For labels that are not integers, or a parameter of the wrong type (e.g.
+        ``w0="10"``, ``spatial_dims=1.5``).
+    ValueError
+        For negative labels, or a parameter outside its range: w0 >= 0, sigma > 0,
+        tolerance > 0 and spacing > 0 (all finite), class weights finite and >= 0.
 
     Examples
     --------
@@ -594,7 +628,8 @@ def weight_map(
     >>> round(float(w[10, 16]), 2)  # the 2-pixel gap between the two squares
     8.55
     """
-    _check_parameters(w0, sigma)
+    _check_parameters(w0, sigma, tolerance)
+    class_weights = check_class_weights(class_weights)
     cache = WeightMapCache(
         labels, border=border, spacing=spacing, spatial_dims=spatial_dims, tolerance=tolerance
     )

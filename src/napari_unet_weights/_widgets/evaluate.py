@@ -4,8 +4,9 @@ The widget is a thin shell around :func:`napari_unet_weights.metrics.evaluate`: 
 snapshots the two picked Labels layers, runs ``evaluate`` in a background worker (one
 job at a time, the latest request winning) and shows the result: the mAP, the
 per-threshold and per-object tables, per-object values in both layers' ``features``
-and, on request, an "IoU view" (predictions coloured by their IoU, unmatched objects
-outlined). Label data are never modified.
+(columns prefixed ``eval_``, merged with the user's own columns) and, on request, an
+"IoU view" (predictions coloured by their IoU, unmatched objects outlined). Label
+data are never modified, nor any features column the widget did not write.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.layers import Image, Labels
-from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QVBoxLayout
 
 from napari_unet_weights._widgets._base import LayerWidget, error_message, update_layer
+from napari_unet_weights._widgets._evaluate_views import (
+    FALSE_POSITIVE_COLOR,
+    MISS_COLOR,
+    error_labels,
+    iou_image,
+)
+from napari_unet_weights._widgets._features import INDEX, merge_features
 from napari_unet_weights._widgets._table import DataFrameTable
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.metrics import Evaluation, evaluate
@@ -34,7 +41,9 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
-__all__ = ["EvaluateWidget", "error_labels", "iou_image"]
+__all__ = [
+    "EvaluateWidget", "error_labels", "evaluation_features", "iou_image", "write_features",
+]
 
 EDIT_DEBOUNCE_MS = 200
 PROGRESS_DELAY_MS = 200
@@ -44,8 +53,6 @@ EDIT_EVENTS = ("data", "paint")
 VIEW_KEY = "napari_unet_weights_evaluate_view"
 IOU_SUFFIX = " IoU"
 ERRORS_SUFFIX = " errors"
-MISS_COLOR = "#ff3b3b"
-FALSE_POSITIVE_COLOR = "#ffa21a"
 #: The object's estimated diameter fills 1/FOCUS_CONTEXT of the canvas when focused.
 FOCUS_CONTEXT = 6.0
 PRED_HINTS = ("pred", "seg", "result", "output", "unet", "stardist", "cellpose")
@@ -54,9 +61,17 @@ OBJECT_COLUMNS = (
     "kind", "label", "status", "matched_iou", "best_iou", "matched_pred", "best_pred",
     "best_gt", "max_tp_threshold", "area",
 )
+#: Prefix of the ``features`` columns this widget writes (all others are the user's).
+FEATURE_PREFIX = "eval_"
+#: ``per_object`` columns written to the ground truth's features (prefixed).
 GT_FEATURE_COLUMNS = (
-    "index", "status", "matched_pred", "matched_iou", "best_pred", "best_iou",
-    "max_tp_threshold", "area",
+    "status", "matched_pred", "matched_iou", "best_pred", "best_iou", "max_tp_threshold", "area",
+)
+#: ``pred_features`` columns written to the prediction's features (prefixed).
+PRED_FEATURE_COLUMNS = ("iou", "matched_gt", "status")
+#: Every features column this widget may have written, whichever role the layer had.
+OWN_FEATURE_COLUMNS = frozenset(
+    FEATURE_PREFIX + column for column in GT_FEATURE_COLUMNS + PRED_FEATURE_COLUMNS
 )
 STATUS_COLORS = {
     "status": {
@@ -86,91 +101,54 @@ def _run_evaluation(gt: np.ndarray, pred: np.ndarray, strict: bool) -> _Outcome:
     return _Outcome(evaluation, gt, pred, perf_counter() - start)
 
 
-# -- views ---------------------------------------------------------------------------
-def _values_by_label(labels: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per pixel, the value of its label in (``ids``, ``values``); NaN for other labels."""
-    out = np.full(labels.shape, np.nan, dtype=np.float32)
-    if ids.size == 0:
-        return out
-    order = np.argsort(ids)
-    ids, values = ids[order], values[order]
-    flat = labels.ravel()
-    position = np.searchsorted(ids, flat).clip(max=ids.size - 1)
-    hit = ids[position] == flat
-    out.ravel()[hit] = values[position[hit]]
-    return out
-
-
-def iou_image(pred: np.ndarray, pred_features: pd.DataFrame) -> np.ndarray:
-    """Float image: each predicted object's pixels hold its IoU, background NaN.
-
-    Parameters
-    ----------
-    pred : numpy.ndarray
-        The predicted labels that were evaluated.
-    pred_features : pandas.DataFrame
-        :attr:`Evaluation.pred_features` (columns ``index`` and ``iou``).
-
-    Returns
-    -------
-    numpy.ndarray of float32
-        Same shape as ``pred``; NaN (drawn transparent by napari) off objects.
-    """
-    ids = pred_features["index"].to_numpy(dtype=np.int64)
-    return _values_by_label(pred.astype(np.int64, copy=False), ids,
-                            pred_features["iou"].to_numpy(dtype=np.float32))
-
-
-def error_labels(
-    gt: np.ndarray, pred: np.ndarray, evaluation: Evaluation
-) -> tuple[np.ndarray, DirectLabelColormap]:
-    """Labels of the unmatched objects and a colormap: misses red, false positives orange.
-
-    Unmatched ground-truth objects keep their id; unmatched predictions get their id
-    plus the largest ground-truth id, and are drawn only where no miss is.
-
-    Parameters
-    ----------
-    gt, pred : numpy.ndarray
-        The labels that were evaluated.
-    evaluation : Evaluation
-        Their evaluation.
-
-    Returns
-    -------
-    labels : numpy.ndarray of int64
-        0 where nothing is wrong.
-    colormap : napari.utils.colormaps.DirectLabelColormap
-        Colours of those ids.
-    """
-    objects = evaluation.per_object
-    missed = objects.loc[(objects["kind"] == "gt") & (objects["matched_pred"] == 0), "label"]
-    features = evaluation.pred_features
-    spurious = features.loc[features["matched_gt"] == 0, "index"]
-    missed_ids = missed.to_numpy(dtype=np.int64)
-    spurious_ids = spurious.to_numpy(dtype=np.int64)
-    offset = int(gt.max()) if gt.size else 0
-    out = np.zeros(gt.shape, dtype=np.int64)
-    spurious_mask = np.isin(pred, spurious_ids)
-    out[spurious_mask] = pred[spurious_mask].astype(np.int64) + offset
-    missed_mask = np.isin(gt, missed_ids)
-    out[missed_mask] = gt[missed_mask]
-    colors: dict[int | None, str] = {None: "transparent"}
-    colors.update(dict.fromkeys((int(i) + offset for i in spurious_ids), FALSE_POSITIVE_COLOR))
-    colors.update(dict.fromkeys((int(i) for i in missed_ids), MISS_COLOR))
-    return out, DirectLabelColormap(color_dict=colors)
-
-
 def _ball_diameter(volume: float, ndim: int) -> float:
     """Diameter of the ``ndim``-ball of the given volume (area in 2D)."""
     unit_ball = math.pi ** (ndim / 2) / math.gamma(ndim / 2 + 1)
     return 2.0 * (max(volume, 1.0) / unit_ball) ** (1.0 / ndim)
 
 
-def _gt_features(per_object: pd.DataFrame) -> pd.DataFrame:
-    """The ground-truth rows of ``per_object`` as Labels features (``index`` = label)."""
-    rows = per_object[per_object["kind"] == "gt"].rename(columns={"label": "index"})
-    return rows[list(GT_FEATURE_COLUMNS)].reset_index(drop=True)
+def _own_features(ids: pd.Series, values: pd.DataFrame) -> pd.DataFrame:
+    """Labels features of this widget: ``index`` = ``ids``, ``values`` columns prefixed."""
+    table = values.add_prefix(FEATURE_PREFIX)
+    table.insert(0, INDEX, ids.to_numpy())
+    return table.reset_index(drop=True)
+
+
+def evaluation_features(evaluation: Evaluation) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """This widget's features of the ground truth and of the prediction.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The scores.
+
+    Returns
+    -------
+    gt, pred : pandas.DataFrame
+        ``index`` (the label id) and ``eval_…`` columns: one row per ground-truth
+        object (from :attr:`Evaluation.per_object`), one per predicted object (from
+        :attr:`Evaluation.pred_features`).
+    """
+    objects = evaluation.per_object
+    gt_rows = objects[objects["kind"] == "gt"]
+    predictions = evaluation.pred_features
+    return (
+        _own_features(gt_rows["label"], gt_rows[list(GT_FEATURE_COLUMNS)]),
+        _own_features(predictions["index"], predictions[list(PRED_FEATURE_COLUMNS)]),
+    )
+
+
+def write_features(layer: Labels, ours: pd.DataFrame) -> None:
+    """Replace this widget's columns in ``layer.features`` by ``ours``, keep the rest.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        The layer to write into (its data are not touched).
+    ours : pandas.DataFrame
+        One of the tables of :func:`evaluation_features`.
+    """
+    layer.features = merge_features(layer.features, ours, OWN_FEATURE_COLUMNS)
 
 
 def _object_table(per_object: pd.DataFrame) -> pd.DataFrame:
@@ -179,32 +157,51 @@ def _object_table(per_object: pd.DataFrame) -> pd.DataFrame:
     return per_object[first + [c for c in per_object.columns if c not in first]]
 
 
+def _hinted(hints: tuple[str, ...], among: list[Labels]) -> list[Labels]:
+    """The layers of ``among`` whose name contains one of ``hints``, in order."""
+    return [layer for layer in among if any(h in layer.name.lower() for h in hints)]
+
+
+def _partners(layer: Labels, layers: list[Labels]) -> list[Labels]:
+    """The other layers of ``layers`` with the shape of ``layer``: those it can pair with."""
+    shape = tuple(layer.data.shape)
+    return [other for other in layers if other is not layer and tuple(other.data.shape) == shape]
+
+
+def _gt_among(candidates: list[Labels]) -> Labels | None:
+    """The likeliest ground truth: the lowest layer named like one, else the lowest."""
+    return next(iter(_hinted(GT_HINTS, candidates) or candidates), None)
+
+
+def _pred_among(candidates: list[Labels]) -> Labels | None:
+    """The likeliest prediction: the topmost layer named like one, else the topmost."""
+    return next(iter((_hinted(PRED_HINTS, candidates) or candidates)[::-1]), None)
+
+
 def _guess_pair(layers: list[Labels]) -> tuple[Labels | None, Labels | None]:
-    """A (ground truth, prediction) pair from layer names, else bottom and top layer."""
+    """A (ground truth, prediction) pair of the same shape, guessed from layer names.
 
-    def hinted(hints: tuple[str, ...], among: list[Labels]) -> list[Labels]:
-        return [layer for layer in among if any(h in layer.name.lower() for h in hints)]
-
-    if len(layers) < 2:
-        return (layers[0] if layers else None), None
-    pred = (hinted(PRED_HINTS, layers) or layers[-1:])[-1]
-    rest = [layer for layer in layers if layer is not pred]
-    gt = (hinted(GT_HINTS, rest) or rest)[0]
-    return gt, pred
+    Predictions are tried in order of likelihood (named like one, topmost first);
+    the first with a layer of its shape is paired with the likeliest of those. With
+    no such pair, the lowest layer is the ground truth and the prediction is None.
+    """
+    hinted = _hinted(PRED_HINTS, layers)[::-1]
+    for pred in hinted + [layer for layer in layers[::-1] if layer not in hinted]:
+        gt = _gt_among(_partners(pred, layers))
+        if gt is not None:
+            return gt, pred
+    return next(iter(layers), None), None
 
 
 def _fill_pair(
     gt: Labels | None, pred: Labels | None, layers: list[Labels]
 ) -> tuple[Labels | None, Labels | None]:
-    """Fill whichever of ``gt`` and ``pred`` is None from ``layers``, never repeating one."""
-    guess_gt, guess_pred = _guess_pair(layers)
+    """Fill whichever of ``gt`` and ``pred`` is None from ``layers`` (same shape, no repeat)."""
     if gt is None and pred is None:
-        return guess_gt, guess_pred
+        return _guess_pair(layers)
     if gt is None:
-        others = [layer for layer in layers if layer is not pred]
-        return (guess_gt if guess_gt in others else next(iter(others), None)), pred
-    others = [layer for layer in layers if layer is not gt]
-    return gt, (guess_pred if guess_pred in others else next(iter(others[::-1]), None))
+        return _gt_among(_partners(pred, layers)), pred
+    return gt, _pred_among(_partners(gt, layers))
 
 
 class EvaluateWidget(LayerWidget):
@@ -220,8 +217,13 @@ class EvaluateWidget(LayerWidget):
     Scores are recomputed in a background worker whenever a picker or the "strict"
     box changes and (debounced) when either layer is edited. The prediction's
     ``features`` get :attr:`Evaluation.pred_features`, the ground truth's the
-    ground-truth rows of :attr:`Evaluation.per_object` (``index`` = label). Picking a
-    table row selects the object in both layers and centres the camera on it.
+    ground-truth rows of :attr:`Evaluation.per_object` (``index`` = label), as
+    ``eval_…`` columns merged with the columns already there, which are kept. Picking
+    a table row selects the object in both layers and centres the camera on it.
+
+    Empty pickers are filled with a guess of the same shape; problems of a guessed
+    pair show in the status line only, those of a pair the user picked also as a
+    napari notification.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -233,6 +235,7 @@ class EvaluateWidget(LayerWidget):
         self._generation = 0
         self._views: dict[str, Layer] = {}
         self._choosing = False
+        self._guessed = False  # whether the widget, not the user, picked the current pair
         self._build_controls()
         self._build_layout()
         self._watch_viewer()
@@ -253,8 +256,8 @@ class EvaluateWidget(LayerWidget):
             "Show the predictions coloured by IoU, misses outlined in red and false "
             "positives in orange."
         )
-        self.gt_combo.changed.connect(self._on_pair_changed)
-        self.pred_combo.changed.connect(self._on_pair_changed)
+        self.gt_combo.changed.connect(self._on_picked)
+        self.pred_combo.changed.connect(self._on_picked)
         self.strict_checkbox.changed.connect(self.refresh)
         self.iou_view_checkbox.changed.connect(self._update_views)
 
@@ -318,6 +321,7 @@ class EvaluateWidget(LayerWidget):
             self.pred_combo.value = pred
         finally:
             self._choosing = False
+        self._guessed = False
         self._on_pair_changed()
 
     def _refresh_choices(self, _event=None) -> None:
@@ -329,8 +333,9 @@ class EvaluateWidget(LayerWidget):
             gt, pred = self.gt_combo.value, self.pred_combo.value
             if gt is None or pred is None:
                 choices = [layer for _, layer in self._labels_choices()]
-                gt, pred = _fill_pair(gt, pred, choices)
-                self.gt_combo.value, self.pred_combo.value = gt, pred
+                filled = _fill_pair(gt, pred, choices)
+                self._guessed = self._guessed or filled != (gt, pred)
+                self.gt_combo.value, self.pred_combo.value = filled
         finally:
             self._choosing = False
         self._on_pair_changed()
@@ -340,6 +345,12 @@ class EvaluateWidget(LayerWidget):
         for role, view in list(self._views.items()):
             if view is layer:
                 del self._views[role]
+
+    def _on_picked(self, _value: Any = None) -> None:
+        """The user changed a picker: the pair is theirs now."""
+        if not self._choosing:
+            self._guessed = False
+        self._on_pair_changed()
 
     def _on_pair_changed(self, _value: Any = None) -> None:
         """Follow the picked layers' edits; recompute if the pair changed."""
@@ -395,7 +406,8 @@ class EvaluateWidget(LayerWidget):
         gt, pred = self.gt_layer, self.pred_layer
         problem = self._input_problem(gt, pred)
         if problem is not None:
-            self._report(*problem)
+            message, level = problem
+            self._report(message, None if self._guessed else level)  # no pop-up for guesses
             return None
         token = self._generation
         gt_data, pred_data = np.array(gt.data), np.array(pred.data)  # snapshots
@@ -435,8 +447,9 @@ class EvaluateWidget(LayerWidget):
         self.objects_table.set_frame(_object_table(evaluation.per_object))
         self.thresholds_table.set_frame(evaluation.per_threshold)
         self.tabs.setTabText(0, f"Objects ({len(evaluation.per_object)})")
-        pred.features = evaluation.pred_features
-        gt.features = _gt_features(evaluation.per_object)
+        gt_table, pred_table = evaluation_features(evaluation)
+        write_features(gt, gt_table)
+        write_features(pred, pred_table)
         self._update_views()
         self._set_status(f"Up to date · computed in {outcome.seconds * 1000:.0f} ms")
 

@@ -1,9 +1,11 @@
 """The "Segment" dock widget: the weighted U-Net on an Image layer, as instance labels.
 
 The widget is a thin shell around :func:`napari_unet_weights.unet.predict.predict` and
-:func:`napari_unet_weights.unet.postprocess.to_instances`: Run hands the picked image
-and the controls to a background worker, which imports TensorFlow (only then, through
-:func:`~napari_unet_weights.unet.model.keras_or_error`), loads the model file once,
+:func:`napari_unet_weights.unet.postprocess.to_instances`: Run hands a snapshot of the
+picked image and the controls to a background worker, which runs them on a new thread
+(:func:`~napari_unet_weights.unet.device.call_in_new_thread`: safe for TensorFlow's
+pybind11 bindings, unlike a reused pool thread), imports TensorFlow (only then), loads
+the model file once,
 predicts tile batch by tile batch (progress, cancel between batches) and builds the
 labels. On the GUI thread the result goes to two layers named after the image, a
 probability Image layer and a Labels layer, with the image's transform; re-running
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -42,8 +44,11 @@ from qtpy.QtWidgets import (
 
 from napari_unet_weights._widgets._base import LayerWidget, update_layer
 from napari_unet_weights._widgets._workers import Job
+from napari_unet_weights.unet.device import call_in_new_thread
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL, read_metadata
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+from napari_unet_weights.unet.predict import PredictionCancelled
+from napari_unet_weights.unet.preprocess import missing_data_message
 
 if TYPE_CHECKING:
     import napari
@@ -85,14 +90,14 @@ class _Core:
 
 
 def _load_core() -> _Core:
-    """Import TensorFlow (the safe way, next to napari's OpenGL) and the prediction core.
+    """Import TensorFlow and the prediction core.
 
     Raises
     ------
     ImportError
         If TensorFlow is not installed (the message says how to install it).
     """
-    from napari_unet_weights.unet.model import keras_or_error
+    from napari_unet_weights.unet.device import keras_or_error
     from napari_unet_weights.unet.model_file import load_model
     from napari_unet_weights.unet.postprocess import to_instances
     from napari_unet_weights.unet.predict import device_name, gpu_available, predict
@@ -150,7 +155,7 @@ class _Request:
     """Everything a run needs, snapshotted on the GUI thread."""
 
     image: Any
-    rgb: bool
+    rgb: bool | None
     model_path: Path
     model_key: tuple
     tile_shape: tuple[int, int] | None
@@ -171,6 +176,15 @@ class _Outcome:
     device: str
     gpu: bool | None = None
     load_seconds: float = 0.0
+    n_missing: int = 0
+
+
+def _count_missing(image: Any) -> int:
+    """The NaN and infinite pixels of ``image`` (predicted as background by the core)."""
+    array = np.asarray(image)
+    if not np.issubdtype(array.dtype, np.inexact):
+        return 0
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
 def _foreground(probabilities: np.ndarray) -> np.ndarray:
@@ -215,6 +229,7 @@ def _run_segmentation(
         model=model, model_key=request.model_key, probability=_foreground(probabilities),
         labels=labels, seconds=perf_counter() - loaded, device=device, gpu=gpu,
         load_seconds=loaded - start if loaded - start > 0.05 else 0.0,
+        n_missing=_count_missing(request.image),
     )
 
 
@@ -573,7 +588,7 @@ class SegmentWidget(LayerWidget):
             self._report(_user_message(error))
             return None
         request = _Request(
-            image=image.data, rgb=bool(image.rgb), model_path=path, model_key=key,
+            image=image.data, rgb=True if image.rgb else None, model_path=path, model_key=key,
             tile_shape=self.tile_shape, use_gpu=self._use_gpu(), check_gpu=self._gpu is None,
             postprocess=self.postprocess(),
         )
@@ -584,9 +599,9 @@ class SegmentWidget(LayerWidget):
         self._set_status(f"Segmenting '{image.name}'…" if model is not None else
                          f"Loading the model and segmenting '{image.name}'…")
         return Job(
-            work=partial(_run_segmentation, request, model,
+            work=partial(call_in_new_thread, _run_segmentation, request, model,
                          partial(self._emit_progress, run_id), stop.is_set),
-            on_result=partial(self._on_result, image, run_id),
+            on_result=partial(self._on_result, image, request.image, run_id),
             on_error=partial(self._on_error, run_id),
         )
 
@@ -616,7 +631,7 @@ class SegmentWidget(LayerWidget):
         self.progress_bar.setValue(min(done, total))
         self._set_status(f"Predicting: {done} / {total} tile batches…")
 
-    def _on_result(self, image: Image, run_id: int, outcome: _Outcome) -> None:
+    def _on_result(self, image: Image, snapshot: Any, run_id: int, outcome: _Outcome) -> None:
         if run_id != self._run_id or self._closed:
             return
         self._loaded = (outcome.model_key, outcome.model)
@@ -625,10 +640,17 @@ class SegmentWidget(LayerWidget):
         if image not in self.viewer.layers:
             self._set_status(f"'{image.name}' was removed while it was segmented.")
             return
+        if image.data is not snapshot:
+            self._report(f"'{image.name}' got new data while it was segmented: nothing was "
+                         "added or changed. Run again.")
+            return
         self._show(image, outcome)
         n = int(outcome.labels.max()) if outcome.labels.size else 0
         loading = f" (model loaded in {outcome.load_seconds:.1f} s)" if outcome.load_seconds else ""
         self._set_status(f"{n} objects · {outcome.seconds:.2f} s on {outcome.device}{loading}")
+        if outcome.n_missing:
+            show_warning(f"{TITLE}: '{image.name}': "
+                         + missing_data_message(outcome.n_missing, outcome.probability.size))
         self._problem = None
         self._update_enabled()
         self.segmented.emit(self.labels_layer)
@@ -636,7 +658,7 @@ class SegmentWidget(LayerWidget):
     def _on_error(self, run_id: int, error: Exception) -> None:
         if run_id != self._run_id or self._closed:
             return
-        if self._stop.is_set():  # cancelled: the core raised PredictionCancelled
+        if isinstance(error, PredictionCancelled):
             self._set_status("Cancelled: no layer was added or changed.")
             return
         self._report(f"Segmentation failed: {_user_message(error)}")

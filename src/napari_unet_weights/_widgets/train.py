@@ -59,6 +59,7 @@ from napari_unet_weights._widgets._base import (
     update_layer,
 )
 from napari_unet_weights._widgets._workers import Job
+from napari_unet_weights.unet.device import call_in_new_thread
 
 if TYPE_CHECKING:
     import napari
@@ -82,15 +83,12 @@ MAP_COLOR = "#59c26b"
 def _load_train() -> Callable[..., Any]:
     """Import TensorFlow and return :func:`napari_unet_weights.unet.train.train`.
 
-    TensorFlow is imported by :func:`~napari_unet_weights.unet.model.keras_or_error`,
-    the way that survives napari's OpenGL driver being loaded first.
-
     Raises
     ------
     ImportError
         If TensorFlow is not installed (the message says how to install it).
     """
-    from napari_unet_weights.unet.model import keras_or_error
+    from napari_unet_weights.unet.device import keras_or_error
     from napari_unet_weights.unet.train import train
 
     keras_or_error()
@@ -977,8 +975,11 @@ class TrainWidget(LayerWidget):
         self.train_bar.setRange(0, total)
         self.train_bar.setValue(0)
         self.plot.clear(parameters["epochs"])
+        # A new thread per run: TensorFlow must not run on a reused pool thread (see
+        # napari_unet_weights.unet.device).
         worker = create_worker(
-            _run_training, source, parameters, partial(self._emit_progress, run_id),
+            call_in_new_thread, _run_training, source, parameters,
+            partial(self._emit_progress, run_id),
             self._stop.is_set, _start_thread=False, _ignore_errors=True,
         )
         worker.returned.connect(partial(self._on_trained, run_id))

@@ -122,7 +122,8 @@ class WeightMapWidget(LayerWidget):
     -----
     The output is one Image layer named ``"<labels name> weight map"``, with the
     labels' transform, colormap "magma" and additive blending; it is updated in place
-    and re-created if deleted. The labels layer is never modified. σ is in the
+    and re-created if deleted. Renaming the labels layer renames it too, unless the
+    user gave it a name of their own. The labels layer is never modified. σ is in the
     layer's world units (pixels when its scale is 1): the layer's ``scale`` is passed
     to the core as ``spacing``.
     """
@@ -130,6 +131,7 @@ class WeightMapWidget(LayerWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__(napari_viewer, EDIT_DEBOUNCE_MS, PROGRESS_DELAY_MS)
         self._layer: Labels | None = None
+        self._layer_name: str | None = None  # the labels' name the output is named after
         self._cache: WeightMapCache | None = None
         self._cache_key: tuple | None = None
         self._failed_key: tuple | None = None
@@ -204,6 +206,21 @@ class WeightMapWidget(LayerWidget):
     def _refresh_choices(self, _event=None) -> None:
         self.layer_combo.reset_choices()
         self._set_layer(self.layer_combo.value)
+        self._follow_rename()
+
+    def _follow_rename(self) -> None:
+        """Rename the output after the labels, if it still has the name it was given."""
+        labels, output = self._layer, self._output
+        if labels is None or labels.name == self._layer_name:
+            return
+        old_name, self._layer_name = self._layer_name, labels.name
+        named_after_labels = (
+            output is not None
+            and output in self.viewer.layers
+            and output.name == f"{old_name}{OUTPUT_SUFFIX}"
+        )
+        if named_after_labels:
+            output.name = f"{labels.name}{OUTPUT_SUFFIX}"
 
     def _forget_layer(self, layer) -> None:
         if layer is self._output:
@@ -220,6 +237,7 @@ class WeightMapWidget(LayerWidget):
             return
         self._disconnect_inputs()
         self._layer = layer
+        self._layer_name = None if layer is None else layer.name
         self._cache = self._cache_key = self._failed_key = self._output = None
         self._labels_dirty = False
         self._n_objects = None
@@ -353,13 +371,11 @@ class WeightMapWidget(LayerWidget):
 
     # -- output -------------------------------------------------------------------
     def _output_layer(self, labels: Labels) -> Image | None:
-        """The existing output layer of ``labels``, renamed if they were."""
-        name = f"{labels.name}{OUTPUT_SUFFIX}"
+        """The output layer of ``labels``: the one shown, else one named after them."""
         tracked = self._output
         if tracked is not None and tracked in self.viewer.layers:
-            if tracked.name != name:
-                tracked.name = name
             return tracked
+        name = f"{labels.name}{OUTPUT_SUFFIX}"
         if name in self.viewer.layers and isinstance(self.viewer.layers[name], Image):
             return self.viewer.layers[name]
         return None

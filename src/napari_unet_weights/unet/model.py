@@ -13,68 +13,11 @@ extra model inputs. With w = 1 it is plain cross-entropy.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
+from .device import keras_or_error, tensorflow_or_error
+
 __all__ = ["build_unet", "keras_or_error", "tensorflow_or_error", "weighted_loss"]
-
-INSTALL_HINT = 'pip install "napari-unet-weights[unet]"'
-
-
-def keras_or_error():
-    """Import and return ``keras`` (TensorFlow backend), or raise a clear ImportError.
-
-    Returns
-    -------
-    module
-        The ``keras`` module.
-
-    Raises
-    ------
-    ImportError
-        If TensorFlow or Keras is not installed; the message says how to install it.
-    """
-    try:
-        _import_tensorflow()
-        import keras
-    except ImportError as error:
-        raise ImportError(
-            f"the U-Net needs TensorFlow and Keras 3, which are not installed: {INSTALL_HINT}"
-            f" ({error})"
-        ) from error
-    return keras
-
-
-def _import_tensorflow() -> None:
-    """Import TensorFlow so that its bundled LLVM binds to itself (Linux).
-
-    napari's OpenGL canvas may load Mesa (llvmpipe, radeonsi), which brings the system's
-    libLLVM into the process; TensorFlow >= 2.20 wheels carry their own LLVM and load it
-    with RTLD_GLOBAL, and its static initialisers then crash the process (segmentation
-    fault in ``libtensorflow_framework``). Loading TensorFlow's libraries with
-    ``RTLD_DEEPBIND`` makes them prefer their own symbols. (The other order, TensorFlow
-    first and Mesa later, still crashes: see tensorflow/tensorflow#124205.)
-    """
-    if sys.modules.get("tensorflow") is not None:
-        return
-    deepbind = getattr(os, "RTLD_DEEPBIND", 0)
-    flags = sys.getdlopenflags() if hasattr(sys, "getdlopenflags") else None
-    if deepbind and flags is not None:
-        sys.setdlopenflags(flags | deepbind)
-    try:
-        import tensorflow  # noqa: F401
-    finally:
-        if flags is not None:
-            sys.setdlopenflags(flags)
-
-
-def tensorflow_or_error():
-    """Import and return ``tensorflow`` (see :func:`keras_or_error`)."""
-    keras_or_error()
-    import tensorflow
-
-    return tensorflow
 
 
 def _conv_block(keras, x, filters: int, batch_norm: bool, name: str):

@@ -7,18 +7,26 @@ trained with, the post-processing parameters, the training configuration, the da
 split and the validation scores, so a model trained anywhere predicts the same here.
 
 :func:`read_metadata` reads that entry with ``zipfile`` + ``json`` only: no TensorFlow,
-so the GUI can show a model's recorded score at once.
+so the GUI can show a model's recorded score at once. It checks the entries that
+prediction uses (:func:`metadata_problem`), so a file with, say, a post-processing
+threshold of ``"abc"`` is refused when it is read, not on every image.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..io import atomic_output, check_output_file
+from .postprocess import check_postprocess_parameters
+from .preprocess import INPUT_MODES
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -26,7 +34,9 @@ __all__ = [
     "METADATA_ENTRY",
     "REQUIRED_KEYS",
     "UNetModel",
+    "check_model_path",
     "load_model",
+    "metadata_problem",
     "read_metadata",
 ]
 
@@ -68,6 +78,71 @@ def _check_model_file(path: Path) -> None:
         )
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_integer(value: Any) -> bool:
+    return _is_integer(value) and value >= 1
+
+
+def _percentile_pair(value: Any) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+            and 0 <= value[0] < value[1] <= 100)
+
+
+#: (section, key): (test, what the value must be), for the entries prediction uses.
+_METADATA_RULES: dict[tuple[str, ...], tuple[Callable[[Any], bool], str]] = {
+    ("format_version",): (lambda v: _is_integer(v) and 1 <= v <= FORMAT_VERSION,
+                          f"an integer from 1 to {FORMAT_VERSION} (a higher one comes from a "
+                          "newer napari-unet-weights: update the plugin)"),
+    ("n_classes",): (lambda v: _is_integer(v) and v >= 2, "an integer >= 2"),
+    ("input", "mode"): (lambda v: isinstance(v, str) and v in INPUT_MODES,
+                        " or ".join(repr(m) for m in INPUT_MODES)),
+    ("input", "n_channels"): (_positive_integer, "an integer >= 1"),
+    ("input", "invert_bright_background"): (lambda v: isinstance(v, bool), "true or false"),
+    ("normalization", "percentiles"): (_percentile_pair,
+                                       "two numbers [low, high] with 0 <= low < high <= 100"),
+    **{("architecture", key): (_positive_integer, "an integer >= 1")
+       for key in ("n_channels", "depth", "base_filters", "multiple")},
+}
+_SECTIONS = ("input", "normalization", "architecture", "postprocess")
+
+
+def metadata_problem(metadata: Mapping[str, Any]) -> str | None:
+    """What is wrong with the entries of model metadata that prediction uses, if anything.
+
+    Only the entries present are checked (missing ones take their defaults): the
+    ``format_version``, ``n_classes``, the ``input``, ``normalization`` and
+    ``architecture`` settings, and the ``postprocess`` parameters (see
+    :func:`..postprocess.check_postprocess_parameters`).
+
+    Parameters
+    ----------
+    metadata : mapping
+
+    Returns
+    -------
+    str or None
+        ``"<key>: <problem>"`` for the first bad entry (e.g. ``"postprocess.threshold:
+        threshold must be a number in [0, 1], got 'abc' (str)."``), None if all are good.
+    """
+    for section in _SECTIONS:
+        if not isinstance(metadata.get(section, {}), Mapping):
+            return f"{section}: must be a JSON object, got {metadata[section]!r}."
+    for keys, (test, expected) in _METADATA_RULES.items():
+        section = metadata if len(keys) == 1 else metadata.get(keys[0], {})
+        if keys[-1] in section and not test(section[keys[-1]]):
+            return f"{'.'.join(keys)}: must be {expected}, got {section[keys[-1]]!r}."
+    for name, value in metadata.get("postprocess", {}).items():
+        try:
+            check_postprocess_parameters({name: value})
+        except (TypeError, ValueError) as error:
+            return f"postprocess.{name}: {error}"
+    return None
+
+
 def read_metadata(path: PathLike | None = None) -> dict:
     """The metadata of a model file, read without TensorFlow.
 
@@ -87,7 +162,8 @@ def read_metadata(path: PathLike | None = None) -> dict:
         If the file does not exist.
     ValueError
         If it is not a zip / .keras file, lacks our metadata (a plain Keras model), or
-        the metadata is unreadable or misses required entries (named in the message).
+        the metadata is unreadable, misses required entries or has a bad one (the file
+        and the entry are named in the message, see :func:`metadata_problem`).
     """
     path = Path(BUNDLED_MODEL if path is None else path)
     _check_model_file(path)
@@ -107,10 +183,40 @@ def read_metadata(path: PathLike | None = None) -> dict:
         metadata = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: {METADATA_ENTRY} is not valid JSON: {error}") from error
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: {METADATA_ENTRY} must hold a JSON object, got "
+                         f"{type(metadata).__name__}.")
     missing = [key for key in REQUIRED_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"{path}: the model metadata lacks {', '.join(missing)}.")
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValueError(f"{path}: bad model metadata ({METADATA_ENTRY}): {problem}")
     return metadata
+
+
+def check_model_path(path: PathLike) -> Path:
+    """Check, without creating anything, that a model file can be written at ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OSError
+        If it cannot be written (see :func:`..io.check_output_file`).
+    ValueError
+        If ``path`` does not end with ``.keras``.
+    """
+    path = check_output_file(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"model files must end with .keras, got {path.name!r}.")
+    return path
 
 
 class UNetModel:
@@ -123,6 +229,11 @@ class UNetModel:
     metadata : dict
         JSON-serialisable description (see :meth:`save`).
 
+    Raises
+    ------
+    ValueError
+        If an entry that prediction uses is bad (see :func:`metadata_problem`).
+
     Attributes
     ----------
     keras_model : keras.Model
@@ -130,6 +241,9 @@ class UNetModel:
     """
 
     def __init__(self, keras_model: Any, metadata: dict) -> None:
+        problem = metadata_problem(metadata)
+        if problem is not None:
+            raise ValueError(f"bad model metadata: {problem}")
         self.keras_model = keras_model
         self.metadata = dict(metadata)
 
@@ -157,6 +271,10 @@ class UNetModel:
         ``postprocess``, ``training``, ``split``, ``validation``, ``package_version``,
         ``keras_version``, ``created``.
 
+        The file is written under a temporary name next to ``path`` and renamed once it
+        is complete (metadata included): an interruption (error, Ctrl-C) leaves no
+        partial file, and an existing ``path`` is replaced only by a complete one.
+
         Parameters
         ----------
         path : str or path-like
@@ -165,15 +283,19 @@ class UNetModel:
         Returns
         -------
         pathlib.Path
+
+        Raises
+        ------
+        ValueError, OSError
+            If ``path`` is not a writable ``.keras`` file name (see
+            :func:`check_model_path`), checked before anything is written.
         """
-        path = Path(path)
-        if path.suffix != ".keras":
-            raise ValueError(f"model files must end with .keras, got {path.name!r}.")
+        path = check_model_path(path)
         text = json.dumps(self.metadata, indent=1, default=_json_default, allow_nan=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.keras_model.save(path)
-        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(METADATA_ENTRY, text)
+        with atomic_output(path) as partial:
+            self.keras_model.save(partial)
+            with zipfile.ZipFile(partial, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(METADATA_ENTRY, text)
         return path
 
     def predict(self, image, **options) -> np.ndarray:

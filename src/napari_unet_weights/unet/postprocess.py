@@ -12,15 +12,23 @@
 Then objects smaller than ``min_size`` pixels are removed, holes are filled, and the
 labels are renumbered 1..N. Stacks (..., H, W, K) are labelled plane by plane, with ids
 unique over the stack.
+
+:func:`check_postprocess_parameters` checks the parameters (thresholds in [0, 1], sizes
+non-negative integers, ``fill_holes`` a bool); :func:`to_instances`, segmentation and
+model files use it, so a bad value fails at once with its name in the message.
 """
 
 from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels, watershed
 
-__all__ = ["DEFAULT_POSTPROCESS", "to_instances"]
+__all__ = ["DEFAULT_POSTPROCESS", "check_postprocess_parameters", "to_instances"]
 
 #: Default parameters of :func:`to_instances` (recorded in model files).
 DEFAULT_POSTPROCESS = {
@@ -32,6 +40,69 @@ DEFAULT_POSTPROCESS = {
 }
 
 _FOUR_CONNECTED = ndi.generate_binary_structure(2, 1)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _fraction(name: str, value: Any) -> float:
+    if not _is_number(value):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r} "
+                        f"({type(value).__name__}).")
+    if not 0.0 <= value <= 1.0:  # also False for NaN
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
+    return float(value)
+
+
+def _size(name: str, value: Any) -> int:
+    if not _is_number(value):
+        raise TypeError(f"{name} must be a whole number of pixels, got {value!r} "
+                        f"({type(value).__name__}).")
+    if not (value >= 0 and float(value).is_integer()):  # also False for NaN
+        raise ValueError(f"{name} must be a whole number of pixels >= 0, got {value!r}.")
+    return int(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} "
+                        f"({type(value).__name__}).")
+    return bool(value)
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "threshold": _fraction, "seed_threshold": _fraction, "min_size": _size,
+    "fill_holes": _flag, "expand": _size,
+}
+
+
+def check_postprocess_parameters(parameters: Mapping[str, Any]) -> dict:
+    """Check post-processing parameters of :func:`to_instances`.
+
+    Parameters
+    ----------
+    parameters : mapping
+        Some of ``threshold``, ``seed_threshold`` (numbers in [0, 1]), ``min_size``,
+        ``expand`` (whole numbers >= 0) and ``fill_holes`` (bool).
+
+    Returns
+    -------
+    dict
+        The same parameters as float, int and bool.
+
+    Raises
+    ------
+    TypeError
+        For an unknown parameter or a value of the wrong type (named in the message).
+    ValueError
+        For a value out of range (named in the message).
+    """
+    unknown = sorted(set(parameters) - set(_CHECKS))
+    if unknown:
+        raise TypeError(f"unknown post-processing parameter(s) {', '.join(unknown)}; "
+                        f"expected some of {', '.join(sorted(_CHECKS))}.")
+    return {name: _CHECKS[name](name, value) for name, value in parameters.items()}
 
 
 def _check_probabilities(probabilities, n_classes: int | None) -> np.ndarray:
@@ -67,7 +138,7 @@ def _gap_expansion(labels: np.ndarray, distance: int) -> np.ndarray:
 def _two_class(probabilities: np.ndarray, threshold: float, expand: int) -> np.ndarray:
     labels, _ = ndi.label(probabilities[..., 1] > threshold, structure=_FOUR_CONNECTED)
     if expand > 0:
-        labels = _gap_expansion(labels, int(expand))
+        labels = _gap_expansion(labels, expand)
     return labels
 
 
@@ -157,11 +228,15 @@ def to_instances(
     Raises
     ------
     ValueError
-        If the probabilities are not (..., H, W, 2|3) or disagree with ``n_classes``.
+        If the probabilities are not (..., H, W, 2|3) or disagree with ``n_classes``, or
+        a parameter is out of range (see :func:`check_postprocess_parameters`).
+    TypeError
+        If a parameter has the wrong type.
     """
+    parameters = check_postprocess_parameters(
+        {"threshold": threshold, "seed_threshold": seed_threshold, "min_size": min_size,
+         "fill_holes": fill_holes, "expand": expand})
     probabilities = _check_probabilities(probabilities, n_classes)
-    parameters = {"threshold": threshold, "seed_threshold": seed_threshold,
-                  "min_size": min_size, "fill_holes": fill_holes, "expand": expand}
     if probabilities.ndim == 3:
         return _plane_instances(probabilities, **parameters)
     stack = _LabelStack(probabilities.shape[:-1])
@@ -176,7 +251,7 @@ def _plane_instances(probabilities: np.ndarray, *, threshold: float, seed_thresh
         labels = _two_class(probabilities, threshold, expand)
     else:
         labels = _three_class(probabilities, threshold, seed_threshold)
-    labels = _remove_small(labels, int(min_size))
+    labels = _remove_small(labels, min_size)
     if fill_holes:
         labels = _fill_holes(labels)
     return _relabel(labels)

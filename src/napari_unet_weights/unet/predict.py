@@ -1,15 +1,19 @@
 """Prediction with a U-Net model file: tiled, n-D, batched (TensorFlow imported lazily).
 
-- :func:`prepare_image` turns one 2-D plane into the model's input the way the model
-  file says (channel handling, percentile normalisation of the *whole* plane, float32).
+- :func:`.preprocess.prepare_image` turns one 2-D plane into the model's input the way
+  the model file says (channel handling, percentile normalisation of the *whole* plane,
+  float32, NaN / infinite pixels as missing data).
 - :func:`predict` runs the network on 2-D images, RGB / multichannel images, 3-D stacks
-  and time series (plane by plane over the leading axes: the model is 2-D). Each plane
-  is cut into tiles of ``tile_shape`` (a multiple of ``2**depth``) that overlap by
-  ``overlap`` pixels; tiles are laid on the grid of the whole-image padding, so that the
-  network's pooling grid is the same as without tiles, and blended with a separable
-  sin² ramp over the overlap, normalised to sum to 1 (no seams). Tiles are run in
-  batches of ``batch_size``; memory is bounded by the tile size × batch: the output and
-  one normalised input plane are the only image-sized arrays.
+  and time series (plane by plane over the leading axes: the model is 2-D). Whether the
+  last axis holds channels is the ``rgb`` argument, else
+  :func:`.preprocess.guess_channels`: a last axis of 1 to 4 entries after two longer
+  ones. Each plane is cut into tiles of ``tile_shape`` (a multiple of ``2**depth``) that
+  overlap by ``overlap`` pixels; tiles are laid on the grid of the whole-image padding,
+  so that the network's pooling grid is the same as without tiles, and blended with a
+  separable sin² ramp over the overlap, normalised to sum to 1 (no seams). Tiles are run
+  in batches of ``batch_size``; memory is bounded by the tile size × batch: the output
+  and one normalised input plane are the only image-sized arrays. Missing pixels are
+  predicted as background, with one :class:`.preprocess.MissingDataWarning` per call.
 - :func:`segment` = :func:`predict` + :func:`..postprocess.to_instances` per plane with
   the model file's post-processing parameters; ids are unique over a stack.
 - :func:`device_name`, :func:`gpu_available`: where TensorFlow runs the network.
@@ -20,12 +24,28 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .postprocess import _LabelStack, check_postprocess_parameters, to_instances
+from .preprocess import (
+    DEFAULT_INPUT,
+    DEFAULT_NORMALIZATION,
+    MissingDataWarning,
+    check_numeric,
+    guess_channels,
+    input_channels,
+    missing_data_message,
+    normalize_percentiles,
+    prepare_image,
+    prepare_plane,
+    to_gray,
+)
 
 if TYPE_CHECKING:
     from .model_file import UNetModel
@@ -33,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_INPUT",
     "DEFAULT_NORMALIZATION",
+    "MissingDataWarning",
     "PredictionCancelled",
     "auto_tile_shape",
     "available_memory",
@@ -40,7 +61,7 @@ __all__ = [
     "default_overlap",
     "device_name",
     "gpu_available",
-    "guess_rgb",
+    "guess_channels",
     "normalize_percentiles",
     "pad_to_multiple",
     "predict",
@@ -50,12 +71,6 @@ __all__ = [
     "to_gray",
 ]
 
-#: How images are turned into the single input channel (recorded in model files).
-#: ``mode`` "gray": colour channels averaged; "channels": ``n_channels`` channels, each
-#: normalised on its own.
-DEFAULT_INPUT = {"mode": "gray", "n_channels": 1, "invert_bright_background": True}
-#: Per-image percentile normalisation (recorded in model files).
-DEFAULT_NORMALIZATION = {"percentiles": [1.0, 99.8]}
 #: Upper bound of the memory that :func:`auto_tile_shape` plans for (bytes).
 MAX_MEMORY_BUDGET = 2 * 1024**3
 #: Share of the available memory that :func:`auto_tile_shape` plans for.
@@ -73,166 +88,6 @@ ShouldStop = Callable[[], bool]
 
 class PredictionCancelled(Exception):
     """``should_stop()`` returned True: prediction stopped, nothing was returned."""
-
-
-# -- channels and normalisation ---------------------------------------------------------
-def _check_numeric(dtype: np.dtype) -> None:
-    if dtype == np.bool_ or not np.issubdtype(dtype, np.number):
-        raise TypeError(f"image must hold numbers, got dtype {dtype}.")
-
-
-def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
-    """One float32 channel from a 2-D grayscale or colour / multichannel image.
-
-    Colour channels are averaged; a fourth channel of an (H, W, 4) image is alpha and
-    dropped.
-
-    Parameters
-    ----------
-    image : array-like
-        (H, W), or (H, W, C) with channels last.
-    channels : bool, optional
-        True: the last axis of a 3-D array holds channels, any number of them. None: only
-        (H, W, 1|3|4) are read as channels. False: only (H, W) is accepted.
-
-    Returns
-    -------
-    numpy.ndarray of float32, shape (H, W)
-        A new array.
-
-    Raises
-    ------
-    TypeError
-        If the image does not hold numbers.
-    ValueError
-        For other shapes.
-    """
-    array = np.asarray(image)
-    _check_numeric(array.dtype)
-    if array.ndim == 2:
-        return array.astype(np.float32)
-    multichannel = channels if channels is not None else array.shape[-1:] in ((1,), (3,), (4,))
-    if array.ndim == 3 and multichannel and array.shape[-1] > 0:
-        colour = array[..., :3] if array.shape[-1] == 4 else array
-        return np.mean(colour, axis=-1, dtype=np.float32)
-    raise ValueError(
-        "expected a 2-D image: (H, W) grayscale or (H, W, 3|4) colour, got shape "
-        f"{array.shape}."
-    )
-
-
-def _statistics(plane: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarray:
-    """Percentiles of ``plane``, which is reordered (partitioned in place, no copy)."""
-    return np.percentile(plane.reshape(-1), percentiles, overwrite_input=True)
-
-
-def _scale_in_place(x: np.ndarray, low: float, high: float) -> None:
-    x -= np.float32(low)
-    x /= np.float32(high - low if high > low else 1.0)
-
-
-def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """``(image − p_low) / (p_high − p_low)`` in float32 (not clipped).
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        Any image.
-    low, high : float
-        Percentiles mapped to 0 and 1.
-
-    Returns
-    -------
-    numpy.ndarray of float32
-        A new array.
-    """
-    x = np.array(image, dtype=np.float32)
-    lo, hi = np.percentile(x, [low, high])
-    _scale_in_place(x, lo, hi)
-    return x
-
-
-def _specs(metadata: dict | None) -> tuple[dict, dict]:
-    metadata = metadata or {}
-    return ({**DEFAULT_INPUT, **metadata.get("input", {})},
-            {**DEFAULT_NORMALIZATION, **metadata.get("normalization", {})})
-
-
-def _n_channels(metadata: dict) -> int:
-    input_spec = metadata.get("input", {})
-    architecture = metadata.get("architecture", {})
-    return int(input_spec.get("n_channels", architecture.get("n_channels", 1)))
-
-
-def _normalized_gray(image, percentiles, invert: bool, channels: bool | None) -> np.ndarray:
-    """Gray plane normalised with the plane's own percentiles (one plane-sized array)."""
-    low, high = percentiles
-    lo, median, hi = _statistics(to_gray(image, channels=channels), (low, 50.0, high))
-    x = to_gray(image, channels=channels)  # again: the first copy was reordered
-    _scale_in_place(x, lo, hi)
-    if invert and (median - lo) / (hi - lo if hi > lo else 1.0) > 0.5:
-        np.subtract(np.float32(1.0), x, out=x)
-    return x[..., np.newaxis]
-
-
-def _normalized_channels(image, percentiles, n_channels: int) -> np.ndarray:
-    """Each channel normalised with its own percentiles: (H, W, n_channels) float32."""
-    array = np.asarray(image)
-    _check_numeric(array.dtype)
-    if array.ndim == 2:
-        array = array[..., np.newaxis]
-    if array.ndim != 3 or array.shape[-1] != n_channels:
-        raise ValueError(
-            f"the model takes {n_channels} channel(s) per pixel, got an image plane of shape "
-            f"{np.shape(image)}; pass (H, W, {n_channels}) planes with rgb=True."
-        )
-    x = np.empty(array.shape, np.float32)
-    for c in range(n_channels):
-        x[..., c] = array[..., c]
-        lo, hi = np.percentile(array[..., c], percentiles)
-        _scale_in_place(x[..., c], lo, hi)
-    return x
-
-
-def prepare_image(image, metadata: dict | None = None, *, channels: bool | None = None
-                  ) -> np.ndarray:
-    """The network input for one 2-D plane: channels, normalisation, float32.
-
-    Parameters
-    ----------
-    image : array-like
-        (H, W) or (H, W, C) (channels last).
-    metadata : dict, optional
-        A model's metadata; its ``"input"`` and ``"normalization"`` entries are used
-        (defaults: :data:`DEFAULT_INPUT`, :data:`DEFAULT_NORMALIZATION`).
-    channels : bool, optional
-        Whether the last axis of a 3-D ``image`` holds channels (see :func:`to_gray`);
-        None: only when it has 1, 3 or 4 entries.
-
-    Returns
-    -------
-    numpy.ndarray of float32, shape (H, W, n_channels)
-        Input mode "gray" (one channel): colour channels averaged, the plane's
-        percentiles mapped to 0 and 1, and inverted (``1 − x``) when the background is
-        bright (median > 0.5) and the model asks for it, so that brightfield / H&E nuclei
-        look like fluorescence. Mode "channels": each channel normalised on its own.
-
-    Raises
-    ------
-    ValueError
-        For an unknown input mode or an image of the wrong shape / channel count.
-    TypeError
-        If the image does not hold numbers.
-    """
-    input_spec, normalization = _specs(metadata)
-    percentiles = tuple(normalization["percentiles"])
-    if input_spec["mode"] == "gray":
-        return _normalized_gray(image, percentiles, bool(input_spec.get(
-            "invert_bright_background")), channels)
-    if input_spec["mode"] == "channels":
-        return _normalized_channels(image, percentiles, int(input_spec["n_channels"]))
-    raise ValueError(
-        f"unsupported input mode {input_spec['mode']!r}; expected 'gray' or 'channels'.")
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[slice, ...]]:
@@ -309,7 +164,7 @@ def check_model(unet: UNetModel) -> None:
         If the Keras model does not take one (batch, None, None, C) input with the
         recorded C, or does not output the recorded number of classes.
     """
-    keras_model, channels, classes = unet.keras_model, _n_channels(unet.metadata), unet.n_classes
+    keras_model, channels, classes = unet.keras_model, input_channels(unet.metadata), unet.n_classes
     inputs, outputs = getattr(keras_model, "inputs", None), getattr(keras_model, "outputs", None)
     if not inputs or not outputs:  # a subclassed model: nothing to check before running
         return
@@ -545,7 +400,7 @@ def _metadata_of(model) -> dict:
 
 def _bytes_per_pixel(metadata: dict) -> int:
     base = int(metadata.get("architecture", {}).get("base_filters", 16))
-    return 4 * (_n_channels(metadata) + int(metadata["n_classes"])
+    return 4 * (input_channels(metadata) + int(metadata["n_classes"])
                 + ACTIVATIONS_PER_FILTER * base)
 
 
@@ -598,20 +453,6 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
 
 
 # -- running ----------------------------------------------------------------------------
-def guess_rgb(shape: tuple[int, ...]) -> bool:
-    """napari's guess: an array of 3 or more axes whose last axis has 3 or 4 entries.
-
-    Parameters
-    ----------
-    shape : tuple of int
-
-    Returns
-    -------
-    bool
-    """
-    return len(shape) >= 3 and shape[-1] in (3, 4)
-
-
 @dataclass(frozen=True)
 class _Layout:
     lead: tuple[int, ...]  #: leading (stack, time) axes, predicted plane by plane
@@ -627,9 +468,9 @@ def _as_array(image):
 
 
 def _layout(image, rgb: bool | None) -> _Layout:
-    _check_numeric(np.dtype(image.dtype))
+    check_numeric(np.dtype(image.dtype))
     shape = tuple(int(n) for n in image.shape)
-    rgb = guess_rgb(shape) if rgb is None else bool(rgb)
+    rgb = guess_channels(shape) if rgb is None else bool(rgb)
     spatial = shape[:-1] if rgb else shape
     if len(spatial) < 2 or min(spatial[-2:]) < 1:
         what = "(..., H, W, C)" if rgb else "(..., H, W)"
@@ -649,6 +490,10 @@ class _Run:
     progress: Progress | None
     should_stop: ShouldStop | None
     done: int = 0
+    #: Missing (NaN / infinite) pixels of the planes whose tiles are not all predicted.
+    missing: dict[tuple, np.ndarray] = field(default_factory=dict)
+    n_missing: int = 0  #: missing pixels seen so far
+    planes_with_missing: int = 0
 
     @property
     def total(self) -> int:
@@ -657,15 +502,19 @@ class _Run:
     def tiles(self, image) -> Iterator[tuple[tuple, int, _AxisTile, _AxisTile, np.ndarray]]:
         """(plane index, tile number, row, column, prepared plane) for every tile."""
         for index in np.ndindex(*self.layout.lead):
-            x = prepare_image(np.asarray(image[index]), self.unet.metadata,
-                              channels=self.layout.rgb)
+            x, missing = prepare_plane(np.asarray(image[index]), self.unet.metadata,
+                                       channels=self.layout.rgb)
+            if missing is not None:
+                self.missing[index] = missing
+                self.n_missing += int(missing.sum())
+                self.planes_with_missing += 1
             for number, (row, col) in enumerate(self.grid):
                 yield index, number, row, col, x
 
     def run(self, image, sink: Callable[[tuple], np.ndarray],
             finish: Callable[[tuple], None] | None) -> None:
         """Predict every tile; blend into ``sink(index)``; ``finish(index)`` per plane."""
-        channels = _n_channels(self.unet.metadata)
+        channels = input_channels(self.unet.metadata)
         size = max(min(self.batch_size, self.total), 1)
         batch = np.empty((size, *self.grid.shape, channels), np.float32)
         pending: list = []
@@ -685,11 +534,30 @@ class _Run:
         output = np.asarray(self.unet.keras_model(batch, training=False), dtype=np.float32)
         for probabilities, (index, number, row, col) in zip(output, pending):
             _blend(sink(index), probabilities, row, col)
-            if finish is not None and number == len(self.grid) - 1:
-                finish(index)
+            if number == len(self.grid) - 1:
+                self.plane_done(index, sink(index))
+                if finish is not None:
+                    finish(index)
         self.done += len(pending)
         if self.progress is not None:
             self.progress(self.done, self.total)
+
+    def plane_done(self, index: tuple, probabilities: np.ndarray) -> None:
+        """Set the probabilities of the plane's missing pixels to background (class 0)."""
+        missing = self.missing.pop(index, None)
+        if missing is not None:
+            probabilities[missing] = np.eye(probabilities.shape[-1], dtype=np.float32)[0]
+
+    def warn_missing(self) -> None:
+        """One :class:`MissingDataWarning` for the whole image, if pixels were missing."""
+        if not self.n_missing:
+            return
+        n_planes = math.prod(self.layout.lead)
+        where = (f"{self.planes_with_missing} of {n_planes} planes" if n_planes > 1
+                 else "the image")
+        n_pixels = n_planes * math.prod(self.layout.plane)
+        warnings.warn(missing_data_message(self.n_missing, n_pixels, where),
+                      MissingDataWarning, stacklevel=3)
 
 
 def _cut(x: np.ndarray, row: _AxisTile, col: _AxisTile, out: np.ndarray) -> None:
@@ -734,11 +602,17 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         stacks and time series, predicted plane by plane over the leading axes. Any
         numeric dtype; numpy, dask or zarr arrays (planes are read one at a time). Each
         plane is prepared by :func:`prepare_image` as the model file says (percentiles of
-        the whole plane).
+        the whole plane). NaN and infinite pixels are missing data: left out of the
+        normalisation, and their probabilities are set to background (class 0).
     model : UNetModel, str or path, optional
         A loaded model, a ``.keras`` model file, or None for the bundled nuclei model.
     rgb : bool, optional
-        Whether the last axis holds channels; None: napari's guess (:func:`guess_rgb`).
+        Whether the last axis holds channels (colour or not). None:
+        :func:`guess_channels`, True when the last axis has 1 to 4 entries and the two
+        before it more than 4 each: (H, W, 1), (H, W, 2), (H, W, 3), (H, W, 4) and
+        (Z, H, W, 2) have channels, (Z, H, W) does not. Pass it for the ambiguous stacks
+        of planes at most 4 pixels wide. Then, in "gray" input mode the channels are
+        averaged (alpha dropped); "channels" mode needs the recorded number of them.
     tile_shape : int or (int, int), optional
         Tile height and width, rounded up to a multiple of the model's ``2**depth``; None:
         :func:`auto_tile_shape` (the whole plane if it fits the memory budget).
@@ -773,6 +647,11 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         network does not fit its metadata (:func:`check_model`).
     FileNotFoundError, ImportError
         See :func:`..model_file.load_model`.
+
+    Warns
+    -----
+    MissingDataWarning
+        Once, when pixels are NaN or infinite; it says how many.
     """
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
                               should_stop)
@@ -780,22 +659,13 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     out = np.zeros((*layout.lead, *layout.plane, run.unet.n_classes), np.float32)
     with _device_scope(use_gpu):
         run.run(image, lambda index: out[index], None)
+    run.warn_missing()
     return out
 
 
 def _postprocess_parameters(unet, overrides: dict) -> dict:
-    import inspect
-
-    from .postprocess import to_instances
-
-    known = set(inspect.signature(to_instances).parameters) - {"probabilities", "n_classes"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown post-processing parameter(s) {', '.join(unknown)}; "
-                        f"expected some of {', '.join(sorted(known))}.")
-    parameters = {**unet.postprocess_parameters, **overrides}
-    parameters.pop("n_classes", None)
-    return parameters
+    """The model's recorded post-processing parameters with ``overrides``, checked."""
+    return check_postprocess_parameters({**unet.postprocess_parameters, **overrides})
 
 
 def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
@@ -826,12 +696,17 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     Raises
     ------
     TypeError
-        For an unknown post-processing parameter.
+        For an unknown post-processing parameter or one of the wrong type.
+    ValueError
+        For a post-processing parameter out of range (checked before the network runs).
     PredictionCancelled, ValueError, FileNotFoundError, ImportError
         As in :func:`predict`.
-    """
-    from .postprocess import _LabelStack, to_instances
 
+    Warns
+    -----
+    MissingDataWarning
+        As in :func:`predict`.
+    """
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
                               should_stop)
     parameters = _postprocess_parameters(run.unet, postprocess)
@@ -849,4 +724,5 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
 
     with _device_scope(use_gpu):
         run.run(image, sink, finish)
+    run.warn_missing()
     return labels.array

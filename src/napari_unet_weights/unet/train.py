@@ -26,16 +26,16 @@ import numpy as np
 
 from ..weights import validate_labels
 from .model import build_unet, keras_or_error, weighted_loss
-from .model_file import FORMAT_VERSION, UNetModel
+from .model_file import FORMAT_VERSION, UNetModel, check_model_path
 from .postprocess import DEFAULT_POSTPROCESS, to_instances
-from .predict import (
+from .predict import device_name, predict_prepared
+from .preprocess import (
     DEFAULT_INPUT,
     DEFAULT_NORMALIZATION,
-    device_name,
-    predict_prepared,
+    check_training_image,
     prepare_image,
-    to_gray,
 )
+from .seeding import python_random_seeded
 from .targets import CLASS_NAMES, targets
 
 if TYPE_CHECKING:
@@ -125,10 +125,7 @@ def _check_pair(sample: _Sample) -> _Sample:
             f"image and labels of {what} differ in shape: image {image.shape}, labels "
             f"{labels.shape} (expected image (H, W) or (H, W, C) with labels (H, W))."
         )
-    try:
-        to_gray(image[:1, :1])
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"image of {what}: {error}") from error
+    check_training_image(image, what)
     return _Sample(sample.name, image, labels)
 
 
@@ -198,11 +195,16 @@ def load_samples(images, labels=None) -> list[_Sample]:
 def _split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}.")
+    if n < 2:
+        raise ValueError(f"{n} sample is too few for a validation split: give at least 2 "
+                         "samples, or pass validation=(images, labels).")
     n_val = max(1, round(n * fraction))
     if n - n_val < 1:
+        largest = math.floor((n - 1) / n * 100) / 100
         raise ValueError(
-            f"{n} sample(s) are too few for a validation split (validation_fraction="
-            f"{fraction}); give at least 2 samples or pass validation=(images, labels)."
+            f"a validation fraction of {fraction} leaves {n - n_val} of {n} samples for "
+            f"training; use a fraction of at most {largest}, add samples, or pass "
+            "validation=(images, labels)."
         )
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
@@ -233,7 +235,8 @@ def _datasets(images, labels, validation, fraction: float, seed: int):
 # -- targets, patches, augmentation ------------------------------------------------
 def _prepare(sample: _Sample, config: dict) -> _Prepared:
     x = prepare_image(sample.image, {"input": DEFAULT_INPUT,
-                                     "normalization": DEFAULT_NORMALIZATION})
+                                     "normalization": DEFAULT_NORMALIZATION},
+                      channels=sample.image.ndim == 3)
     target, weights = targets(sample.labels, config["n_classes"], config["w0"],
                               config["sigma"], config["use_weights"])
     return _Prepared(sample.name, x, target, weights, sample.labels)
@@ -477,8 +480,9 @@ def _build(keras, config: dict, mixed_precision: bool):
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return build_unet(1, config["n_classes"], config["depth"], config["base_filters"],
-                          config["batch_norm"], config["dropout"])
+        with python_random_seeded(config["seed"]):
+            return build_unet(1, config["n_classes"], config["depth"],
+                              config["base_filters"], config["batch_norm"], config["dropout"])
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -552,8 +556,10 @@ def _fit(keras, model, config, train_set, val_patches, state: _RunState) -> None
     dataset = _patch_dataset(keras, sampler, config["batch_size"],
                              config["steps_per_epoch"], config["seed"])
     with contextlib.suppress(_Stop):
+        # shuffle=False: every batch is already random (seeded by its index), and Keras
+        # would shuffle the batch order with Python's global generator.
         model.fit(dataset, epochs=config["epochs"], validation_data=val_patches,
-                  validation_batch_size=config["batch_size"],
+                  validation_batch_size=config["batch_size"], shuffle=False,
                   callbacks=[_monitor(keras, state)], verbose=0)
     if state.best_weights is not None:
         model.set_weights(state.best_weights)
@@ -612,7 +618,8 @@ def train(
     Parameters
     ----------
     images : list of array or path
-        Images (H, W) or (H, W, 1|3|4); or a folder holding ``images/`` and
+        Images (H, W) or (H, W, C) with 1 to 4 channels (averaged, a fourth one taken
+        as alpha and dropped); finite pixels only; or a folder holding ``images/`` and
         ``labels/`` (files paired by name, ``labels`` None); or a folder of images with
         ``labels`` the folder of label files.
     labels : list of array or path, optional
@@ -636,7 +643,9 @@ def train(
     augment : bool
         Random flips, 90° rotations and intensity scale / shift / gamma.
     seed : int
-        Seeds the split, the patches, the augmentation and Keras.
+        Seeds the split, the patches, the augmentation and the initial weights: the same
+        seed on the same device gives the same model. The global generators of Python,
+        NumPy and TensorFlow are left as they were.
     early_stopping_patience : int
         Stop after this many epochs without a lower validation loss.
     val_map_every : int
@@ -644,7 +653,9 @@ def train(
     checkpoint : path, optional
         ``.keras`` file rewritten (with metadata) whenever the validation loss improves.
     out : path, optional
-        Save the final model there (``.keras``).
+        Save the final model there (``.keras``). ``out`` and ``checkpoint`` are checked
+        before anything is read or trained; they are written atomically (see
+        :meth:`UNetModel.save`).
     progress : callable, optional
         Called on the training thread with a dict: after each batch ``{"stage":
         "batch", "epoch", "epochs", "step", "steps", "loss"}`` and after each epoch
@@ -672,8 +683,11 @@ def train(
     TypeError
         Float or boolean labels.
     ValueError
-        Mismatched image / label shapes (pair and shapes named), empty folders, too few
-        samples for a validation split, bad parameters.
+        Mismatched image / label shapes (pair and shapes named), NaN or infinite pixels
+        in an image, empty folders, too few samples for a validation split, bad
+        parameters, an ``out`` or ``checkpoint`` that does not end with ``.keras``.
+    OSError
+        An ``out`` or ``checkpoint`` that cannot be written (checked before training).
     ImportError
         TensorFlow is not installed.
     """
@@ -690,6 +704,9 @@ def train(
         "val_map_every": int(val_map_every),
     }
     _check_config(config)
+    for path in (checkpoint, out):
+        if path is not None:
+            check_model_path(path)
     train_samples, val_samples, split = _datasets(images, labels, validation,
                                                   validation_fraction, seed)
     keras = keras_or_error()
@@ -698,7 +715,6 @@ def train(
     val_patches = _validation_patches(val_set, config["patch_size"], seed)
 
     device, mixed = _device()
-    keras.utils.set_random_seed(seed)
     model = _build(keras, config, mixed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=weighted_loss())
     state = _RunState(

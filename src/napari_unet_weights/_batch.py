@@ -1,0 +1,186 @@
+"""Batches of input files → output files, for the ``weights`` and ``predict`` commands.
+
+The rules that keep a user's files safe are decided here, before any work starts:
+
+- an output never replaces an input file of the run, not even with ``overwrite``;
+- an existing output is replaced only with ``overwrite``, otherwise its input is skipped;
+- a file named like the output of a file beside it (``a_labels.tif`` beside ``a.tif``:
+  a ground truth or an earlier result) is not taken as an input;
+- the output folder must be writable (it is created only when the first file is written).
+
+Then :func:`run_batch` writes each output (atomically: see :func:`..io.atomic_output`)
+and reports on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import check_output_file, expand_inputs, file_stem
+
+#: How a refusal of an existing output ends, naming the flag that allows it.
+OVERWRITE_HINT = "--overwrite replaces it"
+
+
+@dataclass
+class Batch:
+    """The output of each input, or why the input is skipped before any work.
+
+    Attributes
+    ----------
+    outputs : dict of Path to Path
+        Input file → output file to write.
+    refused : dict of Path to str
+        Input file → why it is skipped.
+    existing : int
+        How many of the refused inputs have an output that exists already.
+    """
+
+    outputs: dict[Path, Path] = field(default_factory=dict)
+    refused: dict[Path, str] = field(default_factory=dict)
+    existing: int = 0
+
+    def inputs(self) -> list[Path]:
+        """All the inputs, sorted."""
+        return sorted(self.outputs.keys() | self.refused.keys())
+
+
+def _output_names(files: list[Path], outdir, suffix: str) -> dict[Path, Path]:
+    """Map each input file to ``OUTDIR/<stem><suffix>.tif``."""
+    return {path: Path(outdir) / f"{file_stem(path)}{suffix}.tif" for path in files}
+
+
+def _clashes(outputs: dict[Path, Path]) -> list[str]:
+    seen: dict[Path, list[str]] = {}
+    for path, out in outputs.items():
+        seen.setdefault(out, []).append(str(path))
+    return [" and ".join(paths) for paths in seen.values() if len(paths) > 1]
+
+
+def _named_like_outputs(files: list[Path], suffix: str) -> list[Path]:
+    """Files named like the output of another input beside them (``a_labels.*`` by ``a.*``)."""
+    places = {(path.parent, file_stem(path)) for path in files}
+    return [path for path in files if file_stem(path).endswith(suffix)
+            and (path.parent, file_stem(path)[:-len(suffix)]) in places]
+
+
+def _report_left_out(left_out: list[Path], suffix: str) -> None:
+    names = ", ".join(path.name for path in left_out[:3]) + (", ..." if len(left_out) > 3 else "")
+    print(f"napari-unet-weights: left out {len(left_out)} file(s) named like the {suffix} "
+          f"output of a file beside them ({names}): ground truths or earlier results are "
+          "not inputs; name such a file alone to process it.", file=sys.stderr)
+
+
+def _sort_outputs(outputs: dict[Path, Path], inputs: list[Path], overwrite: bool) -> Batch:
+    """Split ``outputs`` into those to write and those refused; OSError if none can be."""
+    protected = {path.resolve() for path in inputs}
+    batch = Batch()
+    for path, out in outputs.items():
+        if out.resolve() in protected:
+            batch.refused[path] = (f"its output {out} would replace an input file, which is "
+                                   "never done (not even with --overwrite); choose another "
+                                   "output folder (-o)")
+            continue
+        try:
+            check_output_file(out, overwrite=overwrite)
+        except FileExistsError:
+            batch.refused[path] = f"{out} exists; {OVERWRITE_HINT}"
+            batch.existing += 1
+        except IsADirectoryError as error:
+            batch.refused[path] = str(error)
+        else:
+            batch.outputs[path] = out
+    return batch
+
+
+def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
+               overwrite: bool) -> Batch:
+    """Find the input files and check every output, creating nothing.
+
+    Parameters
+    ----------
+    inputs : list of str
+        Files and folders, as given on the command line.
+    outdir : str or path
+        The output folder (need not exist).
+    suffix : str
+        Each input ``<stem>.*`` gives ``OUTDIR/<stem><suffix>.tif``.
+    what : str
+        What the inputs are, for messages (``"images"``).
+    overwrite : bool
+        Whether existing outputs may be replaced.
+
+    Returns
+    -------
+    Batch
+
+    Raises
+    ------
+    OSError
+        If an input is missing or the output folder cannot be written.
+    ValueError
+        If no input is found or two inputs would write the same output.
+    """
+    found = expand_inputs(inputs)
+    left_out = _named_like_outputs(found, suffix)
+    files = [path for path in found if path not in left_out]
+    if not files:
+        raise ValueError(f"no {what} found in {', '.join(inputs)}.")
+    if left_out:
+        _report_left_out(left_out, suffix)
+    outputs = _output_names(files, outdir, suffix)
+    clashes = _clashes(outputs)
+    if clashes:
+        raise ValueError(f"inputs would write the same output file: {'; '.join(clashes)}.")
+    return _sort_outputs(outputs, found, overwrite)
+
+
+def run_batch(batch: Batch, write: Callable[[Path, Path, str], str], written: str,
+              outdir) -> int:
+    """Write each output, report each file on stderr and a summary; the exit status.
+
+    Parameters
+    ----------
+    batch : Batch
+        From :func:`plan_batch`; refused inputs are reported as skipped.
+    write : callable
+        ``write(path, out, prefix) -> str`` writes one output and returns a note for its
+        report line (``""`` or such as ``"3 objects, "``); it raises OSError, ValueError
+        or TypeError for an input that is skipped. ``prefix`` is the ``[i/n]`` counter.
+    written : str
+        What the outputs are, for the summary, such as ``"weight map(s)"``.
+    outdir : str or path
+        The output folder, for the summary.
+
+    Returns
+    -------
+    int
+        0 if every output was written, 1 if some input was skipped.
+    """
+    import time
+
+    inputs = batch.inputs()
+    skipped = 0
+    for index, path in enumerate(inputs, start=1):
+        prefix = f"[{index}/{len(inputs)}]"
+        reason = batch.refused.get(path)
+        if reason is None:
+            start = time.perf_counter()
+            try:
+                note = write(path, batch.outputs[path], prefix)
+            except (OSError, ValueError, TypeError) as error:
+                reason = str(error)
+            else:
+                print(f"{prefix} {path} → {batch.outputs[path]} "
+                      f"({note}{time.perf_counter() - start:.2f} s)", file=sys.stderr)
+                continue
+        skipped += 1
+        print(f"{prefix} skipped {path}: {reason}", file=sys.stderr)
+    existed = f" ({batch.existing} of them because the output exists: {OVERWRITE_HINT})"
+    print(f"wrote {len(inputs) - skipped} {written} to {outdir}"
+          + (f", skipped {skipped} file(s)" if skipped else "")
+          + (existed if batch.existing else ""), file=sys.stderr)
+    return 1 if skipped else 0

@@ -1,0 +1,101 @@
+"""The contingency table of a (ground truth, prediction) pair of label images.
+
+One pass over the pixels where either image has an object gives, for every pair of
+overlapping ids, the intersection and union, and per object its area and centroid.
+Ids are relabelled to consecutive indices first (0 = background), so ids as large as
+the dtype allows cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Table", "contingency", "relabel"]
+
+
+def relabel(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids present (0 first, always) and each pixel's index into them."""
+    if flat.size == 0:
+        return np.zeros(1, flat.dtype), np.zeros(0, np.intp)
+    max_id = int(flat.max())
+    if max_id <= 4 * flat.size + 1024:
+        present = np.zeros(max_id + 1, bool)
+        present[flat] = True
+        present[0] = True
+        ids = np.flatnonzero(present)
+        lookup = np.zeros(max_id + 1, np.intp)
+        lookup[ids] = np.arange(ids.size)
+        return ids.astype(flat.dtype), lookup[flat]
+    ids, inverse = np.unique(flat, return_inverse=True)
+    if ids[0] != 0:
+        ids = np.concatenate([np.zeros(1, ids.dtype), ids])
+        inverse = inverse + 1
+    return ids, inverse.ravel()
+
+
+@dataclass
+class Table:
+    """Contingency table of one image pair, in relabelled indices (0 = background).
+
+    Only pixels where either image has an object are counted, so the background
+    entries (index 0) of the areas and coordinate sums mean nothing.
+    """
+
+    shape: tuple[int, ...]
+    gt_ids: np.ndarray
+    pred_ids: np.ndarray
+    gt_area: np.ndarray
+    pred_area: np.ndarray
+    gt_centroid: np.ndarray  # (n_gt, ndim)
+    pred_centroid: np.ndarray
+    rows: np.ndarray  # object pairs: gt index >= 1
+    cols: np.ndarray  # object pairs: pred index >= 1
+    inter: np.ndarray
+    union: np.ndarray
+
+    @property
+    def iou(self) -> np.ndarray:
+        return self.inter / self.union
+
+
+def _pair_counts(keys: np.ndarray, n_keys: int, coordinates: tuple[np.ndarray, ...]):
+    """Distinct keys, their pixel counts and coordinate sums (one column per axis)."""
+    if n_keys <= 2 * keys.size + (1 << 20):
+        counts = np.bincount(keys, minlength=n_keys)
+        pair_keys = np.flatnonzero(counts)
+        sums = [np.bincount(keys, weights=c, minlength=n_keys)[pair_keys] for c in coordinates]
+        return pair_keys, counts[pair_keys], sums
+    pair_keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = [np.bincount(inverse, weights=c, minlength=pair_keys.size) for c in coordinates]
+    return pair_keys, counts, sums
+
+
+def _per_object_sums(index: np.ndarray, counts: np.ndarray, sums: list, n: int):
+    area = np.bincount(index, weights=counts, minlength=n).astype(np.int64)
+    centroid = np.zeros((n, len(sums)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for axis, values in enumerate(sums):
+            centroid[:, axis] = np.bincount(index, weights=values, minlength=n) / area
+    return area, centroid
+
+
+def contingency(gt: np.ndarray, pred: np.ndarray) -> Table:
+    gt_flat, pred_flat = gt.ravel(), pred.ravel()
+    pixels = np.flatnonzero((gt_flat != 0) | (pred_flat != 0))
+    coordinates = np.unravel_index(pixels, gt.shape)
+    gt_ids, gt_index = relabel(gt_flat[pixels])
+    pred_ids, pred_index = relabel(pred_flat[pixels])
+    n_gt, n_pred = gt_ids.size, pred_ids.size
+    keys = gt_index.astype(np.int64) * n_pred + pred_index
+    pair_keys, pair_counts, pair_sums = _pair_counts(keys, n_gt * n_pred, coordinates)
+    rows, cols = np.divmod(pair_keys, n_pred)
+    pair_counts = pair_counts.astype(np.int64)
+    gt_area, gt_centroid = _per_object_sums(rows, pair_counts, pair_sums, n_gt)
+    pred_area, pred_centroid = _per_object_sums(cols, pair_counts, pair_sums, n_pred)
+    objects = (rows > 0) & (cols > 0)
+    rows, cols, inter = rows[objects], cols[objects], pair_counts[objects]
+    union = gt_area[rows] + pred_area[cols] - inter
+    return Table(gt.shape, gt_ids, pred_ids, gt_area, pred_area, gt_centroid, pred_centroid,
+                  rows, cols, inter, union)

@@ -1,0 +1,344 @@
+"""From an image plane to the network's input: channels, missing pixels, normalisation.
+
+numpy only (no TensorFlow); used by prediction and training alike.
+
+- **Channel axis.** A model is 2-D: an array is (..., H, W) planes, or (..., H, W, C)
+  planes with C channels last. :func:`guess_channels` decides when the caller does not
+  say: the last axis holds channels when it has 1 to :data:`MAX_CHANNELS` entries and
+  the two axes before it both have more than :data:`MAX_CHANNELS` (an image plane
+  narrower than 5 pixels is not a plausible image). So (H, W, 1), (H, W, 2), (H, W, 3)
+  and (H, W, 4) are one plane with channels, and a (Z, H, W) stack is read as a stack
+  whatever Z is. Only a stack of planes at most 4 pixels wide is misread; pass
+  ``channels=False`` (``rgb=False`` in :func:`.predict.predict`) for it.
+- **Missing pixels.** NaN and ±inf pixels are missing data: the normalisation
+  percentiles are taken over the finite pixels only, and the missing pixels are set to
+  :data:`MISSING_INPUT_LEVEL` (0, the dark background of the normalised input) so that
+  they do not spread into their neighbours' predictions. Prediction then sets their
+  probabilities to background (no object is made of missing data) and warns with a
+  :class:`MissingDataWarning`.
+- **Normalisation.** Percentiles of the whole plane mapped to 0 and 1 (not clipped);
+  "gray" input mode: channels averaged first (an alpha channel dropped) and bright
+  backgrounds inverted; "channels" mode: each channel on its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_INPUT",
+    "DEFAULT_NORMALIZATION",
+    "INPUT_MODES",
+    "MAX_CHANNELS",
+    "MISSING_INPUT_LEVEL",
+    "MissingDataWarning",
+    "check_numeric",
+    "check_training_image",
+    "guess_channels",
+    "input_channels",
+    "missing_data_message",
+    "normalize_percentiles",
+    "prepare_image",
+    "prepare_plane",
+    "to_gray",
+]
+
+#: How images are turned into the network input (recorded in model files).
+#: ``mode`` "gray": colour channels averaged; "channels": ``n_channels`` channels, each
+#: normalised on its own.
+DEFAULT_INPUT = {"mode": "gray", "n_channels": 1, "invert_bright_background": True}
+#: Per-image percentile normalisation (recorded in model files).
+DEFAULT_NORMALIZATION = {"percentiles": [1.0, 99.8]}
+#: The input modes a model file may record.
+INPUT_MODES = ("gray", "channels")
+#: Most entries of a last axis that :func:`guess_channels` reads as channels.
+MAX_CHANNELS = 4
+#: The normalised input value given to missing (NaN / infinite) pixels.
+MISSING_INPUT_LEVEL = 0.0
+
+
+class MissingDataWarning(UserWarning):
+    """Some pixels of an image are NaN or infinite and were treated as missing data."""
+
+
+def missing_data_message(n_missing: int, n_pixels: int, where: str = "the image") -> str:
+    """The text of a :class:`MissingDataWarning`.
+
+    Parameters
+    ----------
+    n_missing, n_pixels : int
+        Missing pixels and all pixels.
+    where : str
+        What holds them (e.g. "the image", "2 of 5 planes").
+
+    Returns
+    -------
+    str
+    """
+    return (f"{n_missing} of {n_pixels} pixels of {where} are NaN or infinite: they were "
+            "treated as missing data (left out of the normalisation, predicted as "
+            "background, so that no object is made of them).")
+
+
+def check_numeric(dtype: np.dtype) -> None:
+    """Raise a TypeError unless ``dtype`` holds numbers (booleans do not count)."""
+    if dtype == np.bool_ or not np.issubdtype(dtype, np.number):
+        raise TypeError(f"image must hold numbers, got dtype {dtype}.")
+
+
+def guess_channels(shape: tuple[int, ...]) -> bool:
+    """Whether the last axis of an array of this shape holds channels (see the module).
+
+    Parameters
+    ----------
+    shape : tuple of int
+
+    Returns
+    -------
+    bool
+        True when the array has 3 or more axes, the last one has 1 to
+        :data:`MAX_CHANNELS` entries and the two before it more than
+        :data:`MAX_CHANNELS` each.
+    """
+    return (len(shape) >= 3 and 1 <= shape[-1] <= MAX_CHANNELS
+            and min(shape[-3:-1]) > MAX_CHANNELS)
+
+
+def check_training_image(image: np.ndarray, what: str) -> None:
+    """Check a training image: numbers, (H, W) or (H, W, C ≤ 4), no missing pixels.
+
+    Training refuses NaN / infinite pixels instead of guessing what they hide: the user
+    fills them or crops them out with the labels (prediction treats them as missing).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W) or (H, W, C).
+    what : str
+        How the messages name the image's sample.
+
+    Raises
+    ------
+    TypeError
+        If it does not hold numbers.
+    ValueError
+        For more than :data:`MAX_CHANNELS` channels, or NaN / infinite pixels (counted).
+    """
+    if image.ndim == 3 and not 1 <= image.shape[-1] <= MAX_CHANNELS:
+        raise ValueError(f"image of {what} has {image.shape[-1]} channels (shape "
+                         f"{image.shape}); expected 1 to {MAX_CHANNELS}, channels last.")
+    try:
+        to_gray(image[:1, :1], channels=image.ndim == 3)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"image of {what}: {error}") from error
+    if np.issubdtype(image.dtype, np.inexact):
+        n_missing = int(np.count_nonzero(~np.isfinite(image)))
+        if n_missing:
+            raise ValueError(
+                f"image of {what} has {n_missing} NaN or infinite values: training needs "
+                "finite pixels (fill them, or crop them out with the labels).")
+
+
+def input_channels(metadata: dict) -> int:
+    """The number of channels the network takes, as the model's metadata records it."""
+    input_spec = metadata.get("input", {})
+    architecture = metadata.get("architecture", {})
+    return int(input_spec.get("n_channels", architecture.get("n_channels", 1)))
+
+
+def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
+    """One float32 channel from a 2-D grayscale or colour / multichannel image.
+
+    Colour channels are averaged; a fourth channel of an (H, W, 4) image is alpha and
+    dropped.
+
+    Parameters
+    ----------
+    image : array-like
+        (H, W), or (H, W, C) with channels last.
+    channels : bool, optional
+        True: the last axis of a 3-D array holds channels, any number of them. None:
+        :func:`guess_channels` decides. False: only (H, W) is accepted.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W)
+        A new array (NaN / infinite pixels stay so).
+
+    Raises
+    ------
+    TypeError
+        If the image does not hold numbers.
+    ValueError
+        For other shapes.
+    """
+    array = np.asarray(image)
+    check_numeric(array.dtype)
+    if array.ndim == 2:
+        return array.astype(np.float32)
+    multichannel = guess_channels(array.shape) if channels is None else channels
+    if array.ndim == 3 and multichannel and array.shape[-1] > 0:
+        colour = array[..., :3] if array.shape[-1] == 4 else array
+        return np.mean(colour, axis=-1, dtype=np.float32)
+    raise ValueError(
+        f"expected a 2-D image: (H, W) grayscale or (H, W, C) with 1 to {MAX_CHANNELS} "
+        f"channels, got shape {array.shape}."
+    )
+
+
+def _missing(plane: np.ndarray) -> np.ndarray | None:
+    """The mask of NaN / infinite pixels of a float32 plane, or None when there are none."""
+    missing = ~np.isfinite(plane)
+    return missing if missing.any() else None
+
+
+def _statistics(plane: np.ndarray, percentiles: tuple[float, ...],
+                missing: np.ndarray | None) -> np.ndarray:
+    """Percentiles of the present pixels of ``plane``.
+
+    Without missing pixels ``plane`` is partitioned in place (reordered, no copy).
+    """
+    values = plane.reshape(-1) if missing is None else plane[~missing]
+    if values.size == 0:  # every pixel is missing: any scale will do
+        return np.zeros(len(percentiles))
+    return np.percentile(values, percentiles, overwrite_input=True)
+
+
+def _scale_in_place(x: np.ndarray, low: float, high: float) -> None:
+    x -= np.float32(low)
+    x /= np.float32(high - low if high > low else 1.0)
+
+
+def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """``(image − p_low) / (p_high − p_low)`` in float32 (not clipped).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Any image; NaN / infinite pixels are left out of the percentiles and stay so.
+    low, high : float
+        Percentiles mapped to 0 and 1.
+
+    Returns
+    -------
+    numpy.ndarray of float32
+        A new array.
+    """
+    x = np.array(image, dtype=np.float32)
+    missing = _missing(x)
+    lo, hi = _statistics(x.copy() if missing is None else x, (low, high), missing)
+    _scale_in_place(x, lo, hi)
+    return x
+
+
+def _specs(metadata: dict | None) -> tuple[dict, dict]:
+    metadata = metadata or {}
+    return ({**DEFAULT_INPUT, **metadata.get("input", {})},
+            {**DEFAULT_NORMALIZATION, **metadata.get("normalization", {})})
+
+
+def _normalized_gray(image, percentiles, invert: bool, channels: bool | None
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gray plane normalised with the plane's own percentiles (one plane-sized array)."""
+    low, high = percentiles
+    x = to_gray(image, channels=channels)
+    missing = _missing(x)
+    lo, median, hi = _statistics(x, (low, 50.0, high), missing)
+    if missing is None:
+        x = to_gray(image, channels=channels)  # again: the first copy was reordered
+    _scale_in_place(x, lo, hi)
+    if invert and (median - lo) / (hi - lo if hi > lo else 1.0) > 0.5:
+        np.subtract(np.float32(1.0), x, out=x)
+    if missing is not None:
+        x[missing] = MISSING_INPUT_LEVEL
+    return x[..., np.newaxis], missing
+
+
+def _normalized_channels(image, percentiles, n_channels: int
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each channel normalised with its own percentiles: (H, W, n_channels) float32."""
+    array = np.asarray(image)
+    check_numeric(array.dtype)
+    if array.ndim == 2:
+        array = array[..., np.newaxis]
+    if array.ndim != 3 or array.shape[-1] != n_channels:
+        raise ValueError(
+            f"the model takes {n_channels} channel(s) per pixel, got an image plane of shape "
+            f"{np.shape(image)}; pass (H, W, {n_channels}) planes with rgb=True."
+        )
+    x = np.empty(array.shape, np.float32)
+    missing_any = np.zeros(array.shape[:2], bool)
+    for c in range(n_channels):
+        channel = array[..., c].astype(np.float32)
+        missing = _missing(channel)
+        x[..., c] = channel
+        _scale_in_place(x[..., c], *_statistics(channel, percentiles, missing))
+        if missing is not None:
+            missing_any |= missing
+    if not missing_any.any():
+        return x, None
+    x[missing_any] = MISSING_INPUT_LEVEL
+    return x, missing_any
+
+
+def prepare_plane(image, metadata: dict | None = None, *, channels: bool | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`prepare_image` and the mask of its missing pixels, without a warning.
+
+    Returns
+    -------
+    x : numpy.ndarray of float32, shape (H, W, n_channels)
+        See :func:`prepare_image`.
+    missing : numpy.ndarray of bool, shape (H, W), or None
+        The pixels that were NaN or infinite (in any channel); None when there are none.
+    """
+    input_spec, normalization = _specs(metadata)
+    percentiles = tuple(normalization["percentiles"])
+    if input_spec["mode"] == "gray":
+        return _normalized_gray(image, percentiles, bool(input_spec.get(
+            "invert_bright_background")), channels)
+    if input_spec["mode"] == "channels":
+        return _normalized_channels(image, percentiles, int(input_spec["n_channels"]))
+    raise ValueError(
+        f"unsupported input mode {input_spec['mode']!r}; expected 'gray' or 'channels'.")
+
+
+def prepare_image(image, metadata: dict | None = None, *, channels: bool | None = None
+                  ) -> np.ndarray:
+    """The network input for one 2-D plane: channels, normalisation, float32.
+
+    Parameters
+    ----------
+    image : array-like
+        (H, W) or (H, W, C) (channels last).
+    metadata : dict, optional
+        A model's metadata; its ``"input"`` and ``"normalization"`` entries are used
+        (defaults: :data:`DEFAULT_INPUT`, :data:`DEFAULT_NORMALIZATION`).
+    channels : bool, optional
+        Whether the last axis of a 3-D ``image`` holds channels (see :func:`to_gray`);
+        None: :func:`guess_channels` decides.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W, n_channels)
+        Input mode "gray" (one channel): colour channels averaged, the plane's
+        percentiles mapped to 0 and 1, and inverted (``1 − x``) when the background is
+        bright (median > 0.5) and the model asks for it, so that brightfield / H&E nuclei
+        look like fluorescence. Mode "channels": each channel normalised on its own.
+        NaN / infinite pixels are left out of the percentiles and set to
+        :data:`MISSING_INPUT_LEVEL`, with a :class:`MissingDataWarning`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown input mode or an image of the wrong shape / channel count.
+    TypeError
+        If the image does not hold numbers.
+    """
+    x, missing = prepare_plane(image, metadata, channels=channels)
+    if missing is not None:
+        warnings.warn(missing_data_message(int(missing.sum()), missing.size),
+                      MissingDataWarning, stacklevel=2)
+    return x
