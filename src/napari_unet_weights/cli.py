@@ -600,6 +600,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--screenshot", metavar="FILE",
         help="save a PNG of the window once all results are shown, then exit",
     )
+    _add_verbose_argument(parser)
     parser.add_argument("--timeout", type=_positive, default=120.0, metavar="SECONDS",
                         help="how long --screenshot waits for the results (default: "
                         "%(default)s)")
@@ -608,6 +609,10 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
+    # Before napari, quietly: the Segment widget then finds TensorFlow loaded. Without
+    # TensorFlow the demo says so and shows the weight map of the ground truth.
+    with contextlib.suppress(ImportError):
+        _start_tensorflow(args.verbose)
     return run_demo(args)
 
 
