@@ -32,6 +32,21 @@ def dsb_folder() -> Path:
     return Path(os.environ.get("NAPARI_UNET_WEIGHTS_DSB", default))
 
 
+def require_dsb_folder(kind: str = "") -> Path:
+    """``dsb_folder() / kind``; skips the test without it, except under ``CI=true``.
+
+    CI always has ../shared, so there a missing folder is a failure, not a skip.
+    """
+    import pytest
+
+    folder = dsb_folder() / kind
+    if not folder.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the DSB 2018 data at {folder}")
+        pytest.skip(f"no DSB 2018 data at {folder}")
+    return folder
+
+
 def brute_force_weight_map(labels, w0=10.0, sigma=5.0, *, border="background",
                            class_weights="balanced", spacing=None):
     """Per-object full-image EDT, the two smallest distances per pixel, the formula."""

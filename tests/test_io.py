@@ -27,7 +27,7 @@ from napari_unet_weights.io import (
     write_csv_tables,
     write_tiff,
 )
-from reference import dsb_folder
+from reference import require_dsb_folder
 
 
 @pytest.fixture
@@ -303,12 +303,7 @@ def test_sample_image_is_not_labels_and_its_labels_are():
 
 
 def _dsb_sample(kind: str, step: int = 9) -> list:
-    folder = dsb_folder() / kind
-    if not folder.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the DSB 2018 data at {folder}")
-        pytest.skip(f"no DSB 2018 data at {folder}")
-    return sorted(folder.glob("*.tif"))[::step]
+    return sorted(require_dsb_folder(kind).glob("*.tif"))[::step]
 
 
 def test_real_dsb_labels_pass_and_their_images_do_not():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,11 +18,7 @@ from skimage.morphology import convex_hull_image
 
 from napari_unet_weights import Evaluation, evaluate, evaluate_dataset
 from napari_unet_weights.metrics import DEFAULT_THRESHOLDS
-from reference import dsb_folder
-
-
-def dsb_labels_folder() -> Path:
-    return dsb_folder() / "labels"
+from reference import require_dsb_folder
 
 
 # -- references ----------------------------------------------------------------
@@ -481,11 +476,10 @@ def perturb(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def test_agrees_with_stardist_on_perturbed_dsb_labels():
-    matching = pytest.importorskip("stardist.matching").matching
-    tifffile = pytest.importorskip("tifffile")
-    folder = dsb_labels_folder()
-    if not folder.is_dir():
-        pytest.skip(f"DSB 2018 labels not found at {folder}")
+    import tifffile
+    from stardist.matching import matching
+
+    folder = require_dsb_folder("labels")
     rng = np.random.default_rng(1)
     thresholds = (0.1, 0.3, *DEFAULT_THRESHOLDS)
     files = sorted(folder.glob("*.tif"))

@@ -16,7 +16,13 @@ __all__ = ["Table", "contingency", "relabel"]
 
 
 def relabel(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ids present (0 first, always) and each pixel's index into them."""
+    """Ids present (0 first, always) and each pixel's index into them.
+
+    Dense ids go through a lookup table, sparse ones (far larger than the pixel count)
+    through ``np.unique``. Hand-written rather than ``skimage.segmentation.
+    relabel_sequential``: on the object pixels of 40 DSB 2018 label images it takes
+    6.6–8.0 ms against 11.6–14.0 ms (1.75x).
+    """
     if flat.size == 0:
         return np.zeros(1, flat.dtype), np.zeros(0, np.intp)
     max_id = int(flat.max())
@@ -82,6 +88,13 @@ def _per_object_sums(index: np.ndarray, counts: np.ndarray, sums: list, n: int):
 
 
 def contingency(gt: np.ndarray, pred: np.ndarray) -> Table:
+    """The contingency table of ``gt`` and ``pred`` (same shape), see :class:`Table`.
+
+    Hand-written rather than ``skimage.metrics.contingency_table``: on 40 DSB 2018 label
+    pairs this gives intersections, unions, areas and centroids in 45 ms, where
+    skimage's sparse table (intersections only, plus two bincounts for the areas) takes
+    271 ms (6.0x).
+    """
     gt_flat, pred_flat = gt.ravel(), pred.ravel()
     pixels = np.flatnonzero((gt_flat != 0) | (pred_flat != 0))
     coordinates = np.unravel_index(pixels, gt.shape)

@@ -29,76 +29,33 @@ def _has_display() -> bool:
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or offscreen)
 
 
-def _read_display_number(fd: int, timeout: float) -> str:
-    """The display number that ``Xvfb -displayfd`` writes to ``fd`` once it is ready."""
-    import os
-    import select
-    import time
-
-    text, deadline = b"", time.monotonic() + timeout
-    while not text.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-        chunk = os.read(fd, 64) if ready else b""
-        if not chunk:
-            raise OSError("Xvfb did not start (no display number reported).")
-        text += chunk
-    return text.decode().strip()
-
-
-def _start_xvfb(timeout: float = 30.0):
-    """Start ``Xvfb`` on a free display; return ``(process, ":N")``."""
-    import os
-    import subprocess
-
-    read_fd, write_fd = os.pipe()
-    try:
-        process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
-             "-nolisten", "tcp"],
-            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-    finally:
-        os.close(write_fd)
-    try:
-        number = _read_display_number(read_fd, timeout)
-    except OSError:
-        _stop(process)
-        raise
-    finally:
-        os.close(read_fd)
-    return process, f":{number}"
-
-
-def _stop(process) -> None:
-    import subprocess
-
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def _demo_under_xvfb(args: argparse.Namespace) -> int:
     """Run the screenshot demo in a child process on a private Xvfb display.
 
-    A child process, so that Qt has shut down before the X server goes away.
+    The display comes from PyVirtualDisplay (a free display number, started and stopped
+    for us); a child process, so that Qt has shut down before the X server goes away.
     """
     import os
     import subprocess
 
+    from pyvirtualdisplay import Display
+    from pyvirtualdisplay.abstractdisplay import XStartError
+
+    display = Display(backend="xvfb", size=(1600, 1000), color_depth=24,
+                      manage_global_env=False)
     try:
-        server, display = _start_xvfb()
-    except OSError as error:
-        print(f"napari-unet-weights demo: {error} {NO_DISPLAY_MESSAGE}", file=sys.stderr)
+        display.start()
+    except (OSError, XStartError) as error:
+        print(f"napari-unet-weights demo: Xvfb did not start ({error}). {NO_DISPLAY_MESSAGE}",
+              file=sys.stderr)
         return 2
     command = [sys.executable, "-m", "napari_unet_weights.cli", "demo", "--sample", args.sample,
                "--screenshot", str(args.screenshot), "--timeout", str(args.timeout)]
     try:
-        return subprocess.run(command, env={**os.environ, "DISPLAY": display}).returncode
+        environment = {**os.environ, "DISPLAY": display.new_display_var}
+        return subprocess.run(command, env=environment).returncode
     finally:
-        _stop(server)
+        display.stop()
 
 
 def _dock_weight_map_widget(viewer) -> object:
