@@ -16,6 +16,7 @@ import tifffile
 
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.cli import main
+from napari_unet_weights.metrics import evaluate
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION, segment
@@ -50,32 +51,42 @@ def image_files(tmp_path) -> dict[str, np.ndarray]:
     return {"crowded": gray, "histology": rgb}
 
 
-def test_predict_batch_skips_corrupt_file(tmp_path, model_file, image_files, capsys):
+#: Accuracy TP / (TP + FP + FN) at IoU 0.5 that the bundled model reaches on the crops of
+#: ``image_files`` against their ground truth (measured: 0.82 crowded, 0.80 histology).
+MIN_ACCURACY_AT_05 = 0.7
+
+
+def test_predict_batch_skips_corrupt_file(tmp_path, keras, image_files, capsys):
+    """The bundled model (no --model) segments the good files as well as it should."""
     out = tmp_path / "out"
-    status = main(["predict", str(tmp_path / "in"), "-o", str(out), "--model", str(model_file),
-                   "--tile", "64", "--batch-size", "2", "--cpu"])
+    status = main(["predict", str(tmp_path / "in"), "-o", str(out), "--tile", "64",
+                   "--batch-size", "2", "--cpu"])
     err = capsys.readouterr().err
     assert status == 1
     assert sorted(p.name for p in out.iterdir()) == ["crowded_labels.tif",
                                                      "histology_labels.tif"]
-    for stem, image in image_files.items():
+    for stem, sample, crop in (("crowded", "nuclei_crowded", np.s_[:96, :128]),
+                               ("histology", "nuclei_histology", np.s_[:80, :72])):
         labels = tifffile.imread(out / f"{stem}_labels.tif")
-        assert labels.dtype == np.uint16 and labels.shape == image.shape[:2]
-        np.testing.assert_array_equal(labels, segment(image, model_file, tile_shape=64))
+        truth = load_sample(sample)[1][crop]
+        scores = evaluate(truth, labels).per_threshold.set_index("threshold")
+        assert labels.dtype == np.uint16
+        assert scores.loc[0.5, "accuracy"] >= MIN_ACCURACY_AT_05, (stem, scores.loc[0.5])
     assert "skipped" in err and "broken.tif" in err
     assert "Traceback" not in err
     assert "[3/3]" in err and "device CPU" in err
     assert "wrote 2 label image(s)" in err
 
 
-def test_predict_stack_all_ok(tmp_path, model_file, capsys):
+def test_predict_stack_ids_are_unique_across_planes(tmp_path, keras, capsys):
     image = load_sample("nuclei_crowded")[0][:64, :64]
     np.save(tmp_path / "stack.npy", np.stack([image, image[::-1]]))
     out = tmp_path / "out"
-    assert main(["predict", str(tmp_path / "stack.npy"), "-o", str(out),
-                 "--model", str(model_file)]) == 0
+    assert main(["predict", str(tmp_path / "stack.npy"), "-o", str(out)]) == 0
     labels = tifffile.imread(out / "stack_labels.tif")
-    assert labels.shape == (2, 64, 64)
+    first, second = (set(np.unique(plane)) - {0} for plane in labels)
+    assert labels.shape == (2, 64, 64) and first and second
+    assert first.isdisjoint(second)
     assert "objects" in capsys.readouterr().err
 
 
