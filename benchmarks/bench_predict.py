@@ -8,7 +8,7 @@ memory of the process, belongs to that size alone). A child
 2. warms up on a 64² image, then runs one batch of full-size tiles, and records how
    much the resident memory grew (TensorFlow's working memory for a batch of tiles);
 3. predicts a synthetic uint8 image of the size (bright discs on noise) with
-   ``tile_shape`` automatic (:func:`auto_tile_shape`) under ``tracemalloc``, which
+   ``tile_shape`` automatic (:func:`.tiling.auto_tile_shape`) under ``tracemalloc``, which
    traces numpy's allocations (not TensorFlow's), and records the time, the traced
    peak and the growth of ``ru_maxrss`` since the model was loaded.
 
@@ -40,10 +40,11 @@ MB = 1024**2
 
 def _model():
     """(UNetModel, description): the bundled model, or a random depth-4 base-12 U-Net."""
-    from napari_unet_weights.unet.model import build_unet, keras_or_error
+    from napari_unet_weights.unet.device import keras_or_error
+    from napari_unet_weights.unet.model import build_unet
     from napari_unet_weights.unet.model_file import BUNDLED_MODEL, UNetModel, load_model
     from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-    from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+    from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
 
     if BUNDLED_MODEL.exists():
         model = load_model()
@@ -82,18 +83,15 @@ def _maxrss() -> int:
 
 def child(size: int, batch_size: int) -> dict:
     """Measure one image size in this process; return the figures."""
-    from napari_unet_weights.unet.predict import (
-        _grid,
-        _multiple,
-        auto_tile_shape,
-        device_name,
-        predict,
-    )
+    from napari_unet_weights.unet.device import device_name
+    from napari_unet_weights.unet.model_file import size_multiple
+    from napari_unet_weights.unet.predict import predict
+    from napari_unet_weights.unet.tiling import auto_tile_shape, tile_grid
 
     model, description = _model()
     predict(np.zeros((64, 64), np.uint8), model)
     tile = auto_tile_shape(model, (size, size), batch_size=batch_size)
-    grid = _grid((size, size), tile, None, _multiple(model.metadata))
+    grid = tile_grid((size, size), tile, None, size_multiple(model.metadata))
     before_warmup = _maxrss()
     warmup = min(size, tile[0] + tile[0] // 2)  # one batch of full-size tiles
     predict(_image(warmup, seed=1), model, tile_shape=tile, batch_size=batch_size)

@@ -6,8 +6,13 @@ with a fixed seed, recorded in ``scripts/dsb2018_split.json`` (created on the fi
 reused afterwards). Every variant trains on the same split with the same budget:
 
     python scripts/train_bundled_model.py --variant 3class-weighted --epochs 40 --install
-    python scripts/train_bundled_model.py --ablation --budget-minutes 30 --outdir runs/abl
+    python scripts/train_bundled_model.py --ablation --max-seconds 1800 --outdir runs/abl
     python scripts/train_bundled_model.py --smoke --ablation --outdir /tmp/smoke  # seconds
+
+The training options are those of ``napari-unet-weights train`` (one per
+:class:`~napari_unet_weights.unet.config.TrainConfig` field; ``--filters`` is also
+``--base-filters``), with a longer budget by default (:data:`DEFAULTS`); the variant sets
+the classes and the weight map.
 
 ``--ablation`` writes ``ablation.md`` and ``ablation.json`` (validation mAP of IoU,
 0.5:0.95, per image then averaged) and one ``<variant>.keras`` per variant to
@@ -27,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_unet_weights.unet.config import TrainConfig
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "dsb2018"
 SPLIT_FILE = REPO / "scripts" / "dsb2018_split.json"
@@ -37,6 +44,9 @@ VARIANTS = {
     "2class-weighted": {"n_classes": 2, "use_weights": True},
     "2class-plain": {"n_classes": 2, "use_weights": False},
 }
+#: This script's budget, where it differs from TrainConfig's defaults.
+DEFAULTS = {"epochs": 40, "steps_per_epoch": 100, "early_stopping_patience": 10,
+            "val_map_every": 5}
 SPLIT_SEED = 2018
 VALIDATION_FRACTION = 0.15
 
@@ -87,13 +97,9 @@ def train_variant(name: str, train_dir: Path, val_dir: Path, args, outdir: Path)
     from napari_unet_weights.unet import train
 
     print(f"== {name}", file=sys.stderr)
+    config = TrainConfig.from_arguments(args, **VARIANTS[name])
     result = train(
-        train_dir, validation=val_dir, **VARIANTS[name], w0=args.w0, sigma=args.sigma,
-        epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
-        patch_size=args.patch_size, depth=args.depth, base_filters=args.base_filters,
-        learning_rate=args.lr, seed=args.seed, val_map_every=args.val_map_every,
-        early_stopping_patience=args.patience,
-        max_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
+        train_dir, config=config, validation=val_dir,
         checkpoint=outdir / f"{name}.checkpoint.keras", out=outdir / f"{name}.keras",
         progress=print_progress,
     )
@@ -108,7 +114,8 @@ def train_variant(name: str, train_dir: Path, val_dir: Path, args, outdir: Path)
         "ap_0.9": round(per_threshold.get(0.9, float("nan")), 4),
         "postprocess": result.validation["postprocess"],
         "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
-        "steps": training["epochs_run"] * args.steps, "seconds": training["seconds"],
+        "steps": training["epochs_run"] * args.steps_per_epoch,
+        "seconds": training["seconds"],
         "device": result.device, "file": str(result.path),
         "file_mb": round(result.path.stat().st_size / 1e6, 2),
     }
@@ -124,9 +131,9 @@ def write_table(rows: list[dict], args, outdir: Path, split: dict) -> None:
         f"Validation split: {len(split['validation'])} of "
         f"{len(split['validation']) + len(split['train'])} DSB 2018 images "
         "(scripts/dsb2018_split.json). Same budget for every variant: "
-        f"{args.epochs} epochs x {args.steps} steps x batch {args.batch_size} of "
+        f"{args.epochs} epochs x {args.steps_per_epoch} steps x batch {args.batch_size} of "
         f"{args.patch_size}^2 patches"
-        + (f", at most {args.budget_minutes} min" if args.budget_minutes else "")
+        + (f", at most {args.max_seconds:g} s" if args.max_seconds else "")
         + f"; depth {args.depth}, base filters {args.base_filters}, w0 {args.w0}, "
         f"sigma {args.sigma}. mAP: per image, then averaged; post-processing tuned on the "
         "validation split.",
@@ -155,20 +162,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     which.add_argument("--variant", choices=VARIANTS, default="3class-weighted")
     which.add_argument("--ablation", action="store_true", help="train all four variants")
     parser.add_argument("--outdir", type=Path, default=REPO / "runs" / "bundled")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--steps", type=int, default=100, help="steps per epoch")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--patch-size", type=int, default=128)
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--base-filters", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--w0", type=float, default=10.0)
-    parser.add_argument("--sigma", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--val-map-every", type=int, default=5)
-    parser.add_argument("--budget-minutes", type=float, default=None,
-                        help="wall-clock limit of each variant's fitting")
+    TrainConfig.add_arguments(parser, defaults=DEFAULTS,
+                              exclude=("n_classes", "use_weights", "validation_fraction"))
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N train and N/4 validation ids (testing)")
     parser.add_argument("--smoke", action="store_true",
@@ -177,7 +172,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"copy the best model to {INSTALL_PATH.relative_to(REPO)}")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.epochs, args.steps, args.batch_size, args.patch_size = 1, 2, 2, 64
+        args.epochs, args.steps_per_epoch, args.batch_size, args.patch_size = 1, 2, 2, 64
         args.limit, args.val_map_every = args.limit or 8, 1
     return args
 

@@ -1,8 +1,10 @@
-"""Fixtures shared by the tests: a napari viewer and dock widgets docked in it."""
+"""Fixtures shared by the tests: a napari viewer, dock widgets docked in it, notifications."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 import pytest
 
@@ -41,6 +43,25 @@ def dock_widget(viewer, wait_idle):
         return widget
 
     return dock
+
+
+@pytest.fixture
+def notifications(monkeypatch) -> dict[str, list[str]]:
+    """The napari notifications the plugin's widgets show, by kind, instead of showing them.
+
+    Every widget module that imported ``show_error``, ``show_warning`` or ``show_info``
+    gets a stand-in that appends the message to ``notifications["error"]``,
+    ``["warning"]`` or ``["info"]``, whichever module of the widgets notifies.
+    """
+    import napari_unet_weights._widgets as widgets
+
+    shown: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
+    for info in pkgutil.iter_modules(widgets.__path__):
+        module = importlib.import_module(f"{widgets.__name__}.{info.name}")
+        for kind, messages in shown.items():
+            if hasattr(module, f"show_{kind}"):
+                monkeypatch.setattr(module, f"show_{kind}", messages.append)
+    return shown
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,7 @@ def test_demo_screenshot_whole_loop_with_a_stand_in_model(tmp_path, keras):
     from napari_unet_weights.unet.model import build_unet
     from napari_unet_weights.unet.model_file import UNetModel
     from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-    from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+    from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
 
     metadata = {"format_version": 1, "n_classes": 3, "input": DEFAULT_INPUT,
                 "normalization": DEFAULT_NORMALIZATION,

@@ -19,7 +19,8 @@ from napari_unet_weights.cli import main
 from napari_unet_weights.metrics import evaluate
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION, segment
+from napari_unet_weights.unet.predict import segment
+from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
 
 
 @pytest.fixture(scope="module")

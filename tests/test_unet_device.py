@@ -8,9 +8,16 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from napari_unet_weights.unet.device import call_in_new_thread
+from napari_unet_weights.unet.device import (
+    NO_GPU,
+    call_in_new_thread,
+    device_name,
+    gpu_available,
+    tensorflow_or_error,
+)
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -75,3 +82,97 @@ def test_plain_tensorflow_import_next_to_napari_opengl(order):
     done = _run_script("import_order.py", order, timeout=180)
     assert done.returncode == 0, f"exit status {done.returncode}:\n{done.stderr[-3000:]}"
     assert done.stdout.splitlines()[-1] == "ok"
+
+
+# -- where the network runs -------------------------------------------------------------
+class FakeGPU:
+    """What ``tf.config.list_physical_devices("GPU")`` lists."""
+
+    name = "/physical_device:GPU:0"
+    device_type = "GPU"
+
+
+@pytest.fixture
+def gpus(keras, monkeypatch):
+    """``gpus(listed, details)``: make TensorFlow list ``listed`` GPUs with these details."""
+    tf = tensorflow_or_error()
+
+    def set_gpus(listed: list, details=None) -> None:
+        real = tf.config.list_physical_devices
+        monkeypatch.setattr(tf.config, "list_physical_devices",
+                            lambda kind=None: list(listed) if kind == "GPU" else real(kind))
+
+        def get_details(device):
+            if details is None:
+                raise ValueError("no details")
+            return details
+
+        monkeypatch.setattr(tf.config.experimental, "get_device_details", get_details)
+
+    return set_gpus
+
+
+def test_device_label(gpus):
+    assert device_name(use_gpu=False) == "CPU"
+    gpus([FakeGPU()], {"device_name": "NVIDIA H200"})
+    assert (device_name(), device_name(True), device_name(False)) == (
+        "GPU: NVIDIA H200", "GPU: NVIDIA H200", "CPU")
+    assert gpu_available()
+    gpus([FakeGPU()])  # details unknown: the device's own name
+    assert device_name() == "GPU: /physical_device:GPU:0"
+    gpus([])
+    assert (device_name(), device_name(False), gpu_available()) == ("CPU", "CPU", False)
+    with pytest.raises(ValueError, match=f"use_gpu=True, but there is {NO_GPU}"):
+        device_name(True)
+
+
+class DeviceSpy:
+    """A stand-in network: records the device scope it is called in, predicts background."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    def __call__(self, batch, training: bool = False) -> np.ndarray:
+        from tensorflow.python.eager import context
+
+        self.scopes.append(context.context().device_name)
+        return np.eye(2, dtype=np.float32)[np.zeros(batch.shape[:3], int)]
+
+
+def tiny_metadata() -> dict:
+    return {"format_version": 1, "n_classes": 2, "input": {"mode": "gray"},
+            "normalization": {"percentiles": [1, 99.8]}, "architecture": {"depth": 1},
+            "postprocess": {}}
+
+
+@pytest.mark.parametrize(("use_gpu", "scope"), [(False, "/device:CPU:0"), (None, ""),
+                                                (True, "/device:GPU:0")])
+def test_use_gpu_chooses_where_the_network_runs(gpus, use_gpu, scope):
+    """False: the CPU; None: no scope (TensorFlow's choice); True: the GPU (one is listed)."""
+    from napari_unet_weights.unet.model_file import UNetModel
+    from napari_unet_weights.unet.predict import predict, segment
+
+    gpus([FakeGPU()], {"device_name": "NVIDIA H200"})
+    spy = DeviceSpy()
+    unet = UNetModel(spy, tiny_metadata())
+    predict(np.zeros((16, 16)), unet, use_gpu=use_gpu)
+    segment(np.zeros((16, 16)), unet, use_gpu=use_gpu)
+    assert len(spy.scopes) == 2 and all(name.endswith(scope) for name in spy.scopes)
+    assert all(name == "" for name in spy.scopes) == (use_gpu is None)
+
+
+def test_use_gpu_true_without_a_gpu_fails_before_the_network_runs(gpus):
+    """A clear error that says what the Segment widget says of a missing GPU."""
+    from napari_unet_weights._widgets.segment import NO_GPU_TIP
+    from napari_unet_weights.unet.model_file import UNetModel
+    from napari_unet_weights.unet.predict import predict, segment
+
+    spy = DeviceSpy()
+    unet = UNetModel(spy, tiny_metadata())
+    gpus([])
+    calls = []
+    for run in (predict, segment):
+        with pytest.raises(ValueError, match=f"use_gpu=True, but there is {NO_GPU}") as error:
+            run(np.zeros((16, 16)), unet, use_gpu=True, progress=lambda *done: calls.append(done))
+        assert NO_GPU_TIP in str(error.value)
+    assert calls == [] and spy.scopes == []

@@ -1,4 +1,4 @@
-"""The U-Net, its pixel-weighted loss, padding and the model file format."""
+"""The U-Net, its pixel-weighted loss and the model file format."""
 
 import json
 import subprocess
@@ -14,7 +14,7 @@ from napari_unet_weights.unet.model_file import (
     load_model,
     read_metadata,
 )
-from napari_unet_weights.unet.predict import pad_to_multiple, prepare_image
+from napari_unet_weights.unet.preprocess import prepare_image
 
 
 def seed_loss(probabilities, target, weights):
@@ -79,6 +79,24 @@ def test_build_unet_shapes_and_softmax(keras, depth, channels, classes):
     assert model.output.dtype == "float32"
 
 
+@pytest.mark.parametrize(("depth", "batch_norm", "expected"),
+                         [(1, False, 434), (1, True, 482), (2, False, 1886)])
+def test_build_unet_weights_counted_by_hand(keras, depth, batch_norm, expected):
+    """2 filters, 1 channel in, 2 classes out; a k×k convolution a→b has k²·a·b + b weights.
+
+    Depth 1: 3×3 convolutions 1→2, 2→2 (level 0), 2→4, 4→4 (bottom), a 2×2 transposed one
+    4→2, then (2 + 2)→2, 2→2 and the 1×1 logits 2→2: 20 + 38 + 76 + 148 + 34 + 74 + 38 + 6
+    = 434. With batch norm the 3×3 ones (16 filters) have no bias and 4 batch-norm numbers
+    per filter instead: 434 − 16 + 4 · 16 = 482. Depth 2: 20 + 38, 76 + 148 (level 1,
+    4 filters), 296 + 584 (bottom, 8), 132 + 292 + 148 (up to level 1), 34 + 74 + 38, 6:
+    1886.
+    """
+    from napari_unet_weights.unet.model import build_unet
+
+    model = build_unet(1, 2, depth=depth, base_filters=2, batch_norm=batch_norm)
+    assert model.count_params() == expected
+
+
 def test_build_unet_rejects_bad_parameters():
     from napari_unet_weights.unet.model import build_unet
 
@@ -94,15 +112,6 @@ def test_missing_tensorflow_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     with pytest.raises(ImportError, match=r'pip install "napari-unet-weights\[unet\]"'):
         keras_or_error()
-
-
-@pytest.mark.parametrize("shape", [(5, 7), (16, 16), (17, 1, 3), (1, 30)])
-def test_pad_to_multiple_round_trip(shape):
-    image = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
-    padded, crop = pad_to_multiple(image, 8)
-    assert padded.shape[0] % 8 == 0 and padded.shape[1] % 8 == 0
-    assert padded.shape[2:] == image.shape[2:]
-    np.testing.assert_array_equal(padded[crop], image)
 
 
 def test_prepare_image_gray_rgb_and_inversion():
@@ -152,15 +161,14 @@ def test_metadata_errors_without_tensorflow(tmp_path):
         load_model(tmp_path / "missing.keras")
 
 
-def test_bundled_model_missing_or_readable():
-    from napari_unet_weights.unet.model_file import BUNDLED_MODEL
+def test_a_missing_bundled_model_says_how_to_make_it(tmp_path, monkeypatch):
+    from napari_unet_weights.unet import model_file
 
-    if BUNDLED_MODEL.exists():
-        metadata = read_metadata()
-        assert all(key in metadata for key in REQUIRED_KEYS)
-    else:
-        with pytest.raises(FileNotFoundError, match=r"train_bundled_model\.py"):
-            read_metadata()
+    monkeypatch.setattr(model_file, "BUNDLED_MODEL", tmp_path / "dsb2018_nuclei.keras")
+    for load in (read_metadata, load_model):
+        with pytest.raises(FileNotFoundError, match=r"bundled nuclei model is not installed"
+                                                    r".*train_bundled_model\.py --install"):
+            load()
 
 
 def test_save_adds_metadata_and_keras_still_loads(keras, tmp_path):
@@ -171,15 +179,18 @@ def test_save_adds_metadata_and_keras_still_loads(keras, tmp_path):
                 "normalization": {"percentiles": [1, 99.8]},
                 "architecture": {"depth": 1, "multiple": 2},
                 "postprocess": {"threshold": 0.5}, "validation": {"map": 0.25}}
-    path = UNetModel(build_unet(1, 2, depth=1, base_filters=2), metadata).save(tmp_path / "m.keras")
+    net = build_unet(1, 2, depth=1, base_filters=2)
+    path = UNetModel(net, metadata).save(tmp_path / "m.keras")
     assert read_metadata(path) == metadata
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
-    assert keras.saving.load_model(path, compile=False) is not None  # Keras ignores our entry
+    x = np.random.default_rng(0).uniform(size=(1, 8, 12, 1)).astype(np.float32)
+    expected = np.asarray(net(x, training=False))
+    plain_keras = keras.saving.load_model(path, compile=False)  # Keras ignores our entry
+    np.testing.assert_allclose(np.asarray(plain_keras(x, training=False)), expected, atol=1e-6)
     loaded = load_model(path)
     assert loaded.metadata == metadata and loaded.n_classes == 2
-    probabilities = loaded.predict(np.random.default_rng(0).uniform(size=(9, 11)))
-    assert probabilities.shape == (9, 11, 2)
-    assert loaded.segment(np.zeros((9, 11))).shape == (9, 11)
+    np.testing.assert_allclose(np.asarray(loaded.keras_model(x, training=False)), expected,
+                               atol=1e-6)  # the same weights
     plain = tmp_path / "plain.keras"
     build_unet(1, 2, depth=1, base_filters=2).save(plain)
     with pytest.raises(ValueError, match="not a napari-unet-weights model"):

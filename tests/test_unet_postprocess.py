@@ -23,13 +23,23 @@ def one_hot(target: np.ndarray, n_classes: int, confidence: float = 0.9) -> np.n
     return probabilities
 
 
+def contact_pixels(labels: np.ndarray, of: int, touching: int) -> np.ndarray:
+    """The pixels of object ``of`` with a 4-neighbour in object ``touching``."""
+    padded = np.pad(labels, 1)
+    near = np.zeros(labels.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        near |= padded[dy:dy + labels.shape[0], dx:dx + labels.shape[1]] == touching
+    return (labels == of) & near
+
+
 def test_two_class_gap_separates_touching_discs():
+    """Without expansion the objects are the discs less the gap: disc 1's contact pixels."""
     labels = touching_discs()
     target, _ = two_class_target(labels)
     result = to_instances(one_hot(target, 2), expand=0)
-    assert result.max() == 2
-    assert result.dtype == np.uint16
-    assert result.shape == labels.shape
+    expected = np.where(contact_pixels(labels, 1, 2), 0, labels).astype(np.uint16)
+    assert 5 < contact_pixels(labels, 1, 2).sum() < 20
+    np.testing.assert_array_equal(result, expected)
 
 
 def test_two_class_expansion_gives_the_gap_back_but_not_the_outline():
@@ -52,7 +62,6 @@ def test_two_class_expansion_gives_the_gap_back_but_not_the_outline():
 def test_three_class_watershed_separates_touching_discs():
     labels = touching_discs()
     result = to_instances(one_hot(three_class_target(labels), 3))
-    assert result.max() == 2
     assert evaluate(labels, result).map == 1.0  # boundary pixels are filled by watershed
 
 
@@ -63,7 +72,7 @@ def test_three_class_soft_interior_with_uncertain_boundary():
     contact = (target == 2) & (np.abs(np.arange(60) - 29.5) < 2)[None, :]
     probabilities[contact] = (0.1, 0.45, 0.45)  # the network hesitates at the contact
     result = to_instances(probabilities, seed_threshold=0.7)
-    assert result.max() == 2
+    assert evaluate(labels, result).map == 1.0  # still two whole discs
 
 
 def test_min_size_and_fill_holes():
@@ -72,11 +81,71 @@ def test_min_size_and_fill_holes():
     probabilities[2:12, 2:12] = (0, 1)
     probabilities[6:8, 6:8] = (1, 0)     # a hole
     probabilities[20:22, 20:22] = (0, 1)  # 4 pixels: too small
-    result = to_instances(probabilities, min_size=10, expand=0)
-    assert result.max() == 1
-    assert result[7, 7] == 1
-    assert to_instances(probabilities, min_size=10, fill_holes=False, expand=0)[7, 7] == 0
-    assert to_instances(probabilities, min_size=1, expand=0).max() == 2
+    square, speck = np.zeros((30, 30), np.uint16), np.zeros((30, 30), np.uint16)
+    square[2:12, 2:12] = 1
+    speck[20:22, 20:22] = 1
+    holey = np.where(np.pad(np.ones((2, 2), bool), ((6, 22), (6, 22))), 0, square)
+    np.testing.assert_array_equal(to_instances(probabilities, min_size=10, expand=0), square)
+    np.testing.assert_array_equal(
+        to_instances(probabilities, min_size=10, fill_holes=False, expand=0), holey)
+    np.testing.assert_array_equal(to_instances(probabilities, min_size=4, expand=0),
+                                  square + 2 * speck)  # 4 pixels are enough for 4
+    np.testing.assert_array_equal(to_instances(probabilities, min_size=5, expand=0), square)
+
+
+def squares(sizes, gap: int = 2) -> tuple[np.ndarray, list[tuple[slice, slice]]]:
+    """2-class probabilities of squares of the given sides in a row, and their boxes."""
+    width = sum(sizes) + gap * (len(sizes) + 1)
+    probabilities = np.zeros((max(sizes) + 2 * gap, width, 2), np.float32)
+    probabilities[..., 0] = 1
+    boxes, x = [], gap
+    for side in sizes:
+        boxes.append((slice(gap, gap + side), slice(x, x + side)))
+        probabilities[boxes[-1]] = (0, 1)
+        x += side + gap
+    return probabilities, boxes
+
+
+@pytest.mark.parametrize("min_size", [0, 1, 2, 9, 10, 26])
+def test_small_objects_go_and_the_rest_are_numbered_1_to_n_in_raster_order(min_size):
+    """Squares of 1..36 px shuffled: those of >= min_size px stay, numbered left to right."""
+    sides = [3, 1, 6, 2, 5, 4, 1, 3]
+    probabilities, boxes = squares(sides)
+    expected = np.zeros(probabilities.shape[:2], np.uint16)
+    kept = [box for side, box in zip(sides, boxes) if side * side >= min_size]
+    for number, box in enumerate(kept, start=1):
+        expected[box] = number
+    result = to_instances(probabilities, min_size=min_size, expand=0)
+    assert result.dtype == np.uint16
+    np.testing.assert_array_equal(result, expected)
+
+
+def dots(n_rows: int, n_cols: int) -> np.ndarray:
+    """2-class probabilities with a one-pixel object at every (2i, 2j): n_rows · n_cols."""
+    probabilities = np.zeros((2 * n_rows, 2 * n_cols, 2), np.float32)
+    probabilities[..., 0] = 1
+    probabilities[::2, ::2] = (0, 1)
+    return probabilities
+
+
+def test_labels_become_uint32_from_65535_objects_on():
+    """The documented rule: uint16 up to 65,534 objects, uint32 from 65,535 on."""
+    options = {"min_size": 0, "fill_holes": False, "expand": 0}
+    probabilities = dots(256, 256)
+    probabilities[-2:, -2:] = (1, 0)  # the last of 65,536 dots gone: 65,535
+    many = to_instances(probabilities, **options)
+    assert many.dtype == np.uint32
+    expected = np.arange(1, 65537).reshape(256, 256)
+    expected[-1, -1] = 0
+    np.testing.assert_array_equal(many[::2, ::2], expected)
+    assert not many[1::2].any() and not many[:, 1::2].any()
+    probabilities[-2:, -4:] = (1, 0)  # one more gone: 65,534
+    fewer = to_instances(probabilities, **options)
+    assert fewer.dtype == np.uint16 and fewer.max() == 65534
+    stack = to_instances(np.stack([dots(200, 200)] * 2), **options)  # 2 × 40,000
+    assert stack.dtype == np.uint32
+    np.testing.assert_array_equal(stack[0, ::2, ::2], np.arange(1, 40001).reshape(200, 200))
+    np.testing.assert_array_equal(stack[1, ::2, ::2], stack[0, ::2, ::2] + 40000)
 
 
 def test_empty_and_bad_inputs():

@@ -3,6 +3,7 @@ cancel, bad models."""
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -12,19 +13,15 @@ from scipy import ndimage as ndi
 
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.metrics import evaluate
-from napari_unet_weights.unet.model_file import BUNDLED_MODEL, FORMAT_VERSION
-from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instances
-from napari_unet_weights.unet.predict import (
+from napari_unet_weights.unet.model_file import FORMAT_VERSION
+from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+from napari_unet_weights.unet.predict import PredictionCancelled, predict, segment
+from napari_unet_weights.unet.preprocess import (
     DEFAULT_INPUT,
     DEFAULT_NORMALIZATION,
     MissingDataWarning,
-    PredictionCancelled,
-    _axis_tiles,
-    auto_tile_shape,
     guess_channels,
-    predict,
     prepare_image,
-    segment,
 )
 from reference import dsb_folder
 
@@ -95,26 +92,24 @@ def foreground_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a > 0) & (b > 0)).sum() / max(((a > 0) | (b > 0)).sum(), 1))
 
 
-# -- tiles ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("size", "length", "overlap"),
-                         [(256, 64, 32), (250, 64, 16), (37, 16, 8), (100, 128, 16)])
-def test_tile_weights_cover_every_pixel_once(size, length, overlap):
-    tiles = _axis_tiles(size, length, overlap, multiple=4)
-    total = np.zeros(size)
-    for tile in tiles:
-        total[tile.image] += tile.weight
-        assert tile.crop.stop - tile.crop.start == tile.image.stop - tile.image.start
-        padded = -(-size // 4) * 4
-        assert sum(tile.pad) + tile.image.stop - tile.image.start == min(length, padded)
-    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+def by_hand(image: np.ndarray) -> np.ndarray:
+    """The network input of a plane computed by hand: 1 and 99.8 percentiles to 0 and 1."""
+    image = np.asarray(image, np.float64)
+    low, high = np.percentile(image, DEFAULT_NORMALIZATION["percentiles"])
+    return ((image - low) / (high - low)).astype(np.float32)
 
 
+# -- tiles (their grid and weights: test_unet_tiling.py) -----------------------------------
 @pytest.mark.parametrize("overlap", [0, 8, 16])
 def test_tiles_are_exact_without_spatial_context(pointwise, crowded, overlap):
+    """Tiles of a pixel-wise network give its output on the whole input computed by hand."""
     image = crowded[0][:203, :177]  # not multiples of the tile or of 2**depth
-    whole = predict(image, pointwise)
+    x = by_hand(image)
+    assert np.median(x) < 0.5  # a dark background: the plane is not inverted
+    expected = np.asarray(pointwise.keras_model(x[np.newaxis, ..., np.newaxis]))[0]
     tiled = predict(image, pointwise, tile_shape=(32, 48), overlap=overlap, batch_size=3)
-    np.testing.assert_allclose(tiled, whole, atol=2e-6)
+    np.testing.assert_allclose(tiled, expected, atol=1e-5)
+    np.testing.assert_allclose(predict(image, pointwise), expected, atol=1e-5)
 
 
 def test_tiled_and_untiled_agree_on_a_real_sample(tiny, crowded):
@@ -167,10 +162,9 @@ def test_segment_stack_has_unique_ids(tiny, crowded):
     single = segment(image, tiny)
     assert labels.shape == (2, 128, 128) and labels.dtype == np.uint16
     n = int(single.max())
+    assert n > 10
     np.testing.assert_array_equal(labels[0], single)
     np.testing.assert_array_equal(labels[1], np.where(single > 0, single + n, 0))
-    np.testing.assert_array_equal(to_instances(predict(np.stack([image, image]), tiny)),
-                                  labels)
 
 
 def test_rgb_and_multichannel_images(tiny):
@@ -213,7 +207,9 @@ def test_multichannel_model(keras, crowded):
     unet = UNetModel(build_unet(2, 2, depth=DEPTH, base_filters=2),
                      metadata(n_classes=2, n_channels=2, mode="channels"))
     image = np.stack([crowded[0][:40, :48], crowded[1][:40, :48]], axis=-1)
-    assert predict(image, unet, rgb=True).shape == (40, 48, 2)
+    x = np.stack([by_hand(image[..., 0]), by_hand(image[..., 1])], axis=-1)  # each on its own
+    expected = np.asarray(unet.keras_model(x[np.newaxis]))[0]  # 40 × 48: no padding
+    np.testing.assert_allclose(predict(image, unet, rgb=True), expected, atol=1e-5)
     with pytest.raises(ValueError, match="takes 2 channel"):
         predict(image[..., 0], unet)
 
@@ -335,37 +331,18 @@ def test_bad_postprocess_parameters_fail_before_the_network_runs(tiny):
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\], got 2"):
         segment(np.zeros((32, 32)), tiny, threshold=2, progress=lambda *done: tiles.append(done))
     with pytest.raises(ValueError, match="min_size must be a whole number of pixels >= 0"):
-        tiny.segment(np.zeros((32, 32)), min_size=-5, progress=lambda *done: tiles.append(done))
+        segment(np.zeros((32, 32)), tiny, min_size=-5,
+                progress=lambda *done: tiles.append(done))
     with pytest.raises(TypeError, match="expand must be a whole number of pixels"):
         segment(np.zeros((32, 32)), tiny, expand="1")
     assert tiles == []
 
 
-def test_auto_tile_shape(tiny):
-    assert auto_tile_shape(tiny, (250, 300)) == (252, 300)  # whole plane, padded
-    assert auto_tile_shape(tiny, (1000, 1000), n_planes=4, available=2**30)[0] < 1000
-    shape = auto_tile_shape(tiny, (100_000, 100_000), available=2**30)
-    assert shape[0] == shape[1] and shape[0] % 4 == 0 and 64 <= shape[0] <= 2048
-    assert auto_tile_shape(tiny, (100_000, 100_000), available=2**34)[0] > shape[0]
-
-
-def test_cpu_device_and_model_methods(tiny, crowded):
-    from napari_unet_weights.unet.predict import device_name, gpu_available
-
-    image = crowded[0][:64, :64]
-    assert device_name(use_gpu=False) == "CPU"
-    assert device_name().startswith("GPU: ") == gpu_available()
-    np.testing.assert_allclose(predict(image, tiny, use_gpu=False), tiny.predict(image),
-                               atol=1e-5)
-    np.testing.assert_array_equal(tiny.segment(image, min_size=5),
-                                  segment(image, tiny, min_size=5))
-
-
 def test_bundled_model_tiled_and_untiled_agree_on_a_real_image(keras):
-    if not BUNDLED_MODEL.exists():
-        pytest.skip(f"the bundled model is not installed yet ({BUNDLED_MODEL.name})")
     path = dsb_folder() / "images" / "175dbb364bfefc95.tif"  # 520 x 696, 179 nuclei
     if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the DSB 2018 data: {path} not found")
         pytest.skip(f"DSB 2018 image not found: {path}")
     image = tifffile.imread(path)
     whole = segment(image, tile_shape=(528, 704))

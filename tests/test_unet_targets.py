@@ -11,13 +11,24 @@ from napari_unet_weights.unet.targets import (
     training_weights,
     two_class_target,
 )
-from napari_unet_weights.weights import weight_map
+from reference import brute_force_weight_map
+
+#: The weight map is exact to 1e-3 (it drops border terms below weights.DEFAULT_TOLERANCE).
+ATOL = 1e-3
 
 
 def touching_squares():
     labels = np.zeros((12, 14), dtype=np.uint16)
     labels[2:10, 2:7] = 1
     labels[2:10, 7:12] = 2  # shares the edge x = 6 | 7 with object 1
+    return labels
+
+
+def separated_squares():
+    """touching_squares() with object 1's contact column cut (written out by hand)."""
+    labels = np.zeros((12, 14), dtype=np.uint16)
+    labels[2:10, 2:6] = 1
+    labels[2:10, 7:12] = 2
     return labels
 
 
@@ -55,13 +66,12 @@ def test_gap_separates_many_random_objects():
         assert not np.any(near & others)
 
 
-def test_separated_labels_are_deterministic_and_keep_isolated_objects():
+def test_separated_labels_keep_isolated_objects_and_cut_the_smaller_id():
     labels = np.zeros((10, 10), dtype=np.uint8)
     labels[1:4, 1:4] = 3
     labels[6:9, 6:9] = 1
     np.testing.assert_array_equal(separate_touching(labels), labels)
-    np.testing.assert_array_equal(separate_touching(touching_squares()),
-                                  separate_touching(touching_squares()))
+    np.testing.assert_array_equal(separate_touching(touching_squares()), separated_squares())
 
 
 def test_three_class_target_marks_inner_boundaries():
@@ -80,22 +90,40 @@ def test_training_weights_two_and_three_classes():
     labels = touching_squares()
     w2 = training_weights(labels, 2, w0=10, sigma=5)
     w3 = training_weights(labels, 3, w0=10, sigma=5)
-    assert w2.dtype == np.float32 and w2.shape == labels.shape
-    expected = weight_map(separate_touching(labels), 10, 5)
-    np.testing.assert_allclose(w2, expected)
-    np.testing.assert_allclose(w3, expected)  # the same map for both target types
+    assert w2.dtype == np.float32
+    expected = brute_force_weight_map(separated_squares(), 10, 5)  # of the separated labels
+    np.testing.assert_allclose(w2, expected, atol=ATOL)
+    np.testing.assert_allclose(w3, expected, atol=ATOL)  # the same map for both target types
     assert w2[5, 6] > 5  # the gap between the touching objects weighs most
     assert w2[5, 6] > w2[5, 0]
     ones = training_weights(labels, 3, use_weights=False)
     np.testing.assert_array_equal(ones, np.ones(labels.shape, np.float32))
 
 
-def test_targets_helper_and_errors():
+def test_targets_gives_the_target_of_its_class_count_and_the_weights():
     labels = touching_squares()
-    target, weights = targets(labels, 2)
-    np.testing.assert_array_equal(target, two_class_target(labels)[0])
-    assert weights.shape == labels.shape
+    target, weights = targets(labels, 2, w0=4, sigma=2)
+    np.testing.assert_array_equal(target, (separated_squares() > 0).astype(np.uint8))
+    np.testing.assert_allclose(weights, brute_force_weight_map(separated_squares(), 4, 2),
+                               atol=ATOL)
+    target, weights = targets(labels, 3, use_weights=False)
+    expected = (labels > 0).astype(np.uint8) * 2  # the squares are 8 x 5: all boundary ...
+    expected[3:9, 3:6] = expected[3:9, 8:11] = 1  # ... but their 6 x 3 interiors
+    np.testing.assert_array_equal(target, expected)
+    np.testing.assert_array_equal(weights, 1.0)
     with pytest.raises(ValueError, match="2 or 3"):
         targets(labels, 4)
     with pytest.raises(TypeError, match="integers"):
         two_class_target(labels.astype(float))
+
+
+def test_ids_above_65535_keep_their_order():
+    """A narrowing to uint16 would turn 65537 into 1 and cut the other object instead."""
+    labels = touching_squares().astype(np.uint32)
+    labels[labels == 1] = 65537
+    labels[labels == 2] = 65535
+    separated = separate_touching(labels)
+    assert separated.dtype == np.uint32
+    expected = np.where(labels == 65537, 65537, 0).astype(np.uint32)
+    expected[2:10, 8:12] = 65535  # 65535 < 65537 gave up its contact column x = 7
+    np.testing.assert_array_equal(separated, expected)

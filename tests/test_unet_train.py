@@ -1,15 +1,22 @@
-"""Training the U-Net: a CI-sized run, save / reload, progress, cancel, bad inputs."""
+"""Training the U-Net: CI-sized runs, save / reload, progress, cancel, validation, early
+stopping, time limit, mixed precision, bad inputs."""
 
-import math
+import importlib
+import inspect
 import random
 
 import numpy as np
 import pytest
-import tifffile
 from skimage.draw import disk
 
+from napari_unet_weights.unet.config import TrainConfig, TrainConfigError
 from napari_unet_weights.unet.model_file import read_metadata
-from napari_unet_weights.unet.train import _split, load_samples, train
+from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+from napari_unet_weights.unet.predict import predict
+from napari_unet_weights.unet.train import train
+from test_unet_data import write_folder
+
+train_module = importlib.import_module("napari_unet_weights.unet.train")
 
 BATCH_KEYS = {"stage", "epoch", "epochs", "step", "steps", "loss"}
 EPOCH_KEYS = {"stage", "epoch", "epochs", "loss", "val_loss", "val_map"}
@@ -32,14 +39,6 @@ def synthetic(n=6, size=32, seed=0):
     return images, labels
 
 
-def write_folder(root, images, labels):
-    for kind, arrays in (("images", images), ("labels", labels)):
-        (root / kind).mkdir(parents=True)
-        for i, array in enumerate(arrays):
-            tifffile.imwrite(root / kind / f"s{i}.tif", array)
-    return root
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, keras):
     out = tmp_path_factory.mktemp("model") / "tiny.keras"
@@ -52,8 +51,8 @@ def trained(tmp_path_factory, keras):
 
 def whole_image_loss(keras_model, images, labels):
     """The weighted loss of ``keras_model`` on whole images (inference mode)."""
+    from napari_unet_weights.unet import pad_to_multiple, prepare_image
     from napari_unet_weights.unet.model import weighted_loss
-    from napari_unet_weights.unet.predict import pad_to_multiple, prepare_image
     from napari_unet_weights.unet.targets import targets
 
     values = []
@@ -103,10 +102,10 @@ def test_saved_model_reloads_identically_with_metadata(trained):
     result, _, images = trained
     assert result.path is not None and result.path.exists()
     loaded = load_model(result.path)
-    np.testing.assert_allclose(loaded.predict(images[0]), result.model.predict(images[0]),
+    np.testing.assert_allclose(predict(images[0], loaded), predict(images[0], result.model),
                                rtol=1e-5, atol=1e-6)
-    assert loaded.metadata == read_metadata(result.path)
     metadata = loaded.metadata
+    assert metadata == result.model.metadata
     assert metadata["n_classes"] == 3
     assert metadata["classes"] == ["background", "interior", "boundary"]
     assert metadata["weights"]["w0"] == 10.0 and metadata["weights"]["use_weights"] is True
@@ -115,8 +114,9 @@ def test_saved_model_reloads_identically_with_metadata(trained):
     assert metadata["validation"]["map"] == pytest.approx(result.validation["map"])
     assert set(metadata["postprocess"]) >= {"threshold", "seed_threshold", "min_size"}
     assert metadata["training"]["epochs_run"] == 2
+    assert TrainConfig.from_metadata(metadata) == TrainConfig(n_classes=3, **TINY)
+    assert result.config == TrainConfig(n_classes=3, **TINY)
     assert read_metadata(result.path.with_name("ck.keras"))["training"]["checkpoint"]
-    assert loaded.segment(images[0]).shape == images[0].shape
 
 
 def test_training_is_reproducible_and_leaves_the_global_generators_alone(trained, keras):
@@ -169,36 +169,128 @@ def test_cancel_stops_within_a_batch_and_keeps_a_usable_model(tmp_path, keras):
     assert len(events) == 2 and all(e["stage"] == "batch" for e in events)
     assert result.history.empty
     assert result.split["by"] == "name" and result.split["validation"] == ["s2"]
-    probabilities = result.model.predict(images[0])
-    assert probabilities.shape == (32, 32, 2) and np.all(np.isfinite(probabilities))
+    probabilities = predict(images[0], result.model)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)  # 2 classes
     assert result.model.metadata["training"]["cancelled"] is True
+    assert result.model.metadata["postprocess"] == DEFAULT_POSTPROCESS  # not tuned
 
 
-def test_cli_train(tmp_path, capsys, keras):
-    from napari_unet_weights.cli import main
-
-    images, labels = synthetic(4, seed=2)
-    folder = write_folder(tmp_path / "data", images, labels)
-    out = tmp_path / "cli.keras"
-    status = main(["train", str(folder), "--out", str(out), "--classes", "2", "--epochs", "1",
-                   "--steps", "2", "--batch-size", "2", "--patch-size", "16", "--depth", "2",
-                   "--filters", "4", "--val-fraction", "0.25", "--no-weights"])
-    assert status == 0
-    metadata = read_metadata(out)
-    assert metadata["n_classes"] == 2 and metadata["weights"]["use_weights"] is False
-    err = capsys.readouterr().err
-    assert "epoch 1/1" in err and "val_mAP" in err
+# -- a given validation set, early stopping, no tuning (one run) ----------------------------
+#: The validation losses the scripted run reports, epoch by epoch: best at epoch 2, then
+#: two epochs without improvement end it with a patience of 2.
+SCRIPTED_VAL_LOSS = [1.0, 0.5, 0.7, 0.6, 0.9, 0.8]
 
 
-def test_cli_train_errors(tmp_path, capsys):
-    from napari_unet_weights.cli import main
+@pytest.fixture(scope="module")
+def scripted(keras):
+    """A run on 4 samples (32 x 32) with 3 given validation samples (40 x 40), no
+    post-processing tuning, and the validation loss of each epoch replaced by
+    :data:`SCRIPTED_VAL_LOSS`. Kept: the weights at each epoch's end, the shapes of the
+    images the network was run on whole (the validation scoring)."""
+    snapshots, scored_shapes = [], []
+    monitor, predict_prepared = train_module._monitor, train_module.predict_prepared
 
-    assert main(["train", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.keras")]) == 2
-    assert "no such" in capsys.readouterr().err
-    (tmp_path / "images").mkdir()
-    (tmp_path / "labels").mkdir()
-    assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 1
-    assert "holds no image files" in capsys.readouterr().err
+    def scripted_monitor(keras_module, state):
+        callback = monitor(keras_module, state)
+        on_epoch_end = callback.on_epoch_end
+
+        def replaced(epoch, logs=None):
+            snapshots.append(callback.model.get_weights())
+            on_epoch_end(epoch, {**(logs or {}), "val_loss": SCRIPTED_VAL_LOSS[epoch]})
+
+        callback.on_epoch_end = replaced
+        return callback
+
+    def recording_predict(keras_model, x, multiple):
+        scored_shapes.append(x.shape)
+        return predict_prepared(keras_model, x, multiple)
+
+    images, labels = synthetic(4, seed=3)
+    val_images, val_labels = synthetic(3, size=40, seed=4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "_monitor", scripted_monitor)
+        patch.setattr(train_module, "predict_prepared", recording_predict)
+        result = train(images, labels, validation=(val_images, val_labels),
+                       tune_postprocess=False, early_stopping_patience=2,
+                       **{**TINY, "epochs": len(SCRIPTED_VAL_LOSS), "steps_per_epoch": 2,
+                          "val_map_every": 100})
+    return result, snapshots, scored_shapes
+
+
+def test_early_stopping_ends_after_the_patience_and_restores_the_best_weights(scripted):
+    result, snapshots, _ = scripted
+    assert result.stopped_early and not result.cancelled and not result.time_limit_reached
+    assert result.history["epoch"].tolist() == [1, 2, 3, 4]
+    assert result.history["val_loss"].tolist() == SCRIPTED_VAL_LOSS[:4]
+    training = result.model.metadata["training"]
+    assert (training["best_epoch"], training["best_val_loss"]) == (2, 0.5)
+    assert training["stopped_early"] is True and training["epochs_run"] == 4
+    final = result.model.keras_model.get_weights()
+    for ours, best in zip(final, snapshots[1]):  # the end of epoch 2
+        np.testing.assert_array_equal(ours, best)
+    assert any(not np.array_equal(ours, last) for ours, last in zip(final, snapshots[3]))
+
+
+def test_a_given_validation_set_is_used_and_recorded(scripted):
+    result, _, scored_shapes = scripted
+    assert result.split == {"by": "index", "source": "given", "train": [0, 1, 2, 3],
+                            "validation": [0, 1, 2]}
+    training = result.model.metadata["training"]
+    assert (training["n_train"], training["n_validation"]) == (4, 3)
+    assert scored_shapes == [(40, 40, 1)] * 3  # the given images (training ones are 32 x 32)
+    assert [r["image"] for r in result.validation["per_image"]] == [0, 1, 2]
+
+
+def test_without_tuning_the_default_post_processing_is_recorded(scripted):
+    result, _, _ = scripted
+    assert result.model.metadata["postprocess"] == DEFAULT_POSTPROCESS
+    assert result.validation["postprocess_tuned_on"] is None
+    assert result.validation["map"] == result.validation["map_default_postprocess"]
+    assert result.config.tune_postprocess is False
+
+
+# -- time limit, mixed precision ------------------------------------------------------------
+def test_max_seconds_stops_within_the_first_batch_and_still_tunes(keras):
+    images, labels = synthetic(3, seed=5)
+    events = []
+    # the first batch (it builds the training step) takes far longer than a millisecond
+    result = train(images, labels, progress=events.append, max_seconds=1e-3,
+                   **{**TINY, "epochs": 5})
+    assert result.time_limit_reached and not result.cancelled and not result.stopped_early
+    assert [e["stage"] for e in events] == ["batch"]
+    assert result.history.empty
+    assert result.model.metadata["training"]["time_limit_reached"] is True
+    assert result.model.metadata["training"]["max_seconds"] == 1e-3
+    assert result.validation["postprocess_tuned_on"] == "validation"
+
+
+def test_mixed_precision_trains_in_float16_and_saves_float32(monkeypatch, keras):
+    """The GPU path on a CPU: train() decides on mixed precision in ``_device``."""
+    built = []
+    build_unet = train_module.build_unet
+
+    def recording_build(*args, **kwargs):
+        built.append((keras.mixed_precision.global_policy().name, build_unet(*args, **kwargs)))
+        return built[-1][1]
+
+    monkeypatch.setattr(train_module, "_device", lambda: ("GPU: stand-in", True))
+    monkeypatch.setattr(train_module, "build_unet", recording_build)
+    images, labels = synthetic(3, seed=6)
+    result = train(images, labels, tune_postprocess=False,
+                   **{**TINY, "epochs": 1, "steps_per_epoch": 2})
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    (policy, trained), (export_policy, _) = built  # the training model, the export copy
+    assert (policy, export_policy) == ("mixed_float16", "float32")
+    assert trained.get_layer("down0_conv1").compute_dtype == "float16"
+    assert np.isfinite(result.history["loss"]).all()  # loss scaling kept it finite
+    exported = result.model.keras_model
+    assert {layer.dtype_policy.name for layer in exported.layers} == {"float32"}
+    assert {w.dtype for w in exported.get_weights()} == {np.dtype(np.float32)}
+    for ours, theirs in zip(exported.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert predict(images[0], result.model).dtype == np.float32
+    training = result.model.metadata["training"]
+    assert training["mixed_precision"] is True and training["device"] == "GPU: stand-in"
 
 
 # -- bad inputs: clear errors before any training ------------------------------------
@@ -238,12 +330,26 @@ def test_too_few_samples_and_bad_parameters():
     with pytest.raises(ValueError, match="too few for a validation split"):
         train(images, labels)
     images, labels = synthetic(3)
-    with pytest.raises(ValueError, match="multiple of 2\\*\\*depth"):
+    with pytest.raises(TrainConfigError, match="multiple of 2\\*\\*depth"):
         train(images, labels, patch_size=18, depth=2)
-    with pytest.raises(ValueError, match="n_classes must be 2 or 3"):
-        train(images, labels, n_classes=4)
+    with pytest.raises(TrainConfigError, match="n_classes must be 2 or 3"):
+        train(images, labels, TrainConfig(epochs=2), n_classes=4)
     with pytest.raises(ValueError, match="got 3 images but 2"):
         train(images, labels[:2])
+
+
+def test_training_parameters_are_the_config_fields():
+    images, labels = synthetic(3)
+    with pytest.raises(TypeError, match=r"train\(\) got unknown training parameter 'epoch' "
+                                        r"\(did you mean 'epochs'\?\); the parameters are: "):
+        train(images, labels, epoch=3)
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        train(images, labels, {"epochs": 3})
+    # help(train) and forms see every parameter with its default
+    signature = inspect.signature(train).parameters
+    for parameter in TrainConfig.fields():
+        assert signature[parameter.name].default == parameter.default
+        assert signature[parameter.name].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def test_a_validation_fraction_too_large_says_what_to_change():
@@ -251,8 +357,6 @@ def test_a_validation_fraction_too_large_says_what_to_change():
     with pytest.raises(ValueError, match=r"a validation fraction of 0\.9 leaves 0 of 3 samples "
                                          r"for training; use a fraction of at most 0\.66"):
         train(images, labels, validation_fraction=0.9)
-    train_ids, val_ids = _split(3, 0.66, seed=0)  # the suggested fraction works
-    assert len(train_ids) == 1 and len(val_ids) == 2
 
 
 def test_outputs_are_checked_before_anything_is_read(tmp_path):
@@ -272,17 +376,3 @@ def test_nan_in_a_training_image_is_refused_with_its_count():
     images[1][0, 0] = -np.inf
     with pytest.raises(ValueError, match="sample 1 has 5 NaN or infinite values"):
         train(images, labels, **TINY)
-
-
-def test_load_samples_accepts_rgb_and_two_folders(tmp_path):
-    images, labels = synthetic(2)
-    rgb = [np.stack([im] * 3, axis=-1).astype(np.uint8) for im in images]
-    folder = write_folder(tmp_path / "data", rgb, labels)
-    samples = load_samples(folder / "images", folder / "labels")
-    assert [s.name for s in samples] == ["s0", "s1"]
-    assert samples[0].image.shape == (32, 32, 3)
-    assert not math.isnan(float(samples[0].labels.max()))
-    two_channels = [np.stack([im, im], axis=-1) for im in images]
-    assert load_samples(two_channels, labels)[1].image.shape == (32, 32, 2)
-    with pytest.raises(ValueError, match="sample 0 has 5 channels"):
-        load_samples([np.stack([images[0]] * 5, axis=-1)], labels[:1])

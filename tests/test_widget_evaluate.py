@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import threading
+from fractions import Fraction
 from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
-
-pytest.importorskip("napari")
-pytest.importorskip("qtpy")
-
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog
@@ -33,7 +30,11 @@ def _discs(shape=(64, 64), centres=CENTRES, radii=6, ids=None) -> np.ndarray:
 
 
 def _pair() -> tuple[np.ndarray, np.ndarray]:
-    """Ground truth and an imperfect prediction: shifted, eroded, dropped, spurious."""
+    """Ground truth and an imperfect prediction: shifted, eroded, dropped, spurious.
+
+    Prediction 11 is ground truth 1, 12 is 2 shifted by 2 px, 13 is 3 with radius 4,
+    14 is 4; 5 has no prediction; 20 is a false positive away from every object.
+    """
     gt = _discs()
     # object 2 shifted, 3 eroded, 5 dropped
     centres = [(12, 12), (12, 42), (40, 14), (44, 44)]
@@ -48,13 +49,35 @@ def make_widget(dock_widget):
     return partial(dock_widget, EvaluateWidget, "Evaluate")
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> Fraction:
+    """The IoU of two masks, exact."""
+    return Fraction(int(np.count_nonzero(a & b)), int(np.count_nonzero(a | b)))
+
+
+def _expected_map(ious: list[Fraction], n_true: int, n_pred: int) -> float:
+    """mAP over IoU 0.5:0.95 when the matches are obvious (each object overlaps one).
+
+    At each threshold t, TP = matches with IoU ≥ t, FP = n_pred − TP, FN = n_true − TP,
+    and the score is TP / (TP + FP + FN), as the DSB 2018 defines it.
+    """
+    scores = []
+    for k in range(10, 20):
+        tp = sum(iou >= Fraction(k, 20) for iou in ious)
+        scores.append(Fraction(tp, n_true + n_pred - tp))
+    return float(sum(scores) / len(scores))
+
+
+def _pair_ious() -> dict[int, Fraction]:
+    """IoU of each prediction of :func:`_pair` with its ground-truth object (0: none)."""
+    gt, pred = _pair()
+    return {11: Fraction(1), 12: _iou(gt == 2, pred == 12), 13: _iou(gt == 3, pred == 13),
+            14: Fraction(1), 20: Fraction(0)}
+
+
 @pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages passed to napari's show_error / show_warning by the widget."""
-    messages: list[str] = []
-    monkeypatch.setattr(widget_module, "show_error", messages.append)
-    monkeypatch.setattr(widget_module, "show_warning", messages.append)
-    return messages
+def problems(notifications) -> dict[str, list[str]]:
+    """The error and warning notifications the widgets showed."""
+    return {"error": notifications["error"], "warning": notifications["warning"]}
 
 
 def _add_pair(viewer, gt=None, pred=None) -> tuple[Labels, Labels]:
@@ -78,26 +101,34 @@ def _click_row(widget: EvaluateWidget, qtbot, frame_row: int) -> None:
 
 
 def test_map_tables_and_features(viewer, make_widget):
+    """The scores shown are the ones computed by hand from the pixel overlaps."""
     gt_layer, pred_layer = _add_pair(viewer)
     gt, pred = gt_layer.data.copy(), pred_layer.data.copy()
     viewer.add_image(np.zeros((64, 64)), name="image")  # not offered
     widget = make_widget()
-    expected = evaluate(gt, pred)
+    ious = _pair_ious()
+    expected_map = _expected_map([ious[i] for i in (11, 12, 13, 14)], n_true=5, n_pred=5)
+    # IoU 0.65 (shifted) and 0.43 (eroded): 3 TP up to t = 0.6, then 2; (3 · 3/7 + 7 · 2/8) / 10
+    assert expected_map == pytest.approx((3 * 3 / 7 + 7 * 2 / 8) / 10)
 
     assert widget.gt_layer is gt_layer and widget.pred_layer is pred_layer
     assert all(isinstance(layer, Labels) for _, layer in widget._labels_choices())
-    assert widget.evaluation.map == pytest.approx(expected.map)
-    assert f"{expected.map:.3f}" in widget.map_label.text()
-    assert len(widget.objects_table.frame) == len(expected.per_object)
-    assert widget.objects_table.model.rowCount() == len(expected.per_object)
-    assert widget.thresholds_table.model.rowCount() == len(expected.thresholds) == 10
+    assert widget.evaluation.map == pytest.approx(expected_map)
+    assert widget.map_label.text() == f"mAP {expected_map:.3f}"
+    # 5 ground-truth objects + the predictions unmatched at IoU 0.5: 13 (0.43) and 20
+    assert widget.objects_table.model.rowCount() == 7
+    assert widget.thresholds_table.model.rowCount() == 10
+    first = widget.thresholds_table.frame.iloc[0]  # IoU ≥ 0.5: 11, 12, 14; not 13
+    tp = sum(iou >= Fraction(1, 2) for iou in ious.values())
+    assert (first["threshold"], first["tp"], first["fp"], first["fn"]) == (0.5, tp, 5 - tp,
+                                                                           5 - tp)
 
     features = pred_layer.features
     assert set(features.columns) == {"index", "eval_iou", "eval_matched_gt", "eval_status"}
     iou_by_label = dict(zip(features["index"], features["eval_iou"], strict=True))
-    want = dict(zip(expected.pred_features["index"], expected.pred_features["iou"], strict=True))
-    assert iou_by_label == pytest.approx(want)
-    assert set(iou_by_label) == {11, 12, 13, 14, 20}
+    assert iou_by_label == pytest.approx({i: float(iou) for i, iou in ious.items()})
+    matched = dict(zip(features["index"], features["eval_matched_gt"], strict=True))
+    assert matched[11] == 1 and matched[14] == 4 and matched[20] == 0
     gt_features = gt_layer.features
     assert list(gt_features["index"]) == [1, 2, 3, 4, 5]
     assert gt_features.set_index("index").loc[5, "eval_status"] == "missed"
@@ -132,6 +163,40 @@ def test_row_click_selects_and_centres(viewer, qtbot, make_widget):
     assert viewer.scene.camera.zoom > zoom_on_object  # the spurious blob is smaller
 
 
+def _click_view_row(widget: EvaluateWidget, qtbot, view_row: int) -> None:
+    """Click the ``view_row``-th row from the top of the (sorted) per-object table."""
+    view = widget.objects_table.view
+    index = view.model().index(view_row, 0)
+    view.scrollTo(index)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(index).center())
+
+
+def test_sorted_table_rows_map_to_their_objects(viewer, qtbot, make_widget):
+    """After sorting, a clicked row selects the object it shows, not the frame's n-th."""
+    gt_layer, pred_layer = _add_pair(viewer)
+    widget = make_widget()
+    table = widget.objects_table
+    column = list(table.frame.columns).index("label")
+    table.view.sortByColumn(column, Qt.SortOrder.DescendingOrder)  # as a header click does
+    shown = [table.view.model().index(row, column).data() for row in range(7)]
+    assert shown == ["20", "13", "5", "4", "3", "2", "1"]  # unmatched predictions first
+
+    _click_view_row(widget, qtbot, 0)  # the false positive, the frame's last row
+    assert pred_layer.selected_label == 20
+    record = table.frame.set_index("label").loc[20]
+    centre = pred_layer.data_to_world([record["centroid-0"], record["centroid-1"]])
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], centre, atol=1e-6)
+
+    _click_view_row(widget, qtbot, 3)  # ground truth 4 and its match 14
+    assert (gt_layer.selected_label, pred_layer.selected_label) == (4, 14)
+    assert table.selected_rows() == [int(np.flatnonzero(table.frame["label"] == 4)[0])]
+
+    table.select_row(int(np.flatnonzero(table.frame["label"] == 2)[0]))  # frame → view
+    assert table.view.currentIndex().row() == 5
+    assert gt_layer.selected_label == 2
+
+
 def test_row_focus_sets_slice_in_3d(viewer, make_widget):
     gt = np.zeros((5, 32, 32), dtype=np.uint16)
     gt[3, 10:20, 10:20] = 1
@@ -150,21 +215,22 @@ def test_row_focus_sets_slice_in_3d(viewer, make_widget):
 
 
 def test_painting_recomputes(viewer, qtbot, make_widget):
-    gt_layer, pred_layer = _add_pair(viewer)
+    _, pred_layer = _add_pair(viewer)
+    pred = pred_layer.data.copy()
     widget = make_widget()
-    before = widget.evaluation.map
 
-    pred_layer.brush_size = 20
-    pred_layer.paint((44, 44), 0)  # erase the prediction of object 4
+    pred_layer.fill((44, 44), 0)  # erase the prediction of object 4 (a paint event)
     edited = np.asarray(pred_layer.data).copy()
-    expected = evaluate(gt_layer.data, edited).map
-    assert expected != pytest.approx(before)
+    np.testing.assert_array_equal(edited, np.where(pred == 14, 0, pred))  # only that one
+    ious = _pair_ious()
+    expected = _expected_map([ious[11], ious[12], ious[13]], n_true=5, n_pred=4)
+    assert expected != pytest.approx(widget.evaluation.map)
     qtbot.waitUntil(
         lambda: not widget.busy and widget.evaluation is not None
         and widget.evaluation.map == pytest.approx(expected),
         timeout=TIMEOUT_MS,
     )
-    assert f"{expected:.3f}" in widget.map_label.text()
+    assert widget.map_label.text() == f"mAP {expected:.3f}"
     np.testing.assert_array_equal(pred_layer.data, edited)
 
 
@@ -183,24 +249,27 @@ def test_stale_result_is_dropped(viewer, qtbot, make_widget, wait_idle, monkeypa
     gt_layer, pred_layer = _add_pair(viewer)
     widget = make_widget()
     started = []
+    edited = threading.Event()
 
-    def slow_evaluate(gt, pred, **kwargs):
+    def held_evaluate(gt, pred, **kwargs):
         started.append(pred.copy())
-        time.sleep(0.3)
+        if len(started) == 1:  # the first job finishes only after the edit
+            assert edited.wait(TIMEOUT_MS / 1000)
         return evaluate(gt, pred, **kwargs)
 
     shown = []
-    monkeypatch.setattr(widget_module, "evaluate", slow_evaluate)
+    monkeypatch.setattr(widget_module, "evaluate", held_evaluate)
     monkeypatch.setattr(widget, "_show", lambda *args: shown.append(args[2].evaluation.map))
     widget.refresh()
     qtbot.waitUntil(lambda: len(started) == 1, timeout=TIMEOUT_MS)
     pred_layer.data = gt_layer.data.copy()  # edited while the job runs
+    edited.set()
     wait_idle(widget)
     assert len(started) == 2  # rerun with the new data afterwards
     assert shown == [pytest.approx(1.0)]  # the first, stale result never shown
 
 
-def test_shape_mismatch_notifies_and_clears(viewer, make_widget, wait_idle, errors):
+def test_shape_mismatch_notifies_and_clears(viewer, make_widget, wait_idle, problems):
     gt_layer, _ = _add_pair(viewer)
     small = viewer.add_labels(np.ones((40, 40), dtype=np.uint8), name="small")
     widget = make_widget()
@@ -209,22 +278,22 @@ def test_shape_mismatch_notifies_and_clears(viewer, make_widget, wait_idle, erro
     widget.set_layers(gt_layer, small)
     wait_idle(widget)
     assert widget.evaluation is None
-    assert any("Shapes differ" in message for message in errors)
+    assert any("Shapes differ" in message for message in problems["error"])
     assert "—" in widget.map_label.text()
     assert widget.objects_table.model.rowCount() == 0
     assert widget.thresholds_table.model.rowCount() == 0
 
 
-def test_same_layer_twice_warns(viewer, make_widget, wait_idle, errors):
+def test_same_layer_twice_warns(viewer, make_widget, wait_idle, problems):
     gt_layer, _ = _add_pair(viewer)
     widget = make_widget()
     widget.set_layers(gt_layer, gt_layer)
     wait_idle(widget)
     assert widget.evaluation is None
-    assert any("both ground truth and prediction" in message for message in errors)
+    assert any("both ground truth and prediction" in m for m in problems["warning"])
 
 
-def test_evaluate_error_is_notified(viewer, make_widget, errors, monkeypatch):
+def test_evaluate_error_is_notified(viewer, make_widget, problems, monkeypatch):
     def broken(*_args, **_kwargs):
         raise TypeError("prediction must hold integers")
 
@@ -232,7 +301,7 @@ def test_evaluate_error_is_notified(viewer, make_widget, errors, monkeypatch):
     _add_pair(viewer)
     widget = make_widget()
     assert widget.evaluation is None
-    assert errors == ["Evaluate: prediction must hold integers"]
+    assert problems["error"] == ["Evaluate: prediction must hold integers"]
     assert "integers" in widget.status_label.text()
 
 
@@ -402,22 +471,23 @@ def test_huge_ids_stay_exact_in_tables_and_features(viewer, make_widget, tmp_pat
     assert image.data[12, 12] == pytest.approx(pred_by_id.loc[2**63, "eval_iou"])
 
 
-def test_auto_pairing_ignores_layers_of_another_shape(viewer, make_widget, wait_idle, errors):
+def test_auto_pairing_ignores_layers_of_another_shape(viewer, make_widget, wait_idle, problems):
     gt_layer, pred_layer = _add_pair(viewer)
     widget = make_widget()
     viewer.add_labels(np.zeros((3, 64, 64), np.uint8), name="volume prediction")
     wait_idle(widget)
     assert (widget.gt_layer, widget.pred_layer) == (gt_layer, pred_layer)
     assert widget.evaluation is not None
-    assert errors == []
+    assert problems == {"error": [], "warning": []}
 
 
-def test_auto_pairing_waits_for_a_layer_of_the_same_shape(viewer, make_widget, wait_idle, errors):
+def test_auto_pairing_waits_for_a_layer_of_the_same_shape(viewer, make_widget, wait_idle, problems):
     annotations = viewer.add_labels(_discs(), name="annotations")
     widget = make_widget()
     viewer.add_labels(np.zeros((3, 64, 64), np.uint8), name="volume prediction")
     wait_idle(widget)
-    assert errors == []  # no "Shapes differ" pop-up for a pair nobody picked
+    # no "Shapes differ" pop-up for a pair nobody picked
+    assert problems == {"error": [], "warning": []}
     assert widget.gt_layer is annotations and widget.pred_layer is None
     assert "Pick" in widget.status_label.text()
 
@@ -425,14 +495,14 @@ def test_auto_pairing_waits_for_a_layer_of_the_same_shape(viewer, make_widget, w
     wait_idle(widget)
     assert (widget.gt_layer, widget.pred_layer) == (annotations, pred_layer)
     assert widget.evaluation is not None
-    assert errors == []
+    assert problems == {"error": [], "warning": []}
 
 
-def test_first_guess_pairs_layers_of_the_same_shape(viewer, make_widget, errors):
+def test_first_guess_pairs_layers_of_the_same_shape(viewer, make_widget, problems):
     gt_layer = viewer.add_labels(_discs(), name="ground truth")
     pred_layer = viewer.add_labels(_pair()[1], name="prediction")
     viewer.add_labels(np.zeros((32, 32), np.uint8), name="small prediction")  # topmost
     widget = make_widget()
     assert (widget.gt_layer, widget.pred_layer) == (gt_layer, pred_layer)
     assert widget.evaluation is not None
-    assert errors == []
+    assert problems == {"error": [], "warning": []}

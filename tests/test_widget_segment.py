@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zipfile
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-pytest.importorskip("napari")
-pytest.importorskip("qtpy")
+from qtpy.QtCore import QTimer
 
 from napari_unet_weights._widgets import segment as widget_module
+from napari_unet_weights._widgets._layer_roles import SEGMENT_OUTPUT_KEY
+from napari_unet_weights._widgets._model_choice import BUNDLED_CHOICE
 from napari_unet_weights._widgets.evaluate import EvaluateWidget
-from napari_unet_weights._widgets.segment import (
-    BUNDLED_CHOICE,
-    NO_GPU_TIP,
-    OUTPUT_KEY,
-    SegmentWidget,
-)
+from napari_unet_weights._widgets.segment import NO_GPU_TIP, SegmentWidget
 from napari_unet_weights._widgets.weight_map import WeightMapWidget
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL, METADATA_ENTRY
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instances
-from napari_unet_weights.unet.predict import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
 from reference import SCALE, TRANSLATE, discs, noisy_image, run_widget_script
 
 pytestmark = pytest.mark.gui
@@ -53,11 +47,17 @@ def _discs(shape=(40, 48)) -> np.ndarray:
 
 
 @pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages the widget passed to napari's show_error."""
-    messages: list[str] = []
-    monkeypatch.setattr(widget_module, "show_error", messages.append)
-    return messages
+def errors(notifications) -> list[str]:
+    """Messages of the error notifications the widgets showed."""
+    return notifications["error"]
+
+
+def _same_objects(labels: np.ndarray, expected: np.ndarray) -> bool:
+    """Whether ``labels`` has exactly the objects of ``expected``, whatever their ids."""
+    if not np.array_equal(labels > 0, expected > 0):
+        return False
+    pairs = np.unique(np.stack([labels[labels > 0], expected[labels > 0]]), axis=1)
+    return len(set(pairs[0])) == len(set(pairs[1])) == pairs.shape[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +85,21 @@ def fake_model(tmp_path):
 class FakeCore:
     """Stands in for the prediction core: tile batches that poll ``should_stop``.
 
-    Probabilities are 3-class: interior where the image is bright. Each batch waits
-    until ``gate`` is set when one is given, then ``delay`` seconds.
+    Probabilities are 3-class: interior where the image is bright (> 0.5), background
+    elsewhere. With ``pause_after=n``, batch ``n`` sets ``paused`` and waits for
+    ``resume`` (``resumed`` records whether it came within ``wait_s``): the test acts
+    while the prediction is known to be inside that batch.
     """
 
-    def __init__(self, batches: int = 3, gate: threading.Event | None = None,
-                 gpu: bool = False, delay: float = 0.0):
+    def __init__(self, batches: int = 3, gpu: bool = False, pause_after: int | None = None,
+                 wait_s: float = TIMEOUT_MS / 1000):
         self.batches = batches
-        self.delay = delay
-        self.gate = gate
         self.gpu = gpu
+        self.pause_after = pause_after
+        self.wait_s = wait_s
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.resumed: list[bool] = []
         self.done = 0
         self.calls: list[dict] = []
         self.to_instances = to_instances
@@ -107,10 +112,10 @@ class FakeCore:
         for index in range(self.batches):
             if should_stop():
                 raise RuntimeError("cancelled")
-            if self.gate is not None:
-                self.gate.wait(5)
-            time.sleep(self.delay)
             self.done += 1
+            if self.done == self.pause_after:
+                self.paused.set()
+                self.resumed.append(self.resume.wait(self.wait_s))
             progress(index + 1, self.batches)
         gray = np.asarray(image, dtype=np.float32)
         gray = gray.mean(axis=-1) if kwargs.get("rgb") else gray
@@ -156,7 +161,7 @@ def _run(widget, qtbot) -> None:
 
 
 def _outputs(viewer) -> list:
-    return [layer for layer in viewer.layers if OUTPUT_KEY in layer.metadata]
+    return [layer for layer in viewer.layers if SEGMENT_OUTPUT_KEY in layer.metadata]
 
 
 # -- without TensorFlow ----------------------------------------------------------------------
@@ -172,34 +177,45 @@ def test_widget_does_not_import_tensorflow():
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_model_info_shows_recorded_score_and_postprocess(viewer, fake_model):
+def test_model_info_shows_recorded_score_and_postprocess(viewer, fake_model, tmp_path):
     widget = _make_widget(viewer, fake_model)
-    assert "0.432" in widget.model_label.text()
-    assert "interior" in widget.model_label.text()
+    assert widget.model_choice.label.text() == (
+        "validation mAP 0.432 (3 images) · 3 classes: background, interior, boundary")
     expected = _metadata()["postprocess"]
     assert widget.postprocess() == pytest.approx(expected)
     assert widget.model_path == fake_model
+    assert not widget.seed_spin.isHidden() and widget.expand_spin.isHidden()
     widget.choose_model_file(str(fake_model))  # the same file again: no second entry
-    assert widget.model_combo.count() == 2
+    assert widget.model_choice.combo.count() == 2
+
+    two_class = tmp_path / "two.keras"
+    with zipfile.ZipFile(two_class, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps(_metadata(2, threshold=0.35, expand=3)))
+    widget.choose_model_file(two_class)
+    assert widget.model_choice.label.text().endswith("2 classes: background, interior")
+    assert widget.postprocess()["threshold"] == pytest.approx(0.35)
+    assert widget.postprocess()["expand"] == 3
+    assert widget.seed_spin.isHidden() and not widget.expand_spin.isHidden()
 
 
 def test_bundled_model_missing_is_said(viewer, errors, tmp_path, monkeypatch):
     monkeypatch.setattr(widget_module, "BUNDLED_MODEL", tmp_path / "not_installed.keras")
     _add_scene(viewer)
     widget = _make_widget(viewer)
-    assert widget.model_combo.currentText() == BUNDLED_CHOICE
-    assert "not installed" in widget.model_label.text()
+    assert widget.model_choice.combo.currentText() == BUNDLED_CHOICE
+    assert "not installed" in widget.model_choice.label.text()
     widget.run()
     assert errors and "bundled" in errors[-1]
     assert not _outputs(viewer)
 
 
 def test_bundled_model_info(viewer):
-    if not BUNDLED_MODEL.exists():
-        pytest.skip("the bundled model is not installed")
+    """The bundled model's record, as the README states it: 0.540 on 84 validation images."""
+    assert BUNDLED_MODEL.is_file(), "the bundled model ships with the package"
     _add_scene(viewer)
     widget = _make_widget(viewer)
-    assert "validation mAP 0." in widget.model_label.text()
+    assert widget.model_choice.label.text() == (
+        "validation mAP 0.540 (84 images) · 3 classes: background, interior, boundary")
     assert widget.run_button.isEnabled()
 
 
@@ -214,7 +230,7 @@ def test_corrupt_model_file_is_notified(viewer, tmp_path, errors):
 
 
 def test_fake_run_outputs_progress_and_gpu_box(viewer, qtbot, fake_model, fake_core):
-    _add_scene(viewer)
+    image, gt = _add_scene(viewer)
     widget = _make_widget(viewer, fake_model)
     assert widget.gpu_checkbox.isEnabled()
     _run(widget, qtbot)
@@ -227,6 +243,15 @@ def test_fake_run_outputs_progress_and_gpu_box(viewer, qtbot, fake_model, fake_c
     assert "3 objects" in widget.status_label.text()
     names = [layer.name for layer in _outputs(viewer)]
     assert names == ["cells probability", "cells labels"]
+    # The fake's interior class is the bright pixels, which are the discs: the
+    # probability layer shows class 1, the labels are the three discs.
+    inside = np.asarray(image.data) > 0.5
+    assert np.array_equal(inside, gt.data > 0)
+    np.testing.assert_array_equal(widget.probability_layer.data, inside.astype(np.float32))
+    assert _same_objects(widget.labels_layer.data, gt.data)
+    for layer in (widget.probability_layer, widget.labels_layer):
+        np.testing.assert_allclose(layer.scale, SCALE)
+        np.testing.assert_allclose(layer.translate, TRANSLATE)
 
 
 def test_missing_tensorflow_is_notified(viewer, qtbot, fake_model, errors, monkeypatch):
@@ -243,8 +268,7 @@ def test_missing_tensorflow_is_notified(viewer, qtbot, fake_model, errors, monke
 
 
 def test_cancel_stops_within_a_batch_and_adds_nothing(viewer, qtbot, fake_model, monkeypatch):
-    gate = threading.Event()
-    core = FakeCore(batches=50, gate=gate, delay=0.05)
+    core = FakeCore(batches=50, pause_after=2)
     monkeypatch.setattr(widget_module, "_load_core", lambda: core)
     _add_scene(viewer)
     before = list(viewer.layers)
@@ -252,16 +276,14 @@ def test_cancel_stops_within_a_batch_and_adds_nothing(viewer, qtbot, fake_model,
     widget.run()
     assert widget.busy and not widget.run_button.isEnabled()
     qtbot.waitUntil(lambda: not widget.cancel_button.isHidden(), timeout=TIMEOUT_MS)
-    gate.set()
-    qtbot.waitUntil(lambda: core.done >= 2, timeout=TIMEOUT_MS)
+    assert core.paused.wait(TIMEOUT_MS / 1000)
     widget.cancel()
-    done_at_cancel = core.done
+    core.resume.set()
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
-    qtbot.wait(50)
-    assert core.done <= done_at_cancel + 1
+    assert core.done == 2  # the batch running at Cancel was the last one
     assert list(viewer.layers) == before
-    assert "Cancelled" in widget.status_label.text()
-    assert not widget.weight_map_button.isEnabled()
+    assert widget.status_label.text() == "Cancelled: no layer was added or changed."
+    assert not widget.weight_map_button.isEnabled() and widget.run_button.isEnabled()
 
 
 def test_handoffs_dock_the_other_widgets(viewer, qtbot, fake_model, fake_core, errors):
@@ -285,7 +307,8 @@ def test_handoffs_dock_the_other_widgets(viewer, qtbot, fake_model, fake_core, e
 
 # -- with the real core (TensorFlow) ---------------------------------------------------------
 def test_run_matches_the_core_and_rerun_replaces(viewer, qtbot, tiny_model):
-    from napari_unet_weights.unet.predict import segment
+    """The widget's layers are what the public API gives for the same file and image."""
+    from napari_unet_weights import predict, segment
 
     image, _ = _add_scene(viewer)
     widget = _make_widget(viewer, tiny_model)
@@ -299,14 +322,17 @@ def test_run_matches_the_core_and_rerun_replaces(viewer, qtbot, tiny_model):
     expected = segment(image.data, str(tiny_model))
     assert expected.max() > 0
     np.testing.assert_array_equal(labels.data, expected)
-    assert probability.data.shape == image.data.shape
-    assert " s on " in widget.status_label.text()
+    interior = predict(image.data, str(tiny_model))[..., 1]  # class 1 of 3: the interior
+    np.testing.assert_allclose(probability.data, interior, atol=1e-6)
+    assert f"{int(expected.max())} objects · " in widget.status_label.text()
+    assert " s on CPU" in widget.status_label.text()
     count = len(viewer.layers)
-    widget.min_size_spin.setValue(10**6)
+    widget.min_size_spin.setValue(10**6)  # every object is smaller: none is left
     _run(widget, qtbot)
     assert len(viewer.layers) == count
     assert widget.labels_layer is labels and widget.probability_layer is probability
-    assert labels.data.max() == 0
+    assert np.count_nonzero(labels.data) == 0
+    assert widget.status_label.text().startswith("0 objects · ")
 
 
 def test_real_cancel_adds_nothing(viewer, qtbot, tiny_model):
@@ -316,23 +342,32 @@ def test_real_cancel_adds_nothing(viewer, qtbot, tiny_model):
     widget.tile_combo.setCurrentText("256")
     widget.run()
     widget.cancel()
-    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)  # the result is in
     assert list(viewer.layers) == before
+    assert widget.status_label.text() == "Cancelled: no layer was added or changed."
 
 
 def test_stack_and_rgb_run(viewer, qtbot, tiny_model):
-    labels = _discs()
-    stack = viewer.add_image(np.stack([noisy_image(labels)] * 2), name="stack")
-    rgb = viewer.add_image(np.repeat(noisy_image(labels)[..., None], 3, axis=-1), name="rgb",
-                           rgb=True)
+    """A stack of one plane twice, and that plane as grey RGB, give that plane's objects."""
+    plane = noisy_image(_discs())
+    flat = viewer.add_image(plane, name="plane")
+    stack = viewer.add_image(np.stack([plane, plane]), name="stack")
+    rgb = viewer.add_image(np.repeat(plane[..., None], 3, axis=-1), name="rgb", rgb=True)
     widget = _make_widget(viewer, tiny_model)
-    for layer, shape in ((stack, (2, *labels.shape)), (rgb, labels.shape)):
+    found = {}
+    for layer in (flat, stack, rgb):
         widget.image_layer = layer
         _run(widget, qtbot)
-        assert widget.labels_layer.data.shape == shape, widget.status_label.text()
-        assert widget.labels_layer.name == f"{layer.name} labels"
-    assert len(_outputs(viewer)) == 4
+        assert widget.labels_layer.name == f"{layer.name} labels", widget.status_label.text()
+        found[layer.name] = widget.labels_layer.data
+    expected = found["plane"]
+    assert expected.max() > 0
+    assert found["stack"].shape == (2, *plane.shape)
+    assert _same_objects(found["stack"][0], expected)
+    assert _same_objects(found["stack"][1], expected)
+    assert not set(np.unique(found["stack"][0])[1:]) & set(np.unique(found["stack"][1]))
+    assert _same_objects(found["rgb"], expected)
+    assert len(_outputs(viewer)) == 6
 
 
 def test_unusable_model_file_is_notified_by_the_run(viewer, qtbot, tmp_path, errors, keras):
@@ -355,19 +390,15 @@ def test_unsupported_image_is_notified(viewer, qtbot, tiny_model, errors):
 
 
 def test_ui_stays_responsive(viewer, qtbot, fake_model, monkeypatch):
-    core = FakeCore(batches=10, delay=0.05)
+    """The GUI thread handles events while a batch runs: the run waits for one of them."""
+    core = FakeCore(batches=3, pause_after=1, wait_s=3.0)
     monkeypatch.setattr(widget_module, "_load_core", lambda: core)
     _add_scene(viewer)
     widget = _make_widget(viewer, fake_model)
-    ticks = []
-    from qtpy.QtCore import QTimer
-
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(20)
+    QTimer.singleShot(0, core.resume.set)  # fires only when the event loop runs
     _run(widget, qtbot)
-    timer.stop()
-    assert len(ticks) >= 5
+    assert core.resumed == [True]
+    assert len(_outputs(viewer)) == 2
 
 
 def test_error_after_a_cancel_is_reported_as_an_error(viewer, qtbot, fake_model, errors):
@@ -385,24 +416,22 @@ def test_error_after_a_cancel_is_reported_as_an_error(viewer, qtbot, fake_model,
 
 def test_new_image_data_during_a_run_adds_nothing(viewer, qtbot, fake_model, errors,
                                                   monkeypatch):
-    gate = threading.Event()
-    core = FakeCore(batches=2, gate=gate)
+    core = FakeCore(batches=2, pause_after=1)
     monkeypatch.setattr(widget_module, "_load_core", lambda: core)
     image, _ = _add_scene(viewer)
     before = list(viewer.layers)
     widget = _make_widget(viewer, fake_model)
     widget.run()
-    qtbot.waitUntil(lambda: widget.running, timeout=TIMEOUT_MS)
+    assert core.paused.wait(TIMEOUT_MS / 1000)
     image.data = np.zeros((20, 30), dtype=np.float32)
-    gate.set()
+    core.resume.set()
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
     assert list(viewer.layers) == before
     assert errors and "got new data while it was segmented" in errors[-1]
 
 
-def test_missing_pixels_are_notified(viewer, qtbot, fake_model, fake_core, monkeypatch):
-    warned: list[str] = []
-    monkeypatch.setattr(widget_module, "show_warning", warned.append)
+def test_missing_pixels_are_notified(viewer, qtbot, fake_model, fake_core, notifications):
+    warned = notifications["warning"]
     image, _ = _add_scene(viewer)
     data = image.data.copy()
     data[:10, :10] = np.nan
@@ -410,7 +439,8 @@ def test_missing_pixels_are_notified(viewer, qtbot, fake_model, fake_core, monke
     widget = _make_widget(viewer, fake_model)
     _run(widget, qtbot)
     assert len(_outputs(viewer)) == 2
-    assert len(warned) == 1 and "100 of 1920 pixels" in warned[0] and "cells" in warned[0]
+    assert len(warned) == 1 and "100 of 1920 pixels" in warned[0]
+    assert warned[0].startswith("Segment: 'cells': ")
 
 
 def test_channel_axis_is_left_to_the_core_unless_the_layer_is_rgb(viewer, qtbot, fake_model,

@@ -7,8 +7,18 @@ TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 from importlib.metadata import PackageNotFoundError, version
 
 from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
-from .unet import UNetModel, load_model, to_instances, train  # TensorFlow loaded when used
-from .unet.predict import PredictionCancelled, predict, segment
+from .unet import (  # TensorFlow is loaded when used
+    MissingDataWarning,
+    PredictionCancelled,
+    TrainConfig,
+    TrainConfigError,
+    UNetModel,
+    load_model,
+    predict,
+    segment,
+    to_instances,
+    train,
+)
 from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
 
 try:
@@ -19,7 +29,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, n
 __all__ = [
     "DatasetEvaluation",
     "Evaluation",
+    "MissingDataWarning",
     "PredictionCancelled",
+    "TrainConfig",
+    "TrainConfigError",
     "UNetModel",
     "WeightMapCache",
     "__version__",

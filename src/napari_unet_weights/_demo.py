@@ -69,9 +69,10 @@ def _dock_weight_map_widget(viewer) -> object:
 
 def _dock_segment_widget(viewer) -> object:
     """Dock the plugin's "Segment" widget as Plugins → U-Net Weights does (or construct it)."""
-    from ._widgets.segment import SegmentWidget, dock_plugin_widget
+    from ._widgets._handoff import dock_plugin_widget
+    from ._widgets.segment import SegmentWidget
 
-    return dock_plugin_widget(viewer, "Segment", SegmentWidget)
+    return dock_plugin_widget(viewer, SegmentWidget.TITLE, SegmentWidget)
 
 
 class _DemoLoop:

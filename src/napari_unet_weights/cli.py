@@ -367,7 +367,7 @@ def _start_tensorflow(verbose: bool) -> None:
 
     Raises ImportError (with the install hint) if TensorFlow is missing.
     """
-    from .unet.model import tensorflow_or_error
+    from .unet.device import tensorflow_or_error
 
     if not verbose:
         for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items():
@@ -378,38 +378,22 @@ def _start_tensorflow(verbose: bool) -> None:
 
 # -- train -------------------------------------------------------------------
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .unet.config import TrainConfig
+
     parser.epilog = (
         "DATA_DIR holds images/ and labels/ with files paired by name (like DSB 2018). The "
-        "model file records the normalisation, classes, w0/sigma, post-processing, the split "
-        "and the validation mAP. Needs TensorFlow: pip install \"napari-unet-weights[unet]\". "
-        "MODEL.keras is checked before training starts (an existing file is replaced only "
-        "with --overwrite) and written under a temporary name, then renamed. "
-        "Exit status: 0 trained, 1 training failed or bad data, 2 usage error."
+        "model file records the normalisation, classes, w0/sigma, post-processing, the "
+        "training parameters, the split and the validation mAP. Each option also answers to "
+        "its name in Python (--steps-per-epoch for --steps). Needs TensorFlow: pip install "
+        "\"napari-unet-weights[unet]\". MODEL.keras is checked before training starts (an "
+        "existing file is replaced only with --overwrite) and written under a temporary "
+        "name, then renamed. Exit status: 0 trained, 1 training failed or bad data, 2 usage "
+        "error."
     )
     parser.add_argument("data", metavar="DATA_DIR", help="folder with images/ and labels/")
     parser.add_argument("--out", required=True, metavar="MODEL.keras",
                         help="where to save the trained model (.keras)")
-    parser.add_argument("--classes", type=int, choices=(2, 3), default=3,
-                        help="2: background/object with 1-px gaps; 3: background/interior/"
-                        "boundary (default: %(default)s)")
-    parser.add_argument("--w0", type=_non_negative, default=10.0,
-                        help="weight-map border term (default: %(default)s)")
-    parser.add_argument("--sigma", type=_positive, default=5.0,
-                        help="weight-map border width in pixels (default: %(default)s)")
-    parser.add_argument("--no-weights", action="store_true",
-                        help="plain cross-entropy instead of the weight map")
-    for flag, default, help_text in (
-        ("--epochs", 30, "epochs"), ("--steps", 50, "steps per epoch"),
-        ("--batch-size", 8, "patches per step"), ("--patch-size", 128, "patch side in pixels"),
-        ("--seed", 0, "seed of the split, patches and initial weights"),
-        ("--depth", 4, "U-Net depth (poolings)"), ("--filters", 16, "filters of the first level"),
-    ):
-        parser.add_argument(flag, type=int, default=default,
-                            help=f"{help_text} (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=_positive, default=0.15,
-                        help="share of samples held out for validation (default: %(default)s)")
-    parser.add_argument("--lr", type=_positive, default=1e-3,
-                        help="Adam learning rate (default: %(default)s)")
+    TrainConfig.add_arguments(parser)
     _add_overwrite_argument(parser)
     _add_verbose_argument(parser)
 
@@ -438,6 +422,8 @@ class _TrainProgress:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from .unet.config import TrainConfig, TrainConfigError
+
     data = Path(args.data)
     if not data.is_dir():
         return _usage_error(f"{data}: no such folder.")
@@ -447,17 +433,14 @@ def _run_train(args: argparse.Namespace) -> int:
     if problem is not None:
         return _usage_error(problem)
     try:
+        config = TrainConfig.from_arguments(args)
+    except TrainConfigError as error:
+        return _usage_error(str(error))
+    try:
         _start_tensorflow(args.verbose)
         from .unet.train import train
 
-        result = train(
-            data, n_classes=args.classes, w0=args.w0, sigma=args.sigma,
-            use_weights=not args.no_weights, epochs=args.epochs, steps_per_epoch=args.steps,
-            batch_size=args.batch_size, patch_size=args.patch_size,
-            validation_fraction=args.val_fraction, learning_rate=args.lr, seed=args.seed,
-            depth=args.depth, base_filters=args.filters, out=args.out,
-            progress=_TrainProgress(sys.stderr),
-        )
+        result = train(data, config=config, out=args.out, progress=_TrainProgress(sys.stderr))
     except (OSError, ValueError, TypeError, ImportError) as error:
         print(f"napari-unet-weights train: error: {error}", file=sys.stderr)
         return 1
@@ -525,8 +508,8 @@ def _load_predict_model(args: argparse.Namespace):
     """The model and the device it runs on, or the exit status of a usage error."""
     try:
         _start_tensorflow(args.verbose)
+        from .unet.device import device_name
         from .unet.model_file import load_model
-        from .unet.predict import device_name
 
         model = load_model(args.model)
         device = device_name(use_gpu=False if args.cpu else None)
@@ -543,7 +526,8 @@ def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
     import warnings
 
     from .io import read_image, write_tiff
-    from .unet.predict import MissingDataWarning, segment
+    from .unet.predict import segment
+    from .unet.preprocess import MissingDataWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MissingDataWarning)

@@ -1,22 +1,30 @@
-"""What the plugin's dock widgets share: a :class:`LayerWidget` base and layer helpers.
+"""What the plugin's dock widgets share: :class:`LayerWidget`, :class:`RunWidget`, helpers.
 
-:class:`LayerWidget` holds the plumbing of a dock widget that reads Labels layers and
-computes in the background: the :class:`~._workers.LatestWinsRunner`, an edit debounce
-timer, a delayed indeterminate progress bar, a status line, the viewer's layer-list
-events (layer pickers follow inserts, removals, moves and renames), notify-once
-bookkeeping and teardown. The functions copy a layer's transform to an output layer and
-add output layers without taking the active layer from the user.
+:class:`LayerWidget` holds the plumbing of a dock widget that reads layers and computes
+in the background: the :class:`~._workers.LatestWinsRunner`, an edit debounce timer, a
+delayed indeterminate progress bar, a status line and its notifications (``_report``,
+``_notify``, notify-once), the viewer's layer-list events (layer pickers follow inserts,
+removals, moves and renames) and teardown. :class:`RunWidget` adds what a widget with
+long, cancellable runs needs (Segment, Train): a run id and a stop flag per run, and the
+relay that carries the core's progress reports from the worker thread to the GUI thread.
+The functions copy a layer's transform to an output layer, add output layers without
+taking the active layer from the user, and word errors and scores for the user.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from napari.layers import Labels
-from qtpy.QtCore import QTimer
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
 from napari_unet_weights._widgets._workers import LatestWinsRunner
@@ -27,12 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LayerWidget",
+    "RunWidget",
     "connect_events",
-    "error_message",
     "keep_active_layer",
+    "number_text",
     "sync_transforms",
     "transforms",
     "update_layer",
+    "user_message",
 ]
 
 
@@ -132,19 +142,41 @@ def connect_events(
             (emitter.connect if connect else emitter.disconnect)(slot)
 
 
-def error_message(error: Exception) -> str:
-    """Text of a worker error for the user: the message of a TypeError / ValueError."""
-    return str(error) if isinstance(error, TypeError | ValueError) else repr(error)
+# -- text for the user -------------------------------------------------------------------
+def user_message(error: BaseException) -> str:
+    """The text of an error for the user: its message, or its repr if it has none.
+
+    Errors of the kinds the core raises for bad input (TypeError, ValueError, OSError,
+    ImportError) read as their message; anything else, an unexpected failure, keeps its
+    type name.
+    """
+    if isinstance(error, TypeError | ValueError | OSError | ImportError) and str(error):
+        return str(error)
+    return repr(error)
+
+
+def number_text(value: Any, spec: str = ".3f") -> str:
+    """A number for the user, formatted by ``spec``; "—" when missing or not finite.
+
+    The default, 3 decimals, is for scores in [0, 1] such as an mAP; losses use
+    significant digits (``".4g"``).
+    """
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return format(value, spec) if math.isfinite(value) else "—"
 
 
 # -- base widget -------------------------------------------------------------------------
 class LayerWidget(QWidget):
     """Base of a dock widget that offers Labels layers and computes in the background.
 
-    Subclasses build their controls and layout (using :meth:`_build_status`), then
-    call :meth:`_watch_viewer`, and implement :meth:`_refresh_choices` (re-read the
-    layer list), :meth:`refresh` (ask for a computation) and the hooks
-    :meth:`_on_edit`, :meth:`_forget_layer` and :meth:`_disconnect_inputs`.
+    Subclasses set :attr:`TITLE`, build their controls and layout (using
+    :meth:`_build_status`), then call :meth:`_watch_viewer`, and implement
+    :meth:`_refresh_choices` (re-read the layer list), :meth:`refresh` (ask for a
+    computation) and the hooks :meth:`_on_edit`, :meth:`_forget_layer` and
+    :meth:`_disconnect_inputs`.
 
     Parameters
     ----------
@@ -155,6 +187,9 @@ class LayerWidget(QWidget):
     progress_delay_ms : int
         How long a job must run before the progress bar shows.
     """
+
+    #: The widget's name, as in the Plugins menu: the prefix of its notifications.
+    TITLE: ClassVar[str] = ""
 
     def __init__(
         self, napari_viewer: napari.viewer.Viewer, edit_debounce_ms: int, progress_delay_ms: int
@@ -307,20 +342,52 @@ class LayerWidget(QWidget):
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)
 
-    def _notify_once(self, message: str, notify: Callable[[str], Any] | None) -> None:
-        """Call ``notify(message)`` unless it is the problem notified last.
+    def _notify(self, message: str, level: str = "error") -> None:
+        """A napari notification ``"<TITLE>: <message>"``.
 
         Parameters
         ----------
         message : str
-            The notification text.
-        notify : callable or None
-            ``show_error`` or ``show_warning``; None: not a problem to notify, and
-            the next problem is notified even if it is the last one again.
+            The text after the widget's title.
+        level : {"error", "warning", "info"}
+            The kind of notification.
         """
-        if notify is not None and message != self._problem:
-            notify(message)
-        self._problem = message if notify is not None else None
+        notify = {"error": show_error, "warning": show_warning, "info": show_info}[level]
+        notify(f"{self.TITLE}: {message}")
+
+    def _report(self, message: str, level: str | None = "error", once: bool = False) -> None:
+        """Show ``message`` in the status line and as a napari notification.
+
+        Parameters
+        ----------
+        message : str
+            What went wrong, for the user.
+        level : {"error", "warning"} or None
+            The notification's kind; None: the status line only.
+        once : bool
+            Notify only if ``message`` is not the problem notified last (a problem
+            that recurs on every slider step or edit pops up once).
+        """
+        self._set_status(message)
+        if once:
+            self._notify_once(message, level)
+        elif level is not None:
+            self._notify(message, level)
+
+    def _notify_once(self, message: str, level: str | None) -> None:
+        """:meth:`_notify` ``message`` unless it is the problem notified last.
+
+        Parameters
+        ----------
+        message : str
+            The notification text (after the title).
+        level : {"error", "warning"} or None
+            The notification's kind; None: not a problem to notify, and the next
+            problem is notified even if it is the last one again.
+        """
+        if level is not None and message != self._problem:
+            self._notify(message, level)
+        self._problem = message if level is not None else None
 
     def _on_busy(self, busy: bool) -> None:
         if busy:
@@ -354,3 +421,70 @@ class LayerWidget(QWidget):
         self._progress_timer.stop()
         self._disconnect_inputs()
         self._watch_viewer(connect=False)
+
+
+# -- widgets with long, cancellable runs ---------------------------------------------------
+class _Relay(QObject):
+    """Carries progress reports from a worker thread to the GUI thread (queued signal)."""
+
+    progress = Signal(object)
+
+
+class RunWidget(LayerWidget):
+    """A :class:`LayerWidget` whose runs (a prediction, a training) take long.
+
+    Each run gets an id and a stop flag of its own from :meth:`_begin_run`. The core's
+    progress callback, :meth:`_progress_callback`, may be called on any thread: the
+    report travels by a queued signal and reaches :meth:`_on_progress` on the GUI thread
+    only while its run is the current one and the widget is open; result and error
+    handlers check :meth:`_is_current` the same way. :meth:`teardown` stops the current
+    run and makes every run stale, so nothing a worker hands back touches a closed widget.
+
+    Parameters
+    ----------
+    napari_viewer, edit_debounce_ms, progress_delay_ms
+        As for :class:`LayerWidget`.
+    """
+
+    def __init__(
+        self, napari_viewer: napari.viewer.Viewer, edit_debounce_ms: int, progress_delay_ms: int
+    ) -> None:
+        super().__init__(napari_viewer, edit_debounce_ms, progress_delay_ms)
+        self._stop = threading.Event()
+        self._run_ids = itertools.count(1)
+        self._run_id = 0
+        self._relay = _Relay(self)
+        self._relay.progress.connect(self._relay_progress, Qt.ConnectionType.QueuedConnection)
+
+    def _begin_run(self) -> tuple[int, threading.Event]:
+        """Start a new run: its id and its stop flag (a cancelled run keeps its own flag)."""
+        self._run_id = next(self._run_ids)
+        self._stop = threading.Event()
+        return self._run_id, self._stop
+
+    def _is_current(self, run_id: int) -> bool:
+        """Whether run ``run_id`` is the latest one and the widget still open."""
+        return run_id == self._run_id and not self._closed
+
+    def _progress_callback(self, run_id: int) -> Callable[..., None]:
+        """The core's ``progress`` callback for run ``run_id`` (safe on any thread)."""
+        return partial(self._emit_progress, run_id)
+
+    def _emit_progress(self, run_id: int, *report: Any) -> None:
+        # A dict report is copied here, on the worker thread: the core may reuse it.
+        report = tuple(dict(item) if isinstance(item, dict) else item for item in report)
+        self._relay.progress.emit((run_id, report))
+
+    def _relay_progress(self, message: tuple[int, tuple]) -> None:
+        run_id, report = message
+        if self._is_current(run_id):
+            self._on_progress(*report)
+
+    def _on_progress(self, *report: Any) -> None:
+        """Show a progress report of the current run (the core's callback arguments)."""
+
+    def teardown(self) -> None:
+        """Stop the running job, drop whatever it hands back, and disconnect."""
+        self._stop.set()
+        self._run_id = -1
+        super().teardown()

@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QVBoxLayout
 
-from napari_unet_weights._widgets._base import LayerWidget, error_message, update_layer
+from napari_unet_weights._widgets._base import LayerWidget, update_layer, user_message
 from napari_unet_weights._widgets._evaluate_views import (
     FALSE_POSITIVE_COLOR,
     MISS_COLOR,
@@ -33,6 +32,14 @@ from napari_unet_weights._widgets._evaluate_views import (
     iou_image,
 )
 from napari_unet_weights._widgets._features import INDEX, merge_features
+from napari_unet_weights._widgets._layer_roles import (
+    EVALUATE_VIEW_KEY,
+    PRED_HINTS,
+    likely_ground_truth,
+    likely_prediction,
+    named_like,
+    same_shape,
+)
 from napari_unet_weights._widgets._table import DataFrameTable
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.metrics import Evaluation, evaluate
@@ -49,14 +56,10 @@ EDIT_DEBOUNCE_MS = 200
 PROGRESS_DELAY_MS = 200
 #: Events of the picked layers after which the scores are recomputed (debounced).
 EDIT_EVENTS = ("data", "paint")
-#: Metadata key of the layers this widget makes (kept out of the layer pickers).
-VIEW_KEY = "napari_unet_weights_evaluate_view"
 IOU_SUFFIX = " IoU"
 ERRORS_SUFFIX = " errors"
 #: The object's estimated diameter fills 1/FOCUS_CONTEXT of the canvas when focused.
 FOCUS_CONTEXT = 6.0
-PRED_HINTS = ("pred", "seg", "result", "output", "unet", "stardist", "cellpose")
-GT_HINTS = ("gt", "truth", "ground", "annot", "manual", "label", "mask")
 OBJECT_COLUMNS = (
     "kind", "label", "status", "matched_iou", "best_iou", "matched_pred", "best_pred",
     "best_gt", "max_tp_threshold", "area",
@@ -157,27 +160,6 @@ def _object_table(per_object: pd.DataFrame) -> pd.DataFrame:
     return per_object[first + [c for c in per_object.columns if c not in first]]
 
 
-def _hinted(hints: tuple[str, ...], among: list[Labels]) -> list[Labels]:
-    """The layers of ``among`` whose name contains one of ``hints``, in order."""
-    return [layer for layer in among if any(h in layer.name.lower() for h in hints)]
-
-
-def _partners(layer: Labels, layers: list[Labels]) -> list[Labels]:
-    """The other layers of ``layers`` with the shape of ``layer``: those it can pair with."""
-    shape = tuple(layer.data.shape)
-    return [other for other in layers if other is not layer and tuple(other.data.shape) == shape]
-
-
-def _gt_among(candidates: list[Labels]) -> Labels | None:
-    """The likeliest ground truth: the lowest layer named like one, else the lowest."""
-    return next(iter(_hinted(GT_HINTS, candidates) or candidates), None)
-
-
-def _pred_among(candidates: list[Labels]) -> Labels | None:
-    """The likeliest prediction: the topmost layer named like one, else the topmost."""
-    return next(iter((_hinted(PRED_HINTS, candidates) or candidates)[::-1]), None)
-
-
 def _guess_pair(layers: list[Labels]) -> tuple[Labels | None, Labels | None]:
     """A (ground truth, prediction) pair of the same shape, guessed from layer names.
 
@@ -185,9 +167,9 @@ def _guess_pair(layers: list[Labels]) -> tuple[Labels | None, Labels | None]:
     the first with a layer of its shape is paired with the likeliest of those. With
     no such pair, the lowest layer is the ground truth and the prediction is None.
     """
-    hinted = _hinted(PRED_HINTS, layers)[::-1]
+    hinted = named_like(PRED_HINTS, layers)[::-1]
     for pred in hinted + [layer for layer in layers[::-1] if layer not in hinted]:
-        gt = _gt_among(_partners(pred, layers))
+        gt = likely_ground_truth(same_shape(pred, layers))
         if gt is not None:
             return gt, pred
     return next(iter(layers), None), None
@@ -200,8 +182,8 @@ def _fill_pair(
     if gt is None and pred is None:
         return _guess_pair(layers)
     if gt is None:
-        return _gt_among(_partners(pred, layers)), pred
-    return gt, _pred_among(_partners(gt, layers))
+        return likely_ground_truth(same_shape(pred, layers)), pred
+    return gt, likely_prediction(same_shape(gt, layers))
 
 
 class EvaluateWidget(LayerWidget):
@@ -225,6 +207,8 @@ class EvaluateWidget(LayerWidget):
     pair show in the status line only, those of a pair the user picked also as a
     napari notification.
     """
+
+    TITLE = "Evaluate"
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__(napari_viewer, EDIT_DEBOUNCE_MS, PROGRESS_DELAY_MS)
@@ -301,7 +285,7 @@ class EvaluateWidget(LayerWidget):
     # -- layer pickers ------------------------------------------------------------
     def _offers(self, layer: Labels) -> bool:
         """Whether the pickers offer ``layer``: not the IoU view's own layers."""
-        return VIEW_KEY not in layer.metadata
+        return EVALUATE_VIEW_KEY not in layer.metadata
 
     @property
     def gt_layer(self) -> Labels | None:
@@ -407,7 +391,7 @@ class EvaluateWidget(LayerWidget):
         problem = self._input_problem(gt, pred)
         if problem is not None:
             message, level = problem
-            self._report(message, None if self._guessed else level)  # no pop-up for guesses
+            self._show_problem(message, None if self._guessed else level)  # no pop-up for a guess
             return None
         token = self._generation
         gt_data, pred_data = np.array(gt.data), np.array(pred.data)  # snapshots
@@ -427,14 +411,12 @@ class EvaluateWidget(LayerWidget):
     def _on_error(self, token: int, error: Exception) -> None:
         if token != self._generation:
             return
-        self._report(error_message(error), "error")
+        self._show_problem(user_message(error), "error")
 
-    def _report(self, message: str, level: str | None) -> None:
+    def _show_problem(self, message: str, level: str | None) -> None:
         """Clear the results, show ``message``; notify once per distinct problem."""
         self._clear_results()
-        self._set_status(message)
-        notify = None if level is None else show_error if level == "error" else show_warning
-        self._notify_once(f"Evaluate: {message}", notify)
+        self._report(message, level, once=True)
 
     # -- results ------------------------------------------------------------------
     def _show(self, gt: Labels, pred: Labels, outcome: _Outcome) -> None:
@@ -556,7 +538,7 @@ class EvaluateWidget(LayerWidget):
         layer = self._views.get(role)
         if layer is None or layer not in self.viewer.layers:
             return None
-        if layer.metadata.get(VIEW_KEY) != (role, id(pred)) or not isinstance(layer, kind):
+        if layer.metadata.get(EVALUATE_VIEW_KEY) != (role, id(pred)) or not isinstance(layer, kind):
             self.viewer.layers.remove(layer)
             return None
         return layer
@@ -567,7 +549,8 @@ class EvaluateWidget(LayerWidget):
         if layer is None:
             layer = self._add_output(
                 self.viewer.add_image, image, pred, active, name=name, colormap="viridis",
-                contrast_limits=(0.0, 1.0), opacity=0.7, metadata={VIEW_KEY: ("iou", id(pred))},
+                contrast_limits=(0.0, 1.0), opacity=0.7,
+                metadata={EVALUATE_VIEW_KEY: ("iou", id(pred))},
             )
             layer.colorbar.visible = True
             self._views["iou"] = layer
@@ -582,7 +565,7 @@ class EvaluateWidget(LayerWidget):
         if layer is None:
             layer = self._add_output(
                 self.viewer.add_labels, errors, pred, active, name=name, colormap=colormap,
-                metadata={VIEW_KEY: ("errors", id(pred))},
+                metadata={EVALUATE_VIEW_KEY: ("errors", id(pred))},
             )
             layer.contour = 2
             layer.editable = False

@@ -5,18 +5,16 @@ The widget is a thin shell around :func:`napari_unet_weights.unet.predict.predic
 picked image and the controls to a background worker, which runs them on a new thread
 (:func:`~napari_unet_weights.unet.device.call_in_new_thread`: safe for TensorFlow's
 pybind11 bindings, unlike a reused pool thread), imports TensorFlow (only then), loads
-the model file once,
-predicts tile batch by tile batch (progress, cancel between batches) and builds the
-labels. On the GUI thread the result goes to two layers named after the image, a
-probability Image layer and a Labels layer, with the image's transform; re-running
-updates them in place. A model's recorded score and post-processing defaults are read
-from its file without TensorFlow, so the widget opens at once.
+the model file once, predicts tile batch by tile batch (progress, cancel between
+batches) and builds the labels. On the GUI thread the result goes to two layers named
+after the image, a probability Image layer and a Labels layer, with the image's
+transform; re-running updates them in place. A model's recorded score and
+post-processing defaults are read from its file without TensorFlow
+(:class:`~._model_choice.ModelChoice`), so the widget opens at once.
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,26 +24,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
-from napari_unet_weights._widgets._base import LayerWidget, update_layer
+from napari_unet_weights._widgets._base import RunWidget, update_layer, user_message
+from napari_unet_weights._widgets._controls import push_button, set_row_visible, spin_box
+from napari_unet_weights._widgets._handoff import dock_plugin_widget
+from napari_unet_weights._widgets._layer_roles import (
+    SEGMENT_OUTPUT_KEY,
+    is_plugin_output,
+    likely_ground_truth,
+    same_shape,
+)
+from napari_unet_weights._widgets._model_choice import ModelChoice, file_key
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.unet.device import call_in_new_thread
-from napari_unet_weights.unet.model_file import BUNDLED_MODEL, read_metadata
+from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import PredictionCancelled
 from napari_unet_weights.unet.preprocess import missing_data_message
@@ -54,22 +54,14 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
-__all__ = ["SegmentWidget", "dock_plugin_widget", "model_summary"]
+__all__ = ["SegmentWidget"]
 
-TITLE = "Segment"
-PLUGIN = "napari-unet-weights"
 PROGRESS_DELAY_MS = 100
-BUNDLED_CHOICE = "bundled (DSB 2018 nuclei)"
 TILE_CHOICES = ("auto", "256", "512", "1024", "2048")
 PROBABILITY_SUFFIX = " probability"
 LABELS_SUFFIX = " labels"
 #: Used instead of LABELS_SUFFIX when another layer (e.g. the ground truth) has that name.
 PREDICTED_SUFFIX = " predicted labels"
-#: Metadata key of the layers this widget makes: ``{"source": image name, "output": kind}``.
-OUTPUT_KEY = "napari_unet_weights_segment"
-#: Metadata keys of other widgets' own layers (never offered as ground truth).
-OTHER_VIEW_KEYS = ("napari_unet_weights_evaluate_view", "napari_unet_weights_train_preview")
-GT_HINTS = ("gt", "truth", "ground", "annot", "manual", "label", "mask")
 NO_GPU_TIP = "no GPU seen by TensorFlow"
 UNKNOWN_GPU_TIP = (
     "Predict on the GPU when TensorFlow sees one (checked on the first run, when "
@@ -97,56 +89,14 @@ def _load_core() -> _Core:
     ImportError
         If TensorFlow is not installed (the message says how to install it).
     """
-    from napari_unet_weights.unet.device import keras_or_error
+    from napari_unet_weights.unet.device import device_name, gpu_available, keras_or_error
     from napari_unet_weights.unet.model_file import load_model
     from napari_unet_weights.unet.postprocess import to_instances
-    from napari_unet_weights.unet.predict import device_name, gpu_available, predict
+    from napari_unet_weights.unet.predict import predict
 
     keras_or_error()
     return _Core(load_model=load_model, predict=predict, to_instances=to_instances,
                  device_name=device_name, gpu_available=gpu_available)
-
-
-def _user_message(error: BaseException) -> str:
-    """The text of an error for a notification: its message, or its repr if it has none."""
-    if isinstance(error, TypeError | ValueError | OSError | ImportError) and str(error):
-        return str(error)
-    return repr(error)
-
-
-# -- model files ----------------------------------------------------------------------------
-def _number(value: Any, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, int | float) else "—"
-
-
-def model_summary(metadata: dict) -> str:
-    """One line about a model file: its validation score and classes.
-
-    Parameters
-    ----------
-    metadata : dict
-        The model file's metadata (:func:`~napari_unet_weights.unet.read_metadata`).
-
-    Returns
-    -------
-    str
-        E.g. ``"validation mAP 0.712 (12 images) · 3 classes: background, interior,
-        boundary"``.
-    """
-    validation = metadata.get("validation") or {}
-    score = f"validation mAP {_number(validation.get('map'))}"
-    if validation.get("n_images"):
-        score += f" ({validation['n_images']} images)"
-    classes = metadata.get("classes") or []
-    n_classes = metadata.get("n_classes", len(classes))
-    names = f": {', '.join(map(str, classes))}" if classes else ""
-    return f"{score} · {n_classes} classes{names}"
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    """What identifies a model file's contents well enough to reuse the loaded model."""
-    stat = path.stat()
-    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -233,72 +183,8 @@ def _run_segmentation(
     )
 
 
-def dock_plugin_widget(viewer: napari.viewer.Viewer, name: str, widget_class: type) -> Any:
-    """The plugin's widget ``name`` in ``viewer``: the docked one, or a new one; raised.
-
-    Parameters
-    ----------
-    viewer : napari.viewer.Viewer
-        The viewer.
-    name : str
-        The widget's display name in the manifest, e.g. ``"Weight map"``.
-    widget_class : type
-        Its class: a docked instance is reused; without the plugin registered (a
-        source tree), a new instance is docked directly.
-
-    Returns
-    -------
-    QWidget
-        The widget.
-    """
-    window = viewer.window
-    widget = next((w for w in window.dock_widgets.values() if isinstance(w, widget_class)),
-                  None)
-    if widget is None:
-        try:
-            _, widget = window.add_plugin_dock_widget(PLUGIN, name)
-        except (KeyError, ValueError):  # the plugin is not registered with npe2
-            widget = widget_class(viewer)
-            window.add_dock_widget(widget, name=name, area="right")
-    dock = widget.parent()
-    if dock is not None:
-        dock.show()
-        dock.raise_()
-    return widget
-
-
-class _Relay(QObject):
-    """Carries progress reports from the worker thread to the GUI thread."""
-
-    progress = Signal(object)
-
-
-def _double_spin(minimum: float, maximum: float, step: float, tooltip: str) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setDecimals(3)
-    box.setRange(minimum, maximum)
-    box.setSingleStep(step)
-    box.setToolTip(tooltip)
-    return box
-
-
-def _set_row_visible(form: QFormLayout, field_widget: QWidget, visible: bool) -> None:
-    """Show or hide a row of ``form`` (its label and field); Qt 5 has no setRowVisible."""
-    field_widget.setVisible(visible)
-    label = form.labelForField(field_widget)
-    if label is not None:
-        label.setVisible(visible)
-
-
-def _int_spin(minimum: int, maximum: int, tooltip: str) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(minimum, maximum)
-    box.setToolTip(tooltip)
-    return box
-
-
 # -- the widget ---------------------------------------------------------------------------------
-class SegmentWidget(LayerWidget):
+class SegmentWidget(RunWidget):
     """Dock widget segmenting an Image layer with the weighted U-Net.
 
     Parameters
@@ -320,28 +206,21 @@ class SegmentWidget(LayerWidget):
     the worker of the first run; until then "Use GPU" means "if TensorFlow sees one".
     """
 
+    TITLE = "Segment"
     segmented = Signal(object)
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__(napari_viewer, 0, PROGRESS_DELAY_MS)
         self.probability_layer: Image | None = None
         self.labels_layer: Labels | None = None
-        self.model_files: list[Path] = []
-        self._metadata: dict | None = None
-        self._model_error: str | None = None
         self._loaded: tuple[tuple, Any] | None = None
         self._outputs: dict[int, tuple[Image, Layer | None, Layer | None]] = {}
         self._gpu: bool | None = None
-        self._stop = threading.Event()
-        self._run_ids = itertools.count(1)
-        self._run_id = 0
-        self._relay = _Relay(self)
-        self._relay.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         self._build_layout()
         self._watch_viewer()
         self._refresh_choices()
         self._pick_active_image()
-        self._on_model_changed()
+        self.model_choice.reread()
 
     # -- construction ------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -349,16 +228,12 @@ class SegmentWidget(LayerWidget):
         self.cancel_button.setToolTip("Stop after the current batch of tiles; nothing is added")
         form = QFormLayout()
         form.addRow("image", self._build_image_picker())
-        form.addRow("model", self._build_model_row())
-        self.model_label = QLabel("")
-        self.model_label.setWordWrap(True)
-        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        form.addRow(self.model_label)
+        self.model_choice = ModelChoice(BUNDLED_MODEL)
+        self.model_choice.changed.connect(self._on_model_changed)
+        form.addRow("model", self.model_choice)
         self._build_parameters(form)
         run_row = QHBoxLayout()
-        self.run_button = QPushButton("Run")
-        self.run_button.setToolTip("Segment the image (in the background)")
-        self.run_button.clicked.connect(lambda: self.run())
+        self.run_button = push_button("Run", self.run, "Segment the image (in the background)")
         run_row.addWidget(self.run_button, 1)
         run_row.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
@@ -374,30 +249,20 @@ class SegmentWidget(LayerWidget):
         self.image_combo.changed.connect(self._update_enabled)
         return self.image_combo.native
 
-    def _build_model_row(self) -> QHBoxLayout:
-        self.model_combo = QComboBox()
-        self.model_combo.addItem(BUNDLED_CHOICE, BUNDLED_MODEL)
-        self.model_combo.setToolTip("The bundled nuclei model, or a .keras file trained here")
-        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
-        self.browse_button = QPushButton("File…")
-        self.browse_button.setToolTip("Choose a .keras model file")
-        self.browse_button.clicked.connect(lambda: self.choose_model_file())
-        row = QHBoxLayout()
-        row.addWidget(self.model_combo, 1)
-        row.addWidget(self.browse_button)
-        return row
-
     def _build_parameters(self, form: QFormLayout) -> None:
         self.tile_combo = QComboBox()
         self.tile_combo.addItems(TILE_CHOICES)
         self.tile_combo.setToolTip(
             "Side of the square tiles the image is cut into; auto: chosen from free memory")
-        self.threshold_spin = _double_spin(
-            0.0, 1.0, 0.05, "Foreground threshold: p(object) (2 classes) or 1 − p(background)")
-        self.seed_spin = _double_spin(
-            0.0, 1.0, 0.05, "3 classes: watershed seeds where p(interior) exceeds this")
-        self.min_size_spin = _int_spin(0, 10**7, "Objects with fewer pixels are removed")
-        self.expand_spin = _int_spin(0, 100, "2 classes: grow objects into the gaps (pixels)")
+        self.threshold_spin = spin_box(
+            0.0, 1.0, step=0.05, decimals=3,
+            tooltip="Foreground threshold: p(object) (2 classes) or 1 − p(background)")
+        self.seed_spin = spin_box(
+            0.0, 1.0, step=0.05, decimals=3,
+            tooltip="3 classes: watershed seeds where p(interior) exceeds this")
+        self.min_size_spin = spin_box(0, 10**7, tooltip="Objects with fewer pixels are removed")
+        self.expand_spin = spin_box(
+            0, 100, tooltip="2 classes: grow objects into the gaps (pixels)")
         self.fill_holes_checkbox = QCheckBox("fill holes")
         self.gpu_checkbox = QCheckBox("Use GPU")
         self.gpu_checkbox.setChecked(True)
@@ -412,13 +277,12 @@ class SegmentWidget(LayerWidget):
         self._form = form
 
     def _build_handoff_row(self) -> QHBoxLayout:
-        self.weight_map_button = QPushButton("→ Weight map")
-        self.weight_map_button.setToolTip("Show the weight map of the predicted labels")
-        self.weight_map_button.clicked.connect(lambda: self.send_to_weight_map())
-        self.evaluate_button = QPushButton("→ Evaluate")
-        self.evaluate_button.setToolTip(
+        self.weight_map_button = push_button(
+            "→ Weight map", self.send_to_weight_map,
+            "Show the weight map of the predicted labels")
+        self.evaluate_button = push_button(
+            "→ Evaluate", self.send_to_evaluate,
             "Score the predicted labels against a ground-truth Labels layer")
-        self.evaluate_button.clicked.connect(lambda: self.send_to_evaluate())
         row = QHBoxLayout()
         row.addWidget(self.weight_map_button)
         row.addWidget(self.evaluate_button)
@@ -428,13 +292,8 @@ class SegmentWidget(LayerWidget):
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
         return [
             (layer.name, layer) for layer in self.viewer.layers
-            if isinstance(layer, Image) and not self._is_view(layer)
+            if isinstance(layer, Image) and not is_plugin_output(layer)
         ]
-
-    @staticmethod
-    def _is_view(layer: Layer) -> bool:
-        """Whether ``layer`` is an output of this or another of the plugin's widgets."""
-        return any(key in layer.metadata for key in (OUTPUT_KEY, *OTHER_VIEW_KEYS))
 
     def _refresh_choices(self, _event: Any = None) -> None:
         self.image_combo.reset_choices()
@@ -442,7 +301,7 @@ class SegmentWidget(LayerWidget):
 
     def _pick_active_image(self) -> None:
         active = self.viewer.layers.selection.active
-        if isinstance(active, Image) and not self._is_view(active):
+        if isinstance(active, Image) and not is_plugin_output(active):
             self.image_combo.value = active
 
     def _forget_layer(self, layer: Layer) -> None:
@@ -465,7 +324,7 @@ class SegmentWidget(LayerWidget):
     @property
     def model_path(self) -> Path:
         """The model file picked (the bundled model's path for the bundled choice)."""
-        return Path(self.model_combo.currentData())
+        return self.model_choice.path
 
     def choose_model_file(self, path: str | Path | None = None) -> None:
         """Use a ``.keras`` model file (asked with a file dialog when no path is given).
@@ -476,43 +335,15 @@ class SegmentWidget(LayerWidget):
             The model file. Its metadata is read at once (no TensorFlow); a file that
             is not a model is reported by a notification.
         """
-        if path is None:
-            start = str(self.model_files[-1].parent if self.model_files else Path.home())
-            path, _ = QFileDialog.getOpenFileName(self, "Open U-Net model", start,
-                                                  "Keras model (*.keras);;All files (*)")
-            if not path:
-                return
-        path = Path(path)
-        index = next((i for i in range(self.model_combo.count())
-                      if Path(self.model_combo.itemData(i)) == path), -1)
-        if index < 0:
-            self.model_files.append(path)
-            self.model_combo.addItem(path.name, path)
-            index = self.model_combo.count() - 1
-            self.model_combo.setItemData(index, str(path), Qt.ItemDataRole.ToolTipRole)
-        if index == self.model_combo.currentIndex():
-            self._on_model_changed()
-        else:
-            self.model_combo.setCurrentIndex(index)
-        if self._model_error is not None:
-            self._report(self._model_error)
+        self.model_choice.choose_file(path)
+        if self.model_choice.error is not None:
+            self._report(self.model_choice.error)
 
-    def _on_model_changed(self, _index: int = -1) -> None:
-        """Read the picked model's metadata; show its score; reset the post-processing."""
-        path = self.model_path
-        try:
-            self._metadata, self._model_error = read_metadata(path), None
-        except (OSError, ValueError) as error:
-            self._metadata, self._model_error = None, _user_message(error)
-        if self._metadata is None:
-            missing = path == BUNDLED_MODEL and not path.exists()
-            text = ("The bundled model is not installed: choose a .keras file (File…)."
-                    if missing else self._model_error)
-            self.model_label.setText(f"<span style='color:#e8804c'>{text}</span>")
-            self._set_postprocess(DEFAULT_POSTPROCESS)
-        else:
-            self.model_label.setText(model_summary(self._metadata))
-            self._set_postprocess({**DEFAULT_POSTPROCESS, **self._metadata["postprocess"]})
+    def _on_model_changed(self) -> None:
+        """The picked model's metadata was read: reset the post-processing to its record."""
+        metadata = self.model_choice.metadata
+        recorded = metadata["postprocess"] if metadata is not None else {}
+        self._set_postprocess({**DEFAULT_POSTPROCESS, **recorded})
         self._update_enabled()
 
     def _set_postprocess(self, parameters: dict) -> None:
@@ -522,9 +353,10 @@ class SegmentWidget(LayerWidget):
         self.min_size_spin.setValue(int(parameters["min_size"]))
         self.expand_spin.setValue(int(parameters["expand"]))
         self.fill_holes_checkbox.setChecked(bool(parameters["fill_holes"]))
-        n_classes = int(self._metadata.get("n_classes", 3)) if self._metadata else 3
-        _set_row_visible(self._form, self.seed_spin, n_classes == 3)
-        _set_row_visible(self._form, self.expand_spin, n_classes == 2)
+        metadata = self.model_choice.metadata
+        n_classes = int(metadata.get("n_classes", 3)) if metadata else 3
+        set_row_visible(self._form, self.seed_spin, n_classes == 3)
+        set_row_visible(self._form, self.expand_spin, n_classes == 2)
 
     def postprocess(self) -> dict:
         """The post-processing parameters the controls ask for (``to_instances`` kwargs)."""
@@ -550,7 +382,7 @@ class SegmentWidget(LayerWidget):
 
     def refresh(self, _value: Any = None) -> None:
         """Re-read the model file's metadata (nothing runs until Run is pressed)."""
-        self._on_model_changed()
+        self.model_choice.reread()
 
     def run(self) -> None:
         """Segment the picked image in the background (Run).
@@ -560,16 +392,16 @@ class SegmentWidget(LayerWidget):
         """
         if self._closed:
             return
-        if self._metadata is None:  # the file may have been installed or fixed since
-            self._on_model_changed()
+        if self.model_choice.metadata is None:  # the file may have been installed or fixed
+            self.model_choice.reread()
         self._runner.request(self._prepare_job)
 
     def _input_problem(self, image: Image | None) -> str | None:
         """What keeps a run from starting, or None."""
         if image is None:
             return "Add or open an Image layer first."
-        if self._model_error is not None:
-            return self._model_error
+        if self.model_choice.error is not None:
+            return self.model_choice.error
         if image.multiscale:
             return f"'{image.name}' is multiscale; multiscale images are not supported yet."
         return None
@@ -583,9 +415,9 @@ class SegmentWidget(LayerWidget):
             return None
         path = self.model_path
         try:
-            key = _file_key(path)
+            key = file_key(path)
         except OSError as error:
-            self._report(_user_message(error))
+            self._report(user_message(error))
             return None
         request = _Request(
             image=image.data, rgb=True if image.rgb else None, model_path=path, model_key=key,
@@ -593,14 +425,13 @@ class SegmentWidget(LayerWidget):
             postprocess=self.postprocess(),
         )
         model = self._loaded[1] if self._loaded is not None and self._loaded[0] == key else None
-        self._run_id = run_id = next(self._run_ids)
-        self._stop = stop = threading.Event()
+        run_id, stop = self._begin_run()
         self.progress_bar.setRange(0, 0)
         self._set_status(f"Segmenting '{image.name}'…" if model is not None else
                          f"Loading the model and segmenting '{image.name}'…")
         return Job(
             work=partial(call_in_new_thread, _run_segmentation, request, model,
-                         partial(self._emit_progress, run_id), stop.is_set),
+                         self._progress_callback(run_id), stop.is_set),
             on_result=partial(self._on_result, image, request.image, run_id),
             on_error=partial(self._on_error, run_id),
         )
@@ -619,20 +450,17 @@ class SegmentWidget(LayerWidget):
         self._runner.cancel()
         self._set_status("Cancelled: no layer was added or changed.")
 
-    def _emit_progress(self, run_id: int, done: int, total: int) -> None:
-        """The core's progress callback: runs on the worker thread, touches no widget."""
-        self._relay.progress.emit((run_id, int(done), int(total)))
-
-    def _on_progress(self, message: tuple[int, int, int]) -> None:
-        run_id, done, total = message
-        if run_id != self._run_id or self._closed or self._stop.is_set():
+    def _on_progress(self, done: int, total: int) -> None:
+        """A report of the core's progress callback (after each batch of tiles)."""
+        if self._stop.is_set():
             return
+        done, total = int(done), int(total)
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(min(done, total))
         self._set_status(f"Predicting: {done} / {total} tile batches…")
 
     def _on_result(self, image: Image, snapshot: Any, run_id: int, outcome: _Outcome) -> None:
-        if run_id != self._run_id or self._closed:
+        if not self._is_current(run_id):
             return
         self._loaded = (outcome.model_key, outcome.model)
         if outcome.gpu is not None:
@@ -649,19 +477,20 @@ class SegmentWidget(LayerWidget):
         loading = f" (model loaded in {outcome.load_seconds:.1f} s)" if outcome.load_seconds else ""
         self._set_status(f"{n} objects · {outcome.seconds:.2f} s on {outcome.device}{loading}")
         if outcome.n_missing:
-            show_warning(f"{TITLE}: '{image.name}': "
-                         + missing_data_message(outcome.n_missing, outcome.probability.size))
+            self._notify(f"'{image.name}': "
+                         + missing_data_message(outcome.n_missing, outcome.probability.size),
+                         "warning")
         self._problem = None
         self._update_enabled()
         self.segmented.emit(self.labels_layer)
 
     def _on_error(self, run_id: int, error: Exception) -> None:
-        if run_id != self._run_id or self._closed:
+        if not self._is_current(run_id):
             return
         if isinstance(error, PredictionCancelled):
             self._set_status("Cancelled: no layer was added or changed.")
             return
-        self._report(f"Segmentation failed: {_user_message(error)}")
+        self._report(f"Segmentation failed: {user_message(error)}")
 
     def _set_gpu_known(self, available: bool) -> None:
         """Once TensorFlow has said whether it sees a GPU: check or disable the box."""
@@ -688,11 +517,6 @@ class SegmentWidget(LayerWidget):
         self.weight_map_button.setEnabled(has_labels)
         self.evaluate_button.setEnabled(has_labels)
 
-    def _report(self, message: str) -> None:
-        """Show ``message`` in the status line and as a napari error notification."""
-        self._set_status(message)
-        show_error(f"{TITLE}: {message}")
-
     # -- output layers ---------------------------------------------------------------------
     def _show(self, image: Image, outcome: _Outcome) -> None:
         """Write the outcome into the image's output layers (added if missing)."""
@@ -710,7 +534,7 @@ class SegmentWidget(LayerWidget):
             return tracked
         mark = {"source": image.name, "output": kind}
         return next((layer for layer in self.viewer.layers
-                     if layer.metadata.get(OUTPUT_KEY) == mark), None)
+                     if layer.metadata.get(SEGMENT_OUTPUT_KEY) == mark), None)
 
     def _output_name(self, image: Image, kind: str, layer: Layer | None) -> str:
         if kind == "probability":
@@ -727,7 +551,7 @@ class SegmentWidget(LayerWidget):
         return self._add_output(
             self.viewer.add_image, data, image, active=None, name=name,
             colormap="inferno", blending="additive", contrast_limits=(0.0, 1.0), opacity=0.6,
-            metadata={OUTPUT_KEY: {"source": image.name, "output": "probability"}},
+            metadata={SEGMENT_OUTPUT_KEY: {"source": image.name, "output": "probability"}},
         )
 
     def _write_labels(self, image: Image, layer: Labels | None, data: np.ndarray) -> Labels:
@@ -737,7 +561,7 @@ class SegmentWidget(LayerWidget):
             return layer
         return self._add_output(
             self.viewer.add_labels, data, image, active=None, name=name,
-            metadata={OUTPUT_KEY: {"source": image.name, "output": "labels"}},
+            metadata={SEGMENT_OUTPUT_KEY: {"source": image.name, "output": "labels"}},
         )
 
     # -- hand-offs --------------------------------------------------------------------------
@@ -751,11 +575,9 @@ class SegmentWidget(LayerWidget):
         """
         from napari_unet_weights._widgets.weight_map import WeightMapWidget
 
-        labels = self._current_labels()
-        if labels is None:
-            return None
-        widget = dock_plugin_widget(self.viewer, "Weight map", WeightMapWidget)
-        widget.layer_combo.value = labels
+        widget, labels = self._hand_off(WeightMapWidget)
+        if widget is not None:
+            widget.layer_combo.value = labels
         return widget
 
     def send_to_evaluate(self) -> Any:
@@ -771,11 +593,9 @@ class SegmentWidget(LayerWidget):
         """
         from napari_unet_weights._widgets.evaluate import EvaluateWidget
 
-        labels = self._current_labels()
-        if labels is None:
-            return None
-        widget = dock_plugin_widget(self.viewer, "Evaluate", EvaluateWidget)
-        widget.set_layers(self.ground_truth_for(labels), labels)
+        widget, labels = self._hand_off(EvaluateWidget)
+        if widget is not None:
+            widget.set_layers(self.ground_truth_for(labels), labels)
         return widget
 
     def ground_truth_for(self, labels: Labels) -> Labels | None:
@@ -790,26 +610,18 @@ class SegmentWidget(LayerWidget):
         -------
         napari.layers.Labels or None
         """
-        candidates = [
-            layer for layer in self.viewer.layers
-            if isinstance(layer, Labels) and layer is not labels and not self._is_view(layer)
-            and layer.data.shape == labels.data.shape
-        ]
-        hinted = [layer for layer in candidates
-                  if any(hint in layer.name.lower() for hint in GT_HINTS)]
-        return next(iter(hinted or candidates), None)
+        layers = [layer for layer in self.viewer.layers
+                  if isinstance(layer, Labels) and not is_plugin_output(layer)]
+        return likely_ground_truth(same_shape(labels, layers))
 
-    def _current_labels(self) -> Labels | None:
+    def _hand_off(self, widget_class: type) -> tuple[Any, Labels | None]:
+        """The plugin's ``widget_class`` docked and raised, and the labels to hand it.
+
+        ``(None, None)`` (and a notification) if there is no prediction to hand off.
+        """
         labels = self.labels_layer
         if labels is None or labels not in self.viewer.layers:
             self._report("Run the segmentation first.")
-            return None
-        return labels
-
-    # -- teardown ------------------------------------------------------------------------------
-    def teardown(self) -> None:
-        """Stop a running prediction and disconnect from the viewer."""
-        self._stop.set()
-        self._run_id = -1
-        super().teardown()
+            return None, None
+        return dock_plugin_widget(self.viewer, widget_class.TITLE, widget_class), labels
 

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 
-from napari_unet_weights._widgets._base import LayerWidget, error_message, update_layer
+from napari_unet_weights._widgets._base import LayerWidget, update_layer, user_message
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.weights import BORDER_MODES, CLASS_WEIGHT_MODES, WeightMapCache
 
@@ -127,6 +126,8 @@ class WeightMapWidget(LayerWidget):
     layer's world units (pixels when its scale is 1): the layer's ``scale`` is passed
     to the core as ``spacing``.
     """
+
+    TITLE = "Weight map"
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__(napari_viewer, EDIT_DEBOUNCE_MS, PROGRESS_DELAY_MS)
@@ -290,7 +291,7 @@ class WeightMapWidget(LayerWidget):
         """
         settings = self.settings()
         if settings is None:  # warn once, not on every slider step
-            self._notify_once("Weight map: add or open a Labels layer first.", show_warning)
+            self._notify_once("add or open a Labels layer first.", "warning")
             return
         if self._can_render_now(settings):
             self._render_now(settings)
@@ -342,9 +343,9 @@ class WeightMapWidget(LayerWidget):
         if layer is not self._layer:
             return
         if outcome.cache is not self._cache and outcome.n_objects == 1:
-            show_warning(
+            self._notify(
                 f"'{layer.name}' holds a single object id. If it is a binary mask, give "
-                "each object its own id first (e.g. skimage.measure.label)."
+                "each object its own id first (e.g. skimage.measure.label).", "warning"
             )
         self._cache, self._cache_key, self._failed_key = outcome.cache, settings.cache_key, None
         if outcome.n_objects is not None:
@@ -358,9 +359,9 @@ class WeightMapWidget(LayerWidget):
 
     def _report_error(self, error: Exception, settings: _Settings) -> None:
         self._failed_key = settings.cache_key
-        message = error_message(error)
+        message = user_message(error)
         self._set_status(f"Error: {message}")
-        show_error(f"Weight map of '{self._layer.name}': {message}")
+        self._notify(f"'{self._layer.name}': {message}")
 
     def cancel(self) -> None:
         """Stop waiting for the running job; the viewer keeps showing the last result."""

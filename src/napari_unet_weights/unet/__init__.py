@@ -5,16 +5,23 @@ that need it, so ``import napari_unet_weights`` stays fast. Install the extra wi
 ``pip install "napari-unet-weights[unet]"``.
 """
 
+from .config import TrainConfig, TrainConfigError
 from .model import build_unet, weighted_loss
 from .model_file import BUNDLED_MODEL, UNetModel, load_model, read_metadata
 from .postprocess import DEFAULT_POSTPROCESS, to_instances
-from .predict import pad_to_multiple, predict, prepare_image
+from .predict import PredictionCancelled, predict, segment
+from .preprocess import MissingDataWarning, prepare_image
 from .targets import three_class_target, training_weights, two_class_target
+from .tiling import pad_to_multiple
 from .train import TrainingResult, train
 
 __all__ = [
     "BUNDLED_MODEL",
     "DEFAULT_POSTPROCESS",
+    "MissingDataWarning",
+    "PredictionCancelled",
+    "TrainConfig",
+    "TrainConfigError",
     "TrainingResult",
     "UNetModel",
     "build_unet",
@@ -23,6 +30,7 @@ __all__ = [
     "predict",
     "prepare_image",
     "read_metadata",
+    "segment",
     "three_class_target",
     "to_instances",
     "train",

@@ -26,19 +26,36 @@ convolution and a two-step training): TensorFlow 2.19 runs in both orders when l
 this way, and a plain ``import tensorflow`` (another plugin's) works before napari, or
 after it for prediction only; 2.20 and 2.21 also crash when napari draws after them,
 whatever the flags (tensorflow/tensorflow#124205), hence the 2.19 pin.
+
+**Where the network runs.** :func:`gpu_available`, :func:`device_name` (the label the
+widgets and the CLI show) and :func:`device_scope` (what ``use_gpu`` of prediction means:
+None TensorFlow's choice, False the CPU, True the GPU or a ValueError that says
+:data:`NO_GPU`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["INSTALL_HINT", "call_in_new_thread", "keras_or_error", "tensorflow_or_error"]
+__all__ = [
+    "INSTALL_HINT",
+    "NO_GPU",
+    "call_in_new_thread",
+    "device_name",
+    "device_scope",
+    "gpu_available",
+    "keras_or_error",
+    "tensorflow_or_error",
+]
 
 INSTALL_HINT = 'pip install "napari-unet-weights[unet]"'
+#: What the widgets and errors say when TensorFlow sees no GPU.
+NO_GPU = "no GPU seen by TensorFlow"
 
 Result = TypeVar("Result")
 
@@ -152,3 +169,76 @@ def keras_or_error():
             f" ({error})"
         ) from error
     return keras
+
+
+def gpu_available() -> bool:
+    """Whether TensorFlow sees a GPU (imports TensorFlow).
+
+    Returns
+    -------
+    bool
+    """
+    return bool(tensorflow_or_error().config.list_physical_devices("GPU"))
+
+
+def _gpus(use_gpu: bool | None) -> list:
+    """The GPUs that ``use_gpu`` may run on; ValueError for True without one."""
+    if use_gpu is False:
+        return []
+    gpus = tensorflow_or_error().config.list_physical_devices("GPU")
+    if use_gpu and not gpus:
+        raise ValueError(f"use_gpu=True, but there is {NO_GPU}; pass use_gpu=None "
+                         "(the GPU when there is one) or False (the CPU).")
+    return gpus
+
+
+def device_name(use_gpu: bool | None = None) -> str:
+    """The device that prediction runs the network on: ``"GPU: <name>"`` or ``"CPU"``.
+
+    Parameters
+    ----------
+    use_gpu : bool, optional
+        As in :func:`device_scope`.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For ``use_gpu=True`` when TensorFlow sees no GPU (the message says :data:`NO_GPU`).
+    """
+    gpus = _gpus(use_gpu)
+    if not gpus:
+        return "CPU"
+    try:
+        name = tensorflow_or_error().config.experimental.get_device_details(gpus[0]).get(
+            "device_name", "")
+    except (RuntimeError, ValueError):
+        name = ""
+    return f"GPU: {name or gpus[0].name}"
+
+
+def device_scope(use_gpu: bool | None):
+    """The context in which to run the network.
+
+    Parameters
+    ----------
+    use_gpu : bool, optional
+        None: TensorFlow's choice (the first GPU if it sees one; TensorFlow is not
+        imported here); False: the CPU; True: the first GPU.
+
+    Returns
+    -------
+    context manager
+
+    Raises
+    ------
+    ValueError
+        For ``use_gpu=True`` when TensorFlow sees no GPU (the message says :data:`NO_GPU`).
+    """
+    if use_gpu is None:
+        return contextlib.nullcontext()
+    gpus = _gpus(use_gpu)
+    return tensorflow_or_error().device("/GPU:0" if gpus else "/CPU:0")

@@ -68,7 +68,7 @@ def build_unet(
         Output classes (softmax over the last axis).
     depth : int
         Number of poolings: input height and width must be multiples of ``2**depth``
-        (see :func:`napari_unet_weights.unet.predict.pad_to_multiple`).
+        (see :func:`napari_unet_weights.unet.tiling.pad_to_multiple`).
     base_filters : int
         Filters of the first level.
     batch_norm : bool

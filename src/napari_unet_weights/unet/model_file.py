@@ -10,6 +10,13 @@ split and the validation scores, so a model trained anywhere predicts the same h
 so the GUI can show a model's recorded score at once. It checks the entries that
 prediction uses (:func:`metadata_problem`), so a file with, say, a post-processing
 threshold of ``"abc"`` is refused when it is read, not on every image.
+
+Everything about a model lives here, so that prediction and training use this module
+and never the reverse: the metadata and its checks, what it says about shapes
+(:func:`input_channels`, :func:`size_multiple`), :func:`check_model` (the network fits
+its metadata), and :func:`as_model` / :func:`model_metadata` (a model, a file or the
+bundled one). Prediction itself is ``predict(image, model)`` / ``segment(image, model)``
+(:mod:`.predict`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_output, check_output_file
+from .device import keras_or_error
 from .postprocess import check_postprocess_parameters
 from .preprocess import INPUT_MODES
 
@@ -34,10 +42,15 @@ __all__ = [
     "METADATA_ENTRY",
     "REQUIRED_KEYS",
     "UNetModel",
+    "as_model",
+    "check_model",
     "check_model_path",
+    "input_channels",
     "load_model",
     "metadata_problem",
+    "model_metadata",
     "read_metadata",
+    "size_multiple",
 ]
 
 METADATA_ENTRY = "napari_unet_weights.json"
@@ -195,6 +208,29 @@ def read_metadata(path: PathLike | None = None) -> dict:
     return metadata
 
 
+def input_channels(metadata: Mapping[str, Any]) -> int:
+    """The number of channels the network takes, as the model's metadata records it."""
+    input_spec = metadata.get("input", {})
+    architecture = metadata.get("architecture", {})
+    return int(input_spec.get("n_channels", architecture.get("n_channels", 1)))
+
+
+def size_multiple(metadata: Mapping[str, Any]) -> int:
+    """What the input height and width must be multiples of: ``2**depth`` of the U-Net."""
+    architecture = metadata.get("architecture", {})
+    return int(architecture.get("multiple", 2 ** int(architecture.get("depth", 4))))
+
+
+def model_metadata(model: UNetModel | Mapping[str, Any] | PathLike | None) -> dict:
+    """The metadata of a model, of a model file (read without TensorFlow) or of the bundled
+    model (None); metadata given as a mapping is returned as it is."""
+    if isinstance(model, Mapping):
+        return dict(model)
+    if isinstance(model, UNetModel):
+        return model.metadata
+    return read_metadata(model)
+
+
 def check_model_path(path: PathLike) -> Path:
     """Check, without creating anything, that a model file can be written at ``path``.
 
@@ -221,6 +257,9 @@ def check_model_path(path: PathLike) -> Path:
 
 class UNetModel:
     """A Keras U-Net with the metadata needed to use it.
+
+    Run it with ``predict(image, model)`` or ``segment(image, model)``
+    (:mod:`napari_unet_weights.unet.predict`).
 
     Parameters
     ----------
@@ -298,41 +337,6 @@ class UNetModel:
                 archive.writestr(METADATA_ENTRY, text)
         return path
 
-    def predict(self, image, **options) -> np.ndarray:
-        """Class probabilities (..., H, W, K), see :func:`.predict.predict`.
-
-        Parameters
-        ----------
-        image : array-like
-            (H, W), (H, W, C) or (..., H, W[, C]) stacks.
-        **options
-            Keyword arguments of :func:`.predict.predict` (``rgb``, ``tile_shape``,
-            ``overlap``, ``batch_size``, ``progress``, ``should_stop``, ``use_gpu``).
-        """
-        from .predict import predict
-
-        return predict(image, self, **options)
-
-    def segment(self, image, **options) -> np.ndarray:
-        """Instance labels, see :func:`.predict.segment`.
-
-        Parameters
-        ----------
-        image : array-like
-            (H, W), (H, W, C) or (..., H, W[, C]) stacks.
-        **options
-            Keyword arguments of :func:`.predict.segment`: those of :func:`.predict.predict`
-            and overrides of the recorded post-processing parameters.
-
-        Returns
-        -------
-        numpy.ndarray
-            uint16 (or uint32) labels, ids unique over a stack.
-        """
-        from .predict import segment
-
-        return segment(image, self, **options)
-
 
 def load_model(path: PathLike | None = None) -> UNetModel:
     """Load a model file written by :meth:`UNetModel.save` (no network access).
@@ -356,8 +360,6 @@ def load_model(path: PathLike | None = None) -> UNetModel:
     ImportError
         If TensorFlow is not installed.
     """
-    from .model import keras_or_error
-
     path = Path(BUNDLED_MODEL if path is None else path)
     metadata = read_metadata(path)
     keras = keras_or_error()
@@ -366,10 +368,58 @@ def load_model(path: PathLike | None = None) -> UNetModel:
     except Exception as error:  # Keras raises many types for broken archives
         raise ValueError(f"{path}: Keras could not load the model: {error}") from error
     model = UNetModel(keras_model, metadata)
-    from .predict import check_model
-
     try:
         check_model(model)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
     return model
+
+
+def as_model(model: UNetModel | PathLike | None) -> UNetModel:
+    """A loaded model as it is; a model file, or None for the bundled one, loaded.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, ImportError
+        See :func:`load_model`.
+    """
+    return model if isinstance(model, UNetModel) else load_model(model)
+
+
+def _shape(tensor) -> tuple:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def check_model(unet: UNetModel) -> None:
+    """Check that the Keras model fits its metadata: input (None, None, C), K outputs.
+
+    Parameters
+    ----------
+    unet : UNetModel
+
+    Raises
+    ------
+    ValueError
+        If the Keras model does not take one (batch, None, None, C) input with the
+        recorded C, or does not output the recorded number of classes.
+    """
+    keras_model, channels, classes = unet.keras_model, input_channels(unet.metadata), unet.n_classes
+    inputs, outputs = getattr(keras_model, "inputs", None), getattr(keras_model, "outputs", None)
+    if not inputs or not outputs:  # a subclassed model: nothing to check before running
+        return
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"the Keras model has {len(inputs)} inputs and {len(outputs)} "
+                         "outputs; a U-Net model file needs one of each.")
+    shape_in, shape_out = _shape(inputs[0]), _shape(outputs[0])
+    if len(shape_in) != 4 or shape_in[1:3] != (None, None):
+        raise ValueError(
+            f"the Keras model takes inputs of shape {shape_in}; prediction needs a fully "
+            "convolutional 2-D model with input shape (batch, None, None, channels).")
+    if shape_in[3] != channels:
+        raise ValueError(
+            f"the Keras model takes {shape_in[3]} input channel(s) but its metadata records "
+            f"{channels} (input.n_channels): the model file is inconsistent.")
+    if len(shape_out) != 4 or shape_out[-1] != classes:
+        raise ValueError(
+            f"the Keras model outputs shape {shape_out} but its metadata records "
+            f"{classes} classes (n_classes): the model file is inconsistent.")

@@ -9,8 +9,8 @@
   of ``p_interior > seed_threshold``; a seeded watershed on ``−p_interior`` fills the
   foreground mask ``1 − p_background > threshold``.
 
-Then objects smaller than ``min_size`` pixels are removed, holes are filled, and the
-labels are renumbered 1..N. Stacks (..., H, W, K) are labelled plane by plane, with ids
+Then objects smaller than ``min_size`` pixels are removed, the labels are renumbered
+1..N, and holes are filled. Stacks (..., H, W, K) are labelled plane by plane, with ids
 unique over the stack.
 
 :func:`check_postprocess_parameters` checks the parameters (thresholds in [0, 1], sizes
@@ -153,16 +153,25 @@ def _three_class(
     return watershed(-interior, markers=seeds, mask=mask)
 
 
-def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    if min_size <= 1:
-        return labels
-    sizes = np.bincount(labels.ravel())
-    small = sizes < min_size
-    small[0] = False
-    if small.any():
-        labels = labels.copy()
-        labels[small[labels]] = 0
-    return labels
+def _keep_and_renumber(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop the objects of fewer than ``min_size`` pixels and renumber the rest 1..N.
+
+    uint16, uint32 from 65535 objects on. One ``bincount`` gives both the sizes and the
+    ids present, and one lookup table does both steps. Kept by hand because it is faster
+    than scikit-image's ``remove_small_objects`` + ``relabel_sequential``, which give
+    the same labels (benchmarks/bench_postprocess.py): 33 ms against 85 ms (2.6×) on a
+    2048² plane of 7,378 objects, 0.35 against 0.75 ms (2.2×) on a 256² one. For
+    renumbering alone (``min_size`` ≤ 1), ``relabel_sequential`` and ``map_array`` are
+    on par (0.85× the time at 2048², 1.1× at 256²): not worth a second path.
+    """
+    sizes = np.bincount(labels.ravel(), minlength=1)
+    keep = sizes >= max(min_size, 1)
+    keep[0] = False
+    n = int(np.count_nonzero(keep))
+    dtype = np.uint16 if n < np.iinfo(np.uint16).max else np.uint32
+    lookup = np.zeros(sizes.size, dtype)
+    lookup[keep] = np.arange(1, n + 1, dtype=dtype)
+    return lookup[labels]
 
 
 def _fill_holes(labels: np.ndarray) -> np.ndarray:
@@ -174,15 +183,6 @@ def _fill_holes(labels: np.ndarray) -> np.ndarray:
         region = filled[box]
         region[inside & (region == 0)] = index
     return filled
-
-
-def _relabel(labels: np.ndarray) -> np.ndarray:
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    dtype = np.uint16 if ids.size < np.iinfo(np.uint16).max else np.uint32
-    lookup = np.zeros(int(labels.max()) + 1, dtype=dtype)
-    lookup[ids] = np.arange(1, ids.size + 1, dtype=dtype)
-    return lookup[labels]
 
 
 def to_instances(
@@ -251,10 +251,8 @@ def _plane_instances(probabilities: np.ndarray, *, threshold: float, seed_thresh
         labels = _two_class(probabilities, threshold, expand)
     else:
         labels = _three_class(probabilities, threshold, seed_threshold)
-    labels = _remove_small(labels, min_size)
-    if fill_holes:
-        labels = _fill_holes(labels)
-    return _relabel(labels)
+    labels = _keep_and_renumber(labels, min_size)
+    return _fill_holes(labels) if fill_holes else labels
 
 
 class _LabelStack:

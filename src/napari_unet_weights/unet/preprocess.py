@@ -37,9 +37,7 @@ __all__ = [
     "check_numeric",
     "check_training_image",
     "guess_channels",
-    "input_channels",
     "missing_data_message",
-    "normalize_percentiles",
     "prepare_image",
     "prepare_plane",
     "to_gray",
@@ -141,13 +139,6 @@ def check_training_image(image: np.ndarray, what: str) -> None:
                 "finite pixels (fill them, or crop them out with the labels).")
 
 
-def input_channels(metadata: dict) -> int:
-    """The number of channels the network takes, as the model's metadata records it."""
-    input_spec = metadata.get("input", {})
-    architecture = metadata.get("architecture", {})
-    return int(input_spec.get("n_channels", architecture.get("n_channels", 1)))
-
-
 def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
     """One float32 channel from a 2-D grayscale or colour / multichannel image.
 
@@ -194,43 +185,40 @@ def _missing(plane: np.ndarray) -> np.ndarray | None:
     return missing if missing.any() else None
 
 
-def _statistics(plane: np.ndarray, percentiles: tuple[float, ...],
-                missing: np.ndarray | None) -> np.ndarray:
-    """Percentiles of the present pixels of ``plane``.
+def _normalize_in_place(x: np.ndarray, percentiles: tuple[float, float], *,
+                        also: tuple[float, ...] = ()) -> tuple[np.ndarray | None, np.ndarray]:
+    """Map the ``percentiles`` (low, high) of the finite pixels of ``x`` to 0 and 1, in place.
 
-    Without missing pixels ``plane`` is partitioned in place (reordered, no copy).
-    """
-    values = plane.reshape(-1) if missing is None else plane[~missing]
-    if values.size == 0:  # every pixel is missing: any scale will do
-        return np.zeros(len(percentiles))
-    return np.percentile(values, percentiles, overwrite_input=True)
-
-
-def _scale_in_place(x: np.ndarray, low: float, high: float) -> None:
-    x -= np.float32(low)
-    x /= np.float32(high - low if high > low else 1.0)
-
-
-def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """``(image − p_low) / (p_high − p_low)`` in float32 (not clipped).
+    The one percentile normalisation of the package (the gray and the per-channel inputs
+    use it): ``(x − p_low) / (p_high − p_low)``, not clipped, with a scale of 1 when
+    ``p_high == p_low``; NaN / infinite pixels are left out of the percentiles and stay so.
 
     Parameters
     ----------
-    image : numpy.ndarray
-        Any image; NaN / infinite pixels are left out of the percentiles and stay so.
-    low, high : float
-        Percentiles mapped to 0 and 1.
+    x : numpy.ndarray of float32
+        Changed in place (a view, e.g. one channel, is fine).
+    percentiles : (float, float)
+    also : tuple of float
+        More percentiles to report, on the normalised scale.
 
     Returns
     -------
-    numpy.ndarray of float32
-        A new array.
+    missing : numpy.ndarray of bool, or None
+        The NaN / infinite pixels of ``x``; None when there are none.
+    also : numpy.ndarray
+        The ``also`` percentiles after normalisation.
     """
-    x = np.array(image, dtype=np.float32)
     missing = _missing(x)
-    lo, hi = _statistics(x.copy() if missing is None else x, (low, high), missing)
-    _scale_in_place(x, lo, hi)
-    return x
+    values = x.flatten() if missing is None else x[~missing]  # a copy, partitioned below
+    if values.size == 0:  # every pixel is missing: any scale will do
+        statistics = np.zeros(2 + len(also))
+    else:
+        statistics = np.percentile(values, (*percentiles, *also), overwrite_input=True)
+    low, high = statistics[:2]
+    scale = high - low if high > low else 1.0
+    x -= np.float32(low)
+    x /= np.float32(scale)
+    return missing, (statistics[2:] - low) / scale
 
 
 def _specs(metadata: dict | None) -> tuple[dict, dict]:
@@ -241,15 +229,10 @@ def _specs(metadata: dict | None) -> tuple[dict, dict]:
 
 def _normalized_gray(image, percentiles, invert: bool, channels: bool | None
                      ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Gray plane normalised with the plane's own percentiles (one plane-sized array)."""
-    low, high = percentiles
+    """Gray plane normalised with the plane's own percentiles: (H, W, 1) float32."""
     x = to_gray(image, channels=channels)
-    missing = _missing(x)
-    lo, median, hi = _statistics(x, (low, 50.0, high), missing)
-    if missing is None:
-        x = to_gray(image, channels=channels)  # again: the first copy was reordered
-    _scale_in_place(x, lo, hi)
-    if invert and (median - lo) / (hi - lo if hi > lo else 1.0) > 0.5:
+    missing, (median,) = _normalize_in_place(x, percentiles, also=(50.0,))
+    if invert and median > 0.5:
         np.subtract(np.float32(1.0), x, out=x)
     if missing is not None:
         x[missing] = MISSING_INPUT_LEVEL
@@ -268,13 +251,10 @@ def _normalized_channels(image, percentiles, n_channels: int
             f"the model takes {n_channels} channel(s) per pixel, got an image plane of shape "
             f"{np.shape(image)}; pass (H, W, {n_channels}) planes with rgb=True."
         )
-    x = np.empty(array.shape, np.float32)
+    x = array.astype(np.float32)
     missing_any = np.zeros(array.shape[:2], bool)
     for c in range(n_channels):
-        channel = array[..., c].astype(np.float32)
-        missing = _missing(channel)
-        x[..., c] = channel
-        _scale_in_place(x[..., c], *_statistics(channel, percentiles, missing))
+        missing, _ = _normalize_in_place(x[..., c], percentiles)
         if missing is not None:
             missing_any |= missing
     if not missing_any.any():
