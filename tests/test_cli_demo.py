@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import napari_unet_weights.weights as weights_module
 from napari_unet_weights.cli import main
-
-WIDGET_FILE = Path(weights_module.__file__).with_name("_widgets") / "weight_map.py"
 
 
 @pytest.fixture
@@ -66,9 +63,6 @@ def _assert_png(path: Path) -> None:
 needs_display = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display (pytest-xvfb or a desktop)"
 )
-needs_widget = pytest.mark.skipif(
-    not WIDGET_FILE.exists(), reason="the Weight map widget is not written yet"
-)
 
 FAKE_WIDGET_SCRIPT = """
 import sys, types
@@ -106,16 +100,6 @@ def test_demo_screenshot_waits_for_weight_layer_stand_in_widget(tmp_path):
 
 
 @pytest.mark.gui
-@needs_display
-@needs_widget
-def test_demo_screenshot(tmp_path):
-    png = tmp_path / "demo.png"
-    result = _run_cli(["demo", "--screenshot", str(png), "--timeout", "120"], os.environ.copy())
-    assert result.returncode == 0, result.stderr
-    _assert_png(png)
-
-
-@pytest.mark.gui
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")
 def test_demo_screenshot_starts_its_own_xvfb(tmp_path):
     env = {k: v for k, v in os.environ.items()
@@ -123,9 +107,11 @@ def test_demo_screenshot_starts_its_own_xvfb(tmp_path):
     png = tmp_path / "demo.png"
     result = _run_cli(["demo", "--sample", "nuclei_fluorescence", "--screenshot", str(png),
                        "--timeout", "120"], env)
-    # Without the widget the screenshot is still saved, and the exit status says it failed.
-    assert result.returncode == (0 if WIDGET_FILE.exists() else 1), result.stderr
+    assert result.returncode == 0, result.stderr
     _assert_png(png)
+    # the whole loop ran: the bundled model segmented it and Evaluate scored it as the
+    # bundled model scores this sample from Python (mAP 0.3974)
+    assert "mAP against the ground truth 0.397" in result.stderr
 
 
 STAND_IN_MODEL_SCRIPT = """
@@ -142,7 +128,6 @@ sys.exit(main(sys.argv[2:]))
 
 @pytest.mark.gui
 @needs_display
-@needs_widget
 def test_demo_screenshot_whole_loop_with_a_stand_in_model(tmp_path, keras):
     """Segment → Weight map and Evaluate of the prediction, with a tiny untrained model."""
     from napari_unet_weights.unet.model import build_unet
