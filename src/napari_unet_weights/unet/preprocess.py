@@ -23,6 +23,7 @@ numpy only (no TensorFlow); used by prediction and training alike.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -180,45 +181,45 @@ def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
 
 
 def _missing(plane: np.ndarray) -> np.ndarray | None:
-    """The mask of NaN / infinite pixels of a float32 plane, or None when there are none."""
-    missing = ~np.isfinite(plane)
-    return missing if missing.any() else None
+    """The mask of NaN / infinite pixels of a float32 plane, or None when there are none.
+
+    A float64 sum is finite exactly when every pixel is (float32 values cannot overflow
+    it), and needs no plane-sized mask: the mask is made only for planes with holes.
+    """
+    if math.isfinite(plane.sum(dtype=np.float64)):
+        return None
+    return ~np.isfinite(plane)
 
 
-def _normalize_in_place(x: np.ndarray, percentiles: tuple[float, float], *,
-                        also: tuple[float, ...] = ()) -> tuple[np.ndarray | None, np.ndarray]:
-    """Map the ``percentiles`` (low, high) of the finite pixels of ``x`` to 0 and 1, in place.
+def _finite_percentiles(work: np.ndarray, percentiles: tuple[float, ...]
+                        ) -> tuple[np.ndarray | None, np.ndarray]:
+    """The NaN / infinite pixels of ``work`` and the percentiles of the others.
 
-    The one percentile normalisation of the package (the gray and the per-channel inputs
-    use it): ``(x − p_low) / (p_high − p_low)``, not clipped, with a scale of 1 when
-    ``p_high == p_low``; NaN / infinite pixels are left out of the percentiles and stay so.
-
-    Parameters
-    ----------
-    x : numpy.ndarray of float32
-        Changed in place (a view, e.g. one channel, is fine).
-    percentiles : (float, float)
-    also : tuple of float
-        More percentiles to report, on the normalised scale.
+    The one percentile computation of the package (the gray and the per-channel inputs
+    use it). ``work`` is a throwaway float32 array: it is reordered in place (no copy
+    when no pixel is missing), so that a plane being normalised never coexists with a
+    second plane-sized copy.
 
     Returns
     -------
     missing : numpy.ndarray of bool, or None
-        The NaN / infinite pixels of ``x``; None when there are none.
-    also : numpy.ndarray
-        The ``also`` percentiles after normalisation.
+        None when every pixel is finite.
+    statistics : numpy.ndarray
+        One value per percentile (zeros when every pixel is missing: any scale will do).
     """
-    missing = _missing(x)
-    values = x.flatten() if missing is None else x[~missing]  # a copy, partitioned below
-    if values.size == 0:  # every pixel is missing: any scale will do
-        statistics = np.zeros(2 + len(also))
-    else:
-        statistics = np.percentile(values, (*percentiles, *also), overwrite_input=True)
-    low, high = statistics[:2]
+    missing = _missing(work)
+    values = work.reshape(-1) if missing is None else work[~missing]
+    if values.size == 0:
+        return missing, np.zeros(len(percentiles))
+    return missing, np.percentile(values, percentiles, overwrite_input=True)
+
+
+def _scale_in_place(x: np.ndarray, low: float, high: float) -> float:
+    """``(x − low) / (high − low)`` in place (a scale of 1 when ``high <= low``)."""
     scale = high - low if high > low else 1.0
     x -= np.float32(low)
     x /= np.float32(scale)
-    return missing, (statistics[2:] - low) / scale
+    return scale
 
 
 def _specs(metadata: dict | None) -> tuple[dict, dict]:
@@ -230,9 +231,11 @@ def _specs(metadata: dict | None) -> tuple[dict, dict]:
 def _normalized_gray(image, percentiles, invert: bool, channels: bool | None
                      ) -> tuple[np.ndarray, np.ndarray | None]:
     """Gray plane normalised with the plane's own percentiles: (H, W, 1) float32."""
-    x = to_gray(image, channels=channels)
-    missing, (median,) = _normalize_in_place(x, percentiles, also=(50.0,))
-    if invert and median > 0.5:
+    missing, (low, high, median) = _finite_percentiles(
+        to_gray(image, channels=channels), (*percentiles, 50.0))
+    x = to_gray(image, channels=channels)  # again: the first copy was reordered
+    scale = _scale_in_place(x, low, high)
+    if invert and (median - low) / scale > 0.5:
         np.subtract(np.float32(1.0), x, out=x)
     if missing is not None:
         x[missing] = MISSING_INPUT_LEVEL
@@ -254,7 +257,8 @@ def _normalized_channels(image, percentiles, n_channels: int
     x = array.astype(np.float32)
     missing_any = np.zeros(array.shape[:2], bool)
     for c in range(n_channels):
-        missing, _ = _normalize_in_place(x[..., c], percentiles)
+        missing, (low, high) = _finite_percentiles(x[..., c].copy(), percentiles)
+        _scale_in_place(x[..., c], low, high)
         if missing is not None:
             missing_any |= missing
     if not missing_any.any():
