@@ -1,8 +1,9 @@
 """The "Segment" dock widget: the weighted U-Net on an Image layer, as instance labels.
 
 The widget is a thin shell around :func:`napari_unet_weights.unet.predict.predict` and
-:func:`napari_unet_weights.unet.postprocess.to_instances`: Run hands a snapshot of the
-picked image and the controls to a background worker, which runs them on a new thread
+:func:`napari_unet_weights.unet.postprocess.to_instances`: Run hands the picked image's
+data and the controls to a background worker (if the layer gets new data meanwhile, the
+result is dropped and nothing is added), which runs them on a new thread
 (:func:`~napari_unet_weights.unet.device.call_in_new_thread`: safe for TensorFlow's
 pybind11 bindings, unlike a reused pool thread), imports TensorFlow (only then), loads
 the model file once, predicts tile batch by tile batch (progress, cancel between
