@@ -367,3 +367,14 @@ def test_preparing_a_plane_holds_one_plane_sized_copy_at_a_time():
         tracemalloc.stop()
     assert missing is None
     assert peak < 1.25 * x.nbytes, f"peak {peak / x.nbytes:.2f} planes"
+
+
+def test_count_missing_counts_pixels_not_values():
+    from napari_unet_weights.unet.preprocess import count_missing
+
+    rgb = np.ones((20, 30, 3), np.float32)
+    rgb[0, 0, :] = np.nan          # one pixel, three values
+    rgb[1, :4, 2] = np.inf         # four pixels, one value each
+    assert count_missing(rgb) == 5
+    assert count_missing(rgb, channels=False) == 3 + 4  # a (20, 30, 3) stack: values
+    assert count_missing(np.ones((5, 5))) == 0 and count_missing(np.zeros((5, 5), int)) == 0

@@ -49,7 +49,7 @@ from napari_unet_weights.unet.device import call_in_new_thread
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import PredictionCancelled
-from napari_unet_weights.unet.preprocess import missing_data_message
+from napari_unet_weights.unet.preprocess import count_missing, missing_data_message
 
 if TYPE_CHECKING:
     import napari
@@ -130,14 +130,6 @@ class _Outcome:
     n_missing: int = 0
 
 
-def _count_missing(image: Any) -> int:
-    """The NaN and infinite pixels of ``image`` (predicted as background by the core)."""
-    array = np.asarray(image)
-    if not np.issubdtype(array.dtype, np.inexact):
-        return 0
-    return int(array.size - np.count_nonzero(np.isfinite(array)))
-
-
 def _foreground(probabilities: np.ndarray) -> np.ndarray:
     """The object (2 classes) or interior (3 classes) probability: class 1, float32."""
     return np.ascontiguousarray(probabilities[..., 1], dtype=np.float32)
@@ -180,7 +172,7 @@ def _run_segmentation(
         model=model, model_key=request.model_key, probability=_foreground(probabilities),
         labels=labels, seconds=perf_counter() - loaded, device=device, gpu=gpu,
         load_seconds=loaded - start if loaded - start > 0.05 else 0.0,
-        n_missing=_count_missing(request.image),
+        n_missing=count_missing(request.image, request.rgb),
     )
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "MissingDataWarning",
     "check_numeric",
     "check_training_image",
+    "count_missing",
     "guess_channels",
     "missing_data_message",
     "prepare_image",
@@ -189,6 +190,32 @@ def _missing(plane: np.ndarray) -> np.ndarray | None:
     if math.isfinite(plane.sum(dtype=np.float64)):
         return None
     return ~np.isfinite(plane)
+
+
+def count_missing(image, channels: bool | None = None) -> int:
+    """How many pixels of ``image`` are missing data (NaN or infinite in any channel).
+
+    The count :func:`~.predict.predict` warns about, for callers that cannot catch its
+    warning (a worker thread). One pass over the image when nothing is missing.
+
+    Parameters
+    ----------
+    image : array-like
+        Any image, stack or time series.
+    channels : bool, optional
+        Whether the last axis holds channels; None: :func:`guess_channels`.
+
+    Returns
+    -------
+    int
+    """
+    array = np.asarray(image)
+    if not np.issubdtype(array.dtype, np.inexact) or _missing(array) is None:
+        return 0
+    bad = ~np.isfinite(array)
+    if guess_channels(array.shape) if channels is None else channels:
+        bad = bad.any(axis=-1)
+    return int(np.count_nonzero(bad))
 
 
 def _finite_percentiles(work: np.ndarray, percentiles: tuple[float, ...]
