@@ -18,6 +18,11 @@ normalised input plane, H·W·4 bytes) against one tile's working set (batch × 
 (input + output channels) × 4 bytes). Bounded memory: that extra stays the same from
 2048² to 4096² while the image grows 4×. It never asserts times.
 
+Last, a child times whole-plane prediction of a 1024² grayscale and a 1024² RGB image with
+the bundled model and with the previous bundled model's architecture and input (depth 4,
+12 filters, channels averaged; random weights do the same work), and prints the ratios
+(issue 10: the bundled model may be at most 2× slower than its predecessor).
+
 Usage::
 
     python benchmarks/bench_predict.py [--sizes 1024 2048 4096] [--batch-size 4]
@@ -38,15 +43,17 @@ import numpy as np
 MB = 1024**2
 
 
-def _model():
-    """(UNetModel, description): the bundled model, or a random depth-4 base-12 U-Net."""
+def _model(previous: bool = False):
+    """(UNetModel, description): the bundled model, or a random depth-4 base-12 U-Net
+    (``previous``: always that one, the architecture and input of the model bundled
+    before issue 10, the reference of :func:`compare`)."""
     from napari_unet_weights.unet.device import keras_or_error
     from napari_unet_weights.unet.model import build_unet
     from napari_unet_weights.unet.model_file import BUNDLED_MODEL, UNetModel, load_model
     from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
     from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
 
-    if BUNDLED_MODEL.exists():
+    if BUNDLED_MODEL.exists() and not previous:
         model = load_model()
         architecture = model.metadata["architecture"]
         return model, (f"bundled {BUNDLED_MODEL.name} (depth {architecture.get('depth')}, "
@@ -58,7 +65,43 @@ def _model():
                                  "base_filters": 12},
                 "postprocess": dict(DEFAULT_POSTPROCESS)}
     return (UNetModel(build_unet(1, 3, depth=4, base_filters=12), metadata),
-            "random weights: depth 4, 12 filters (the bundled model is not installed)")
+            "random weights: depth 4, 12 filters, mean of the colour channels")
+
+
+def _stained(size: int) -> np.ndarray:
+    """An RGB image: :func:`_image`'s discs purple on pink (the colour input path)."""
+    gray = _image(size).astype(np.float32) / 255
+    pink, purple = np.array([235, 185, 215]), np.array([95, 60, 150])
+    return (pink + (purple - pink) * gray[..., None] * 1.4).clip(0, 255).astype(np.uint8)
+
+
+def compare(size: int = 1024, repeats: int = 3) -> dict:
+    """Whole-image prediction time of the bundled model against the previous one's
+    architecture, on a grayscale and an RGB image of ``size``², best of ``repeats``."""
+    from napari_unet_weights.unet.predict import predict
+
+    images = {"grayscale": _image(size), "RGB": _stained(size)}
+    times = {}
+    for which in ("previous", "bundled"):
+        model, description = _model(previous=which == "previous")
+        predict(np.zeros((64, 64), np.uint8), model)
+        for kind, image in images.items():
+            best = np.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                predict(image, model, tile_shape=size)
+                best = min(best, time.perf_counter() - start)
+            times[f"{which} {kind}"] = best
+        times[f"{which} model"] = description
+    return times
+
+
+def _report_comparison(times: dict) -> None:
+    print(f"bundled ({times['bundled model']}) against the previous architecture "
+          f"({times['previous model']}), one 1024² plane, best of 3:")
+    for kind in ("grayscale", "RGB"):
+        print(f"  {kind}: {times[f'bundled {kind}']:.2f} s vs {times[f'previous {kind}']:.2f} s"
+              f" = {times[f'bundled {kind}'] / times[f'previous {kind}']:.2f}x")
 
 
 def _image(size: int, seed: int = 0) -> np.ndarray:
@@ -123,12 +166,16 @@ def _overlap(grid) -> int:
     return rows[0].image.stop - rows[1].image.start
 
 
-def _run_child(size: int, batch_size: int) -> dict:
-    command = [sys.executable, __file__, "--child", str(size), "--batch-size", str(batch_size)]
+def _run_json(command: list[str], what: str) -> dict:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"size {size} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _run_child(size: int, batch_size: int) -> dict:
+    return _run_json([sys.executable, __file__, "--child", str(size), "--batch-size",
+                      str(batch_size)], f"size {size}")
 
 
 def _report(results: list[dict]) -> None:
@@ -162,15 +209,20 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--compare-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.batch_size)))
+        return 0
+    if args.compare_child:
+        print(json.dumps(compare()))
         return 0
     results = []
     for size in args.sizes:
         results.append(_run_child(size, args.batch_size))
         print(f"{size}²: {results[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
     _report(results)
+    _report_comparison(_run_json([sys.executable, __file__, "--compare-child"], "comparison"))
     return 0
 
 

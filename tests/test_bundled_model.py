@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tifffile
 
 from napari_unet_weights import evaluate, load_model, segment
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.unet import BUNDLED_MODEL, read_metadata
-from reference import dsb_folder
+from reference import require_dsb_folder
 
 SPLIT = Path(__file__).resolve().parents[1] / "scripts" / "dsb2018_split.json"
 
@@ -22,24 +22,28 @@ def test_the_bundled_model_is_a_package_file_of_a_few_megabytes():
     assert BUNDLED_MODEL.stat().st_size < 6 * 2**20
 
 
-def test_its_metadata_records_the_fixed_split_and_the_validation_score():
+def test_its_metadata_records_the_fixed_split_and_both_scores_apart():
     metadata = read_metadata()
     split = json.loads(SPLIT.read_text())
+    trained_on = {name.split("__copy")[0] for name in metadata["split"]["train"]}
+    assert trained_on == set(split["train"])  # oversampled copies are named name__copyN
     assert sorted(metadata["split"]["validation"]) == sorted(split["validation"])
-    assert set(metadata["split"]["train"]).isdisjoint(metadata["split"]["validation"])
-    assert metadata["validation"]["map"] > 0.5
+    assert trained_on.isdisjoint(split["test"]) and trained_on.isdisjoint(split["validation"])
     assert len(metadata["validation"]["per_threshold"]) == 10
+    test = metadata["test"]
+    assert test["part"] == "test" and test["n_images"] == len(split["test"]) >= 80
+    assert sorted(r["image"] for r in test["per_image"]) == sorted(split["test"])
+    assert set(test["per_modality"]) == {"fluorescence", "brightfield", "he"}
+    assert test["map"] == pytest.approx(np.mean([r["map"] for r in test["per_image"]]),
+                                        abs=1e-4)
 
 
-def test_it_reproduces_its_recorded_validation_scores_here(keras):
-    """A model file predicts here exactly as where it was trained (first validation images)."""
-    data = dsb_folder()
-    if not (data / "images").is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the DSB 2018 data: {data} not found")
-        pytest.skip(f"DSB 2018 data not found at {data}")
+def test_it_reproduces_its_recorded_test_scores_here(keras):
+    """A model file predicts here exactly as where it was scored (a few test images)."""
+    data = require_dsb_folder()
     model = load_model()
-    for record in read_metadata()["validation"]["per_image"][:4]:
+    records = read_metadata()["test"]["per_image"]
+    for record in [*records[:3], *(r for r in records if r["modality"] == "he")][:5]:
         image = tifffile.imread(data / "images" / f"{record['image']}.tif")
         truth = tifffile.imread(data / "labels" / f"{record['image']}.tif")
         assert evaluate(truth, segment(image, model)).map == pytest.approx(record["map"],

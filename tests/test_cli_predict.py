@@ -241,3 +241,28 @@ def test_predict_says_which_file_had_missing_pixels(tmp_path, model_file, capsys
     assert status == 0
     assert f"warning: {folder / 'holes.tif'}: 100 of 5120 pixels" in err
     assert (tmp_path / "out" / "holes_labels.tif").is_file()
+
+
+def test_predict_tta_flag_reaches_segment(tmp_path, keras, segment_calls, capsys):
+    """--tta gives the labels of segment(..., tta=True); without it, those of segment()."""
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "average over 8 flips/rotations: ~8x slower" in " ".join(
+        capsys.readouterr().out.split())
+    plane = load_sample("nuclei_crowded")[0][:96, :128]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "img.tif", plane)
+    found = {}
+    for extra in ([], ["--tta"]):  # the bundled model: a trained one finds objects
+        out = tmp_path / f"out{len(extra)}"
+        status = main(["predict", str(folder), "-o", str(out), "--tile", "64", "--cpu",
+                       *extra])
+        assert status == 0, capsys.readouterr().err
+        found[bool(extra)] = tifffile.imread(out / "img_labels.tif")
+    assert segment_calls == [plane.shape] * 2
+    expected = segment(plane, tile_shape=64, tta=True)
+    assert expected.max() > 5
+    np.testing.assert_array_equal(found[True], expected)
+    np.testing.assert_array_equal(found[False], segment(plane, tile_shape=64))
+    assert not np.array_equal(found[True], found[False])  # the flag changes the labels

@@ -17,7 +17,9 @@ DOCUMENTED_DEFAULTS = {
     "n_classes": 3, "w0": 10.0, "sigma": 5.0, "use_weights": True, "epochs": 30,
     "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128, "validation_fraction": 0.15,
     "learning_rate": 1e-3, "depth": 4, "base_filters": 16, "batch_norm": True, "dropout": 0.0,
-    "augment": True, "seed": 0, "early_stopping_patience": 8, "val_map_every": 1,
+    "augment": True, "class_weights": "balanced", "colour": "mean",
+    "lr_schedule": "constant", "select_by": "val_loss", "seed": 0,
+    "early_stopping_patience": 8, "val_map_every": 1,
     "max_seconds": None, "tune_postprocess": True,
 }
 
@@ -31,7 +33,9 @@ def test_a_form_can_build_a_config_from_the_parameters():
     """What the widget does: one control per parameter, its default, then TrainConfig(**)."""
     values = {}
     for parameter in TrainConfig.fields():
-        assert parameter.kind in (int, float, bool)
+        assert parameter.kind in (int, float, bool, str)
+        if parameter.kind is str:
+            assert parameter.default in parameter.choices
         assert parameter.help and parameter.flag.startswith("--")
         values[parameter.name] = parameter.default
     assert TrainConfig(**values) == TrainConfig()
@@ -60,6 +64,10 @@ def test_a_form_can_build_a_config_from_the_parameters():
     ("use_weights", "yes", "use_weights must be True or False, got 'yes'."),
     ("augment", 1, "augment must be True or False, got 1."),
     ("max_seconds", 0, "max_seconds must be a number > 0 or None (no limit), got 0."),
+    ("colour", "eosin", "colour must be 'mean' or 'hematoxylin', got 'eosin'."),
+    ("lr_schedule", None, "lr_schedule must be 'constant' or 'cosine', got None."),
+    ("select_by", 1, "select_by must be 'val_loss' or 'val_map', got 1."),
+    ("class_weights", "inverse", "class_weights must be 'balanced' or 'none', got 'inverse'."),
 ])
 def test_a_bad_value_is_named_with_what_is_allowed(name, value, message):
     with pytest.raises(TrainConfigError) as caught:
@@ -109,7 +117,9 @@ def test_replace_checks_again_and_refuses_unknown_names():
 
 def test_metadata_round_trip_through_json():
     config = TrainConfig(n_classes=2, w0=3.5, use_weights=False, epochs=7, patch_size=64,
-                         depth=3, max_seconds=90.0, tune_postprocess=False)
+                         depth=3, max_seconds=90.0, tune_postprocess=False,
+                         colour="hematoxylin", lr_schedule="cosine", select_by="val_map",
+                         class_weights="none")
     training = json.loads(json.dumps({**config.to_metadata(), "epochs_run": 7,
                                       "device": "CPU", "checkpoint": True}))
     assert TrainConfig.from_metadata({"training": training}) == config
@@ -128,10 +138,13 @@ def test_without_a_training_entry_the_model_sections_are_read():
     metadata = {"n_classes": 2,
                 "architecture": {"type": "unet2d", "depth": 3, "base_filters": 8,
                                  "batch_norm": False, "dropout": 0.25, "multiple": 8},
-                "weights": {"w0": 4.0, "sigma": 2.0, "use_weights": True}}
+                "weights": {"w0": 4.0, "sigma": 2.0, "use_weights": True,
+                            "class_weights": "none"},
+                "input": {"mode": "gray", "colour": "hematoxylin"}}
     config = TrainConfig.from_metadata(metadata)
     assert config == TrainConfig(n_classes=2, depth=3, base_filters=8, batch_norm=False,
-                                 dropout=0.25, w0=4.0, sigma=2.0)
+                                 dropout=0.25, w0=4.0, sigma=2.0, class_weights="none",
+                                 colour="hematoxylin")
 
 
 def test_a_bad_recorded_value_is_named():
@@ -154,11 +167,14 @@ def test_options_give_the_config():
     args = parser.parse_args(["--classes", "2", "--no-weights", "--steps", "7", "--lr", "0.01",
                               "--filters", "8", "--patience", "3", "--max-seconds", "60",
                               "--no-tune", "--depth", "3", "--patch-size", "64",
-                              "--val-fraction", "0.25", "--no-augment", "--dropout", "0.1"])
+                              "--val-fraction", "0.25", "--no-augment", "--dropout", "0.1",
+                              "--colour", "hematoxylin", "--lr-schedule", "cosine",
+                              "--select-by", "val_map", "--class-weights", "none"])
     assert TrainConfig.from_arguments(args) == TrainConfig(
         n_classes=2, use_weights=False, steps_per_epoch=7, learning_rate=0.01, base_filters=8,
         early_stopping_patience=3, max_seconds=60.0, tune_postprocess=False, depth=3,
-        patch_size=64, validation_fraction=0.25, augment=False, dropout=0.1)
+        patch_size=64, validation_fraction=0.25, augment=False, dropout=0.1,
+        colour="hematoxylin", lr_schedule="cosine", select_by="val_map", class_weights="none")
     # each option also takes the Python name
     args = parser.parse_args(["--steps-per-epoch", "9", "--base-filters", "4",
                               "--learning-rate", "0.5", "--early-stopping-patience", "2"])
@@ -171,7 +187,8 @@ def test_a_bad_option_is_refused_by_the_parser_with_the_rule(capsys):
     parser = parser_with_options()
     for argv, message in ((["--epochs", "0"], "epochs must be an integer >= 1, got 0."),
                           (["--epochs", "ten"], "'ten' is not an integer"),
-                          (["--classes", "4"], "n_classes must be 2 or 3, got 4.")):
+                          (["--classes", "4"], "n_classes must be 2 or 3, got 4."),
+                          (["--colour", "eosin"], "invalid choice: 'eosin'")):
         with pytest.raises(SystemExit) as caught:
             parser.parse_args(argv)
         assert caught.value.code == 2

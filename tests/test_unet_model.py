@@ -13,6 +13,8 @@ from napari_unet_weights.unet.model_file import (
     REQUIRED_KEYS,
     load_model,
     read_metadata,
+    record_metadata,
+    score_summary,
 )
 from napari_unet_weights.unet.preprocess import prepare_image
 
@@ -197,6 +199,34 @@ def test_save_adds_metadata_and_keras_still_loads(keras, tmp_path):
         load_model(plain)
     with pytest.raises(ValueError, match=r"must end with \.keras"):
         UNetModel(loaded.keras_model, metadata).save(tmp_path / "m.h5")
+
+
+def test_recorded_figures_are_added_and_the_model_still_predicts_the_same(keras, tmp_path):
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+
+    metadata = {**valid_metadata(), "validation": {"map": 0.5, "n_images": 4}}
+    net = build_unet(1, 3, depth=1, base_filters=2)
+    path = UNetModel(net, metadata).save(tmp_path / "m.keras")
+    test = {"map": 0.45, "n_images": 9, "per_image": [{"image": "a", "map": 0.45}]}
+    assert record_metadata(path, test=test) == path
+    assert read_metadata(path) == {**metadata, "test": test}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]  # nothing left behind
+    x = np.random.default_rng(0).uniform(size=(1, 8, 12, 1)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(load_model(path).keras_model(x, training=False)),
+                                  np.asarray(net(x, training=False)))
+
+
+@pytest.mark.parametrize(("metadata", "text"), [
+    ({"test": {"map": 0.6123, "n_images": 86}, "validation": {"map": 0.6349}},
+     "test mAP 0.612 (86 images; validation 0.635)"),
+    ({"test": {"map": 0.6}}, "test mAP 0.600"),
+    ({"validation": {"map": 0.54, "n_images": 84}}, "validation mAP 0.540 (84 images)"),
+    ({"validation": {"map": None}, "test": "bad"}, "no recorded score"),
+    ({}, "no recorded score"),
+])
+def test_the_score_summary_names_test_and_validation_apart(metadata, text):
+    assert score_summary(metadata) == text
 
 
 def test_read_metadata_does_not_import_tensorflow(tmp_path):

@@ -15,7 +15,12 @@ from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.metrics import evaluate
 from napari_unet_weights.unet.model_file import FORMAT_VERSION
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-from napari_unet_weights.unet.predict import PredictionCancelled, predict, segment
+from napari_unet_weights.unet.predict import (
+    PredictionCancelled,
+    predict,
+    predict_prepared,
+    segment,
+)
 from napari_unet_weights.unet.preprocess import (
     DEFAULT_INPUT,
     DEFAULT_NORMALIZATION,
@@ -296,6 +301,102 @@ def test_cancel_stops_within_one_batch(tiny, crowded):
         predict(crowded[0], tiny, progress=lambda *_: calls.append(-1),
                 should_stop=lambda: True)
     assert calls == [2]
+
+
+# -- test-time augmentation -------------------------------------------------------------
+#: The 8 orientations of a square: (quarter turns, mirrored left-right after turning).
+ORIENTATIONS = [(turns, mirrored) for turns in range(4) for mirrored in (False, True)]
+
+
+def orient(image: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    """(H, W, ...) turned by ``turns`` quarter turns, then mirrored left-right."""
+    turned = np.rot90(image, turns, axes=(0, 1))
+    return turned[:, ::-1] if mirrored else turned
+
+
+def unorient(image: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    """The inverse of :func:`orient`."""
+    return np.rot90(image[:, ::-1] if mirrored else image, -turns, axes=(0, 1))
+
+
+#: A non-square plane (multiples of 2**depth = 4: no padding) and tiles on it: 32-px
+#: tiles with the default overlap (16 px) are 2 × 4 tiles whose grid is symmetric
+#: (starts 0, 16 of 48 and 0, 16, 32, 48 of 80), so the grid of every turned or mirrored
+#: plane is the turned or mirrored grid: TTA must then equal the brute-force mean.
+TTA_PLANE = (slice(0, 48), slice(0, 80))
+TTA_TILE = 32
+
+
+@pytest.mark.parametrize("tile_shape", [TTA_TILE, None], ids=["tiles", "whole"])
+def test_tta_is_the_mean_of_the_predictions_of_the_8_orientations(tiny, crowded,
+                                                                   tile_shape):
+    image = crowded[0][TTA_PLANE]
+    kwargs = {"tile_shape": tile_shape, "batch_size": 3}
+    reference = np.mean([unorient(predict(orient(image, *o), tiny, **kwargs), *o)
+                         for o in ORIENTATIONS], axis=0)
+    calls = []
+    augmented = predict(image, tiny, tta=True, progress=lambda *call: calls.append(call),
+                        **kwargs)
+    tiles = 2 * 4 if tile_shape else 1
+    assert calls[-1] == (tiles, tiles)  # progress counts tiles, with or without TTA
+    assert augmented.shape == (48, 80, 3) and augmented.dtype == np.float32
+    np.testing.assert_allclose(augmented, reference, atol=1e-5)
+    np.testing.assert_allclose(augmented.sum(-1), 1.0, atol=1e-5)
+    plain = predict(image, tiny, **kwargs)
+    assert np.abs(augmented - plain).max() > 1e-2  # TTA changes the probabilities
+    labels = segment(image, tiny, tta=True, **kwargs)
+    assert labels.max() > 0
+
+
+@pytest.mark.parametrize("tile_shape", [TTA_TILE, None], ids=["tiles", "whole"])
+def test_tta_predictions_turn_and_mirror_with_the_image(tiny, crowded, tile_shape):
+    """predict(g(image)) == g(predict(image)) for the 8 orientations g, only with TTA."""
+    image = crowded[0][TTA_PLANE]
+    augmented = predict(image, tiny, tta=True, tile_shape=tile_shape)
+    plain = predict(image, tiny, tile_shape=tile_shape)
+    worst_plain = 0.0
+    for o in ORIENTATIONS[1:]:
+        np.testing.assert_allclose(
+            predict(orient(image, *o), tiny, tta=True, tile_shape=tile_shape),
+            orient(augmented, *o), atol=1e-5, err_msg=str(o))
+        difference = predict(orient(image, *o), tiny, tile_shape=tile_shape) - orient(plain, *o)
+        worst_plain = max(worst_plain, float(np.abs(difference).max()))
+    assert worst_plain > 1e-2  # without TTA it is not equivariant (measured: 0.97)
+
+
+def test_tta_of_prepared_images_and_missing_pixels(tiny, crowded):
+    """predict_prepared (training's validation) pads like predict: the same TTA output."""
+    image = crowded[0][:45, :77].astype(np.float32)  # padded to 48 × 80
+    x = prepare_image(image)
+    multiple = 4
+    np.testing.assert_allclose(predict_prepared(tiny.keras_model, x, multiple, tta=True),
+                               predict(image, tiny, tta=True), atol=1e-5)
+    np.testing.assert_allclose(predict_prepared(tiny.keras_model, x, multiple),
+                               predict(image, tiny), atol=1e-5)
+    image[10:15, 20:30] = np.nan
+    with pytest.warns(MissingDataWarning, match="50 of 3465"):
+        probabilities = predict(image, tiny, tta=True, tile_shape=TTA_TILE)
+    assert np.all(probabilities[10:15, 20:30] == [1, 0, 0])
+    assert np.isfinite(probabilities).all()
+
+
+def test_tta_cancel_is_polled_before_each_network_call(tiny, crowded):
+    image = crowded[0][TTA_PLANE]
+    polls, calls = [], []
+
+    def should_stop() -> bool:
+        polls.append(len(calls))
+        return False
+
+    predict(image, tiny, tta=True, tile_shape=TTA_TILE, batch_size=4,
+            progress=lambda done, total: calls.append((done, total)), should_stop=should_stop)
+    assert calls == [(4, 8), (8, 8)]
+    assert polls == [0] * 8 + [1] * 8  # 2 batches of 4 tiles, 8 orientations each
+    polls.clear()
+    with pytest.raises(PredictionCancelled, match="after 0 of 8 tiles"):
+        predict(image, tiny, tta=True, tile_shape=TTA_TILE, batch_size=4,
+                should_stop=lambda: polls.append(1) or len(polls) >= 3)
+    assert len(polls) == 3  # stopped inside the first batch, before its third call
 
 
 # -- errors -----------------------------------------------------------------------------

@@ -100,6 +100,18 @@ def test_training_weights_two_and_three_classes():
     np.testing.assert_array_equal(ones, np.ones(labels.shape, np.float32))
 
 
+def test_without_class_weights_only_the_border_term_weighs():
+    labels = touching_squares()
+    weights = training_weights(labels, 3, w0=10, sigma=5, class_weights="none")
+    expected = brute_force_weight_map(separated_squares(), 10, 5, class_weights="none")
+    np.testing.assert_allclose(weights, expected, atol=ATOL)
+    assert weights[5, 4] == 1.0  # inside an object: no class term, no border term
+    balanced = training_weights(labels, 3, w0=10, sigma=5)
+    assert balanced[5, 4] != pytest.approx(1.0)  # w_c differs from 1 inside objects
+    _, from_targets = targets(labels, 3, w0=10, sigma=5, class_weights="none")
+    np.testing.assert_array_equal(from_targets, weights)
+
+
 def test_targets_gives_the_target_of_its_class_count_and_the_weights():
     labels = touching_squares()
     target, weights = targets(labels, 2, w0=4, sigma=2)

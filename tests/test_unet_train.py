@@ -376,3 +376,84 @@ def test_nan_in_a_training_image_is_refused_with_its_count():
     images[1][0, 0] = -np.inf
     with pytest.raises(ValueError, match="sample 1 has 5 NaN or infinite values"):
         train(images, labels, **TINY)
+
+
+# -- epoch choice by validation mAP, learning-rate schedule, recorded options -------------
+#: The validation mAP of each epoch; the validation loss keeps falling meanwhile.
+SCRIPTED_VAL_MAP = [0.2, 0.5, 0.4, 0.45, 0.3]
+
+
+@pytest.fixture(scope="module")
+def map_selected(keras):
+    """A run that keeps the epoch of the best validation mAP (scripted: epoch 2) while the
+    validation loss falls every epoch; the other new options set."""
+    snapshots = []
+    monitor = train_module._monitor
+    scripted_maps = iter(SCRIPTED_VAL_MAP)
+
+    def scripted_monitor(keras_module, state):
+        callback = monitor(keras_module, state)
+        on_epoch_end = callback.on_epoch_end
+
+        def replaced(epoch, logs=None):
+            snapshots.append(callback.model.get_weights())
+            on_epoch_end(epoch, {**(logs or {}), "val_loss": 1.0 - 0.1 * epoch})
+
+        callback.on_epoch_end = replaced
+        return callback
+
+    images, labels = synthetic(4, seed=6)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "_monitor", scripted_monitor)
+        patch.setattr(train_module, "_val_map", lambda state, model: next(scripted_maps))
+        result = train(images, labels, validation=synthetic(2, seed=7), select_by="val_map",
+                       early_stopping_patience=2, tune_postprocess=False,
+                       lr_schedule="cosine", colour="hematoxylin", class_weights="none",
+                       **{**TINY, "epochs": len(SCRIPTED_VAL_MAP), "steps_per_epoch": 2})
+    return result, snapshots
+
+
+def test_select_by_val_map_keeps_the_best_map_epoch_not_the_lowest_loss(map_selected):
+    result, snapshots = map_selected
+    training = result.model.metadata["training"]
+    assert (training["best_epoch"], training["best_val_map"]) == (2, 0.5)
+    assert training["best_val_loss"] == pytest.approx(0.7)  # epoch 4: not the one kept
+    assert result.stopped_early and result.history["epoch"].tolist() == [1, 2, 3, 4]
+    for ours, best in zip(result.model.keras_model.get_weights(), snapshots[1]):
+        np.testing.assert_array_equal(ours, best)
+
+
+def test_the_new_options_are_recorded_where_prediction_reads_them(map_selected):
+    result, _ = map_selected
+    metadata = result.model.metadata
+    assert metadata["input"]["colour"] == "hematoxylin"
+    assert metadata["weights"]["class_weights"] == "none"
+    assert (metadata["training"]["lr_schedule"], metadata["training"]["select_by"]) == (
+        "cosine", "val_map")
+    assert TrainConfig.from_metadata(metadata) == result.config
+
+
+def test_the_cosine_schedule_decays_to_zero_at_the_last_planned_step(keras):
+    config = TrainConfig(learning_rate=0.01, epochs=4, steps_per_epoch=25, lr_schedule="cosine")
+    schedule = train_module._learning_rate(keras, config)
+    rates = [float(schedule(step)) for step in (0, 50, 100)]
+    assert rates == pytest.approx([0.01, 0.005, 0.0], abs=1e-7)
+    assert train_module._learning_rate(keras, config.replace(lr_schedule="constant")) == 0.01
+
+
+def test_tuning_searches_the_thresholds_then_the_minimum_size(monkeypatch):
+    """A scripted score peaking at threshold 0.5, seed 0.8, min_size 30: both stages find it."""
+    class Score:
+        def __init__(self, parameters):
+            self.map = -(abs(parameters["threshold"] - 0.5) + abs(parameters["seed_threshold"]
+                         - 0.8) + abs(parameters["min_size"] - 30) / 100)
+
+    monkeypatch.setattr(train_module, "_score", lambda samples, probs, parameters: Score(
+        parameters))
+    best, score = train_module._tune([], [], 3)
+    assert (best["threshold"], best["seed_threshold"], best["min_size"]) == (0.5, 0.8, 30)
+    assert score == pytest.approx(0.0)
+    assert {k: v for k, v in best.items() if k not in ("threshold", "seed_threshold",
+                                                         "min_size")} == {
+        k: v for k, v in DEFAULT_POSTPROCESS.items() if k not in ("threshold",
+                                                                    "seed_threshold", "min_size")}

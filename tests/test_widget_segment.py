@@ -236,6 +236,7 @@ def test_fake_run_outputs_progress_and_gpu_box(viewer, qtbot, fake_model, fake_c
     _run(widget, qtbot)
     assert fake_core.calls[0]["use_gpu"] is False  # no GPU seen: asked for CPU
     assert fake_core.calls[0]["tile_shape"] is None
+    assert fake_core.calls[0]["tta"] is False  # test-time augmentation is off by default
     assert widget.progress_bar.maximum() == fake_core.batches
     assert not widget.gpu_checkbox.isEnabled() and not widget.gpu_checkbox.isChecked()
     assert widget.gpu_checkbox.toolTip() == NO_GPU_TIP
@@ -333,6 +334,29 @@ def test_run_matches_the_core_and_rerun_replaces(viewer, qtbot, tiny_model):
     assert widget.labels_layer is labels and widget.probability_layer is probability
     assert np.count_nonzero(labels.data) == 0
     assert widget.status_label.text().startswith("0 objects · ")
+
+
+def test_tta_checkbox_runs_test_time_augmentation(viewer, qtbot, tiny_model):
+    """Checked, the widget's layers are segment / predict with tta=True."""
+    from napari_unet_weights import predict, segment
+
+    image, _ = _add_scene(viewer)
+    widget = _make_widget(viewer, tiny_model)
+    box = widget.tta_checkbox
+    assert not box.isChecked() and box.text() == "Test-time augmentation (8× slower)"
+    assert "8 orientations" in box.toolTip() and "8× slower" in box.toolTip()
+    box.setChecked(True)
+    _run(widget, qtbot)
+    expected = segment(image.data, str(tiny_model), tta=True)
+    assert expected.max() > 0, widget.status_label.text()
+    np.testing.assert_array_equal(widget.labels_layer.data, expected)
+    interior = predict(image.data, str(tiny_model), tta=True)[..., 1]
+    np.testing.assert_allclose(widget.probability_layer.data, interior, atol=1e-6)
+    plain = predict(image.data, str(tiny_model))[..., 1]
+    assert np.abs(interior - plain).max() > 1e-3  # TTA changed the probabilities
+    box.setChecked(False)
+    _run(widget, qtbot)
+    np.testing.assert_allclose(widget.probability_layer.data, plain, atol=1e-6)
 
 
 def test_real_cancel_adds_nothing(viewer, qtbot, tiny_model):

@@ -140,6 +140,20 @@ def test_defaults_match_the_training_configuration(viewer, qtbot):
         assert value == pytest.approx(defaults[name]), name
 
 
+def test_the_choice_options_reach_the_training_configuration(viewer, qtbot):
+    from napari_unet_weights.unet.config import TrainConfig
+
+    widget = _make_widget(viewer, qtbot)
+    chosen = {"colour": "hematoxylin", "class_weights": "none", "lr_schedule": "cosine",
+              "select_by": "val_map"}
+    for name, value in chosen.items():
+        combo = widget.choice_combos[name]
+        combo.setCurrentIndex(combo.findData(value))
+    config = TrainConfig(**widget.parameters())
+    assert {name: getattr(config, name) for name in chosen} == chosen
+    assert widget._weight_parameters()["class_weights"] == "none"  # the preview follows
+
+
 def test_starts_with_a_guessed_pair(viewer, qtbot):
     image, labels = _add_pair(viewer)
     viewer.add_image(np.zeros((8, 8), np.float32), name="other")

@@ -478,6 +478,9 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="N", help="tiles per network call (default: %(default)s)")
     parser.add_argument("--cpu", action="store_true",
                         help="run on the CPU even if TensorFlow sees a GPU")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average over 8 flips/rotations: "
+                        "~8x slower, usually a little more accurate")
     _add_overwrite_argument(parser)
     _add_verbose_argument(parser)
 
@@ -509,15 +512,14 @@ def _load_predict_model(args: argparse.Namespace):
     try:
         _start_tensorflow(args.verbose)
         from .unet.device import device_name
-        from .unet.model_file import load_model
+        from .unet.model_file import load_model, score_summary
 
         model = load_model(args.model)
         device = device_name(use_gpu=False if args.cpu else None)
     except (OSError, ValueError, ImportError) as error:
         return _usage_error(str(error))
-    score = model.metadata.get("validation", {}).get("map")
-    score_text = f", validation mAP {score:.3f}" if isinstance(score, float) else ""
-    print(f"model {args.model or 'bundled'}{score_text}; device {device}", file=sys.stderr)
+    print(f"model {args.model or 'bundled'} ({score_summary(model.metadata)}); device {device}",
+          file=sys.stderr)
     return model
 
 
@@ -533,7 +535,7 @@ def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
         warnings.simplefilter("always", MissingDataWarning)
         labels = segment(read_image(path), model, tile_shape=args.tile, overlap=args.overlap,
                          batch_size=args.batch_size, progress=progress,
-                         use_gpu=False if args.cpu else None)
+                         use_gpu=False if args.cpu else None, tta=args.tta)
     for warning in caught:
         if issubclass(warning.category, MissingDataWarning):
             progress.clear()

@@ -22,9 +22,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unet_weights._widgets._base import number_text, user_message
+from napari_unet_weights._widgets._base import user_message
 from napari_unet_weights._widgets._controls import push_button
-from napari_unet_weights.unet.model_file import read_metadata
+from napari_unet_weights.unet.model_file import read_metadata, score_summary
 
 __all__ = ["BUNDLED_CHOICE", "ModelChoice", "file_key", "model_summary"]
 
@@ -34,7 +34,7 @@ PROBLEM_COLOR = "#e8804c"
 
 
 def model_summary(metadata: dict) -> str:
-    """One line about a model file: its validation score and classes.
+    """One line about a model file: its scores (test first) and classes.
 
     Parameters
     ----------
@@ -44,17 +44,13 @@ def model_summary(metadata: dict) -> str:
     Returns
     -------
     str
-        E.g. ``"validation mAP 0.712 (12 images) · 3 classes: background, interior,
-        boundary"``.
+        E.g. ``"test mAP 0.612 (86 images; validation 0.634) · 3 classes: background,
+        interior, boundary"`` (see :func:`~napari_unet_weights.unet.model_file.score_summary`).
     """
-    validation = metadata.get("validation") or {}
-    score = f"validation mAP {number_text(validation.get('map'))}"
-    if validation.get("n_images"):
-        score += f" ({validation['n_images']} images)"
     classes = metadata.get("classes") or []
     n_classes = metadata.get("n_classes", len(classes))
     names = f": {', '.join(map(str, classes))}" if classes else ""
-    return f"{score} · {n_classes} classes{names}"
+    return f"{score_summary(metadata)} · {n_classes} classes{names}"
 
 
 def file_key(path: Path) -> tuple[str, int, int]:

@@ -105,6 +105,9 @@ def _run_training(
                  should_stop=should_stop)
 
 
+#: The TrainConfig text fields shown as drop-downs (in "Advanced"), with their labels.
+CHOICE_CONTROLS = {"colour": "colour images", "class_weights": "class weights",
+                   "lr_schedule": "learning rate", "select_by": "keep the epoch by"}
 #: Upper limits of the controls where the training configuration sets none.
 CONTROL_MAXIMA = {"w0": 1000, "sigma": 100, "epochs": 100_000, "steps_per_epoch": 100_000,
                   "batch_size": 1024, "patch_size": 4096, "validation_fraction": 0.9,
@@ -127,6 +130,17 @@ def config_spin_box(name: str, step: float = 1, decimals: int | None = None):
     maximum = min(CONTROL_MAXIMA[name], parameter.maximum or CONTROL_MAXIMA[name])
     return spin_box(minimum, maximum, parameter.default, step, decimals,
                     parameter.help[:1].upper() + parameter.help[1:])
+
+
+def config_combo(name: str) -> QComboBox:
+    """A drop-down of the choices of the :class:`TrainConfig` text field ``name``."""
+    parameter = TrainConfig.parameter(name)
+    combo = QComboBox()
+    for choice in parameter.choices:
+        combo.addItem(choice, choice)
+    combo.setCurrentIndex(parameter.choices.index(parameter.default))
+    combo.setToolTip(parameter.help[:1].upper() + parameter.help[1:])
+    return combo
 
 
 # -- status text ------------------------------------------------------------------------------
@@ -285,6 +299,7 @@ class TrainWidget(RunWidget):
         self.augment_checkbox.setToolTip("Flips, 90° rotations and intensity changes")
         self.patience_spin = config_spin_box("early_stopping_patience")
         self.map_every_spin = config_spin_box("val_map_every")
+        self.choice_combos = {name: config_combo(name) for name in CHOICE_CONTROLS}
         form = QFormLayout()
         form.addRow("depth", self.depth_spin)
         form.addRow("base filters", self.filters_spin)
@@ -293,6 +308,10 @@ class TrainWidget(RunWidget):
         form.addRow("augment", self.augment_checkbox)
         form.addRow("early stopping patience", self.patience_spin)
         form.addRow("val mAP every (epochs)", self.map_every_spin)
+        for name, label in CHOICE_CONTROLS.items():
+            form.addRow(label, self.choice_combos[name])
+        self.choice_combos["class_weights"].currentIndexChanged.connect(
+            self._on_parameters_changed)
         self.advanced = QCollapsible("Advanced")
         content = QWidget()
         content.setLayout(form)
@@ -385,11 +404,13 @@ class TrainWidget(RunWidget):
             "seed": int(self.seed_spin.value()),
             "early_stopping_patience": int(self.patience_spin.value()),
             "val_map_every": int(self.map_every_spin.value()),
+            **{name: combo.currentData() for name, combo in self.choice_combos.items()},
         }
 
     def _weight_parameters(self) -> dict[str, Any]:
         parameters = self.parameters()
-        return {key: parameters[key] for key in ("n_classes", "w0", "sigma", "use_weights")}
+        return {key: parameters[key] for key in ("n_classes", "w0", "sigma", "use_weights",
+                                                 "class_weights")}
 
     def _on_parameters_changed(self, _value: Any = None) -> None:
         """Re-render the preview (debounced) if it is shown."""

@@ -53,7 +53,7 @@ class Parameter:
     name : str
         The :class:`TrainConfig` field (and ``train()`` keyword).
     kind : type
-        ``int``, ``float`` or ``bool``.
+        ``int``, ``float``, ``bool`` or ``str`` (a str parameter lists its ``choices``).
     default
         The default value.
     help : str
@@ -94,7 +94,7 @@ class Parameter:
         if self.kind is bool:
             text = "True or False"
         elif self.choices is not None:
-            text = " or ".join(str(c) for c in self.choices)
+            text = " or ".join(repr(c) if self.kind is str else str(c) for c in self.choices)
         else:
             text = "an integer" if self.kind is int else "a number"
             low, high = self.minimum, self.maximum
@@ -112,6 +112,10 @@ class Parameter:
                                             f"{value!r}."})
 
     def _converted(self, value: Any) -> Any:
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise self._problem(value)
+            return value
         if self.kind is bool:
             if type(value).__name__ not in ("bool", "bool_"):  # Python's or NumPy's
                 raise self._problem(value)
@@ -144,7 +148,7 @@ class Parameter:
         converted = self._converted(value)
         if self.choices is not None and converted not in self.choices:
             raise self._problem(value)
-        if self.kind is not bool and not self._in_range(converted):
+        if self.kind not in (bool, str) and not self._in_range(converted):
             raise self._problem(value)
         return converted
 
@@ -225,6 +229,21 @@ class TrainConfig:
                                 minimum=0.0, maximum=1.0, exclusive_maximum=True)
     augment: bool = _parameter(
         True, bool, "random flips, 90° rotations and intensity scale / shift / gamma")
+    class_weights: str = _parameter(
+        "balanced", str, "class term w_c of the weight map: 'balanced' (inverse class "
+        "frequency) or 'none' (1 everywhere; only the border term weighs)",
+        choices=("balanced", "none"))
+    colour: str = _parameter(
+        "mean", str, "network input from a colour (RGB) image: 'mean' of the channels, or "
+        "'hematoxylin' (the H channel of skimage.color.rgb2hed: nuclei of H&E stains); "
+        "grayscale images are used as they are", choices=("mean", "hematoxylin"))
+    lr_schedule: str = _parameter(
+        "constant", str, "learning rate over the run: 'constant', or 'cosine' (decays to 0 "
+        "at the last planned step)", choices=("constant", "cosine"))
+    select_by: str = _parameter(
+        "val_loss", str, "what picks the kept epoch and drives early stopping: 'val_loss' "
+        "(every epoch) or 'val_map' (the validation mAP, on the epochs that compute it)",
+        choices=("val_loss", "val_map"))
     seed: int = _parameter(
         0, int, "seeds the split, the patches, the augmentation and the initial weights "
         "(same seed, same device: same model; the global random generators are left alone)",
@@ -336,6 +355,10 @@ class TrainConfig:
                 action = parser.add_argument(*parameter.flags, dest=parameter.name,
                                              action=argparse.BooleanOptionalAction,
                                              default=default, help=parameter.help)
+            elif parameter.kind is str:
+                action = parser.add_argument(*parameter.flags, dest=parameter.name,
+                                             default=default, choices=parameter.choices,
+                                             help=parameter.help)
             else:
                 action = parser.add_argument(
                     *parameter.flags, dest=parameter.name, default=default,
@@ -390,7 +413,9 @@ class TrainConfig:
                      **{key: sections["architecture"].get(key)
                         for key in ("depth", "base_filters", "batch_norm", "dropout")},
                      **{key: sections["weights"].get(key) for key in ("w0", "sigma",
-                                                                      "use_weights")}}
+                                                                      "use_weights",
+                                                                      "class_weights")},
+                     "colour": (metadata.get("input") or {}).get("colour")}
         values = {}
         for name in (f.name for f in dataclasses.fields(cls)):
             if name in sections["training"]:

@@ -197,14 +197,19 @@ def datasets(images, labels, validation, fraction: float, seed: int
 
 
 # -- targets, patches, augmentation ------------------------------------------------
+def input_spec(config: TrainConfig) -> dict:
+    """The ``"input"`` entry of the model file: how images become the network input."""
+    return {**DEFAULT_INPUT, "colour": config.colour}
+
+
 def prepare_sample(sample: Sample, config: TrainConfig) -> PreparedSample:
     """Normalise the image (the default input and normalisation of model files) and
     compute the target classes and loss weights of ``config``."""
-    x = prepare_image(sample.image, {"input": DEFAULT_INPUT,
+    x = prepare_image(sample.image, {"input": input_spec(config),
                                      "normalization": DEFAULT_NORMALIZATION},
                       channels=sample.image.ndim == 3)
     target, weights = targets(sample.labels, config.n_classes, config.w0, config.sigma,
-                              config.use_weights)
+                              config.use_weights, config.class_weights)
     return PreparedSample(sample.name, x, target, weights, sample.labels)
 
 

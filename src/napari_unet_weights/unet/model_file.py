@@ -34,7 +34,7 @@ import numpy as np
 from ..io import atomic_output, check_output_file
 from .device import keras_or_error
 from .postprocess import check_postprocess_parameters
-from .preprocess import INPUT_MODES
+from .preprocess import COLOUR_RULES, INPUT_MODES
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -50,6 +50,8 @@ __all__ = [
     "metadata_problem",
     "model_metadata",
     "read_metadata",
+    "record_metadata",
+    "score_summary",
     "size_multiple",
 ]
 
@@ -115,6 +117,8 @@ _METADATA_RULES: dict[tuple[str, ...], tuple[Callable[[Any], bool], str]] = {
                         " or ".join(repr(m) for m in INPUT_MODES)),
     ("input", "n_channels"): (_positive_integer, "an integer >= 1"),
     ("input", "invert_bright_background"): (lambda v: isinstance(v, bool), "true or false"),
+    ("input", "colour"): (lambda v: isinstance(v, str) and v in COLOUR_RULES,
+                          " or ".join(repr(r) for r in COLOUR_RULES)),
     ("normalization", "percentiles"): (_percentile_pair,
                                        "two numbers [low, high] with 0 <= low < high <= 100"),
     **{("architecture", key): (_positive_integer, "an integer >= 1")
@@ -336,6 +340,70 @@ class UNetModel:
             with zipfile.ZipFile(partial, "a", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(METADATA_ENTRY, text)
         return path
+
+
+def score_summary(metadata: Mapping[str, Any]) -> str:
+    """A model's scores in a few words: the test mAP first when the file records one.
+
+    The test figure (``metadata["test"]``) comes from images that chose nothing; the
+    validation figure (``metadata["validation"]``) chose the epoch and the
+    post-processing, so it is kept apart and named as such.
+
+    Parameters
+    ----------
+    metadata : mapping
+        A model's metadata (:func:`read_metadata`).
+
+    Returns
+    -------
+    str
+        E.g. ``"test mAP 0.612 (86 images; validation 0.634)"``, ``"validation mAP
+        0.540 (84 images)"``, or ``"no recorded score"``.
+    """
+    def figure(entry: Any) -> tuple[float, Any] | None:
+        if isinstance(entry, Mapping) and isinstance(entry.get("map"), numbers.Real):
+            return float(entry["map"]), entry.get("n_images")
+        return None
+
+    test, validation = figure(metadata.get("test")), figure(metadata.get("validation"))
+    if test is not None:
+        extra = [f"{test[1]} images"] if test[1] else []
+        if validation is not None:
+            extra.append(f"validation {validation[0]:.3f}")
+        return f"test mAP {test[0]:.3f}" + (f" ({'; '.join(extra)})" if extra else "")
+    if validation is not None:
+        return f"validation mAP {validation[0]:.3f}" + (
+            f" ({validation[1]} images)" if validation[1] else "")
+    return "no recorded score"
+
+
+def record_metadata(path: PathLike, **entries: Any) -> Path:
+    """Add or replace top-level metadata entries of a model file, without TensorFlow.
+
+    Used to record figures measured after training (e.g. ``test=...``). The file is
+    rewritten under a temporary name and renamed (see :meth:`UNetModel.save`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing model file.
+    **entries
+        JSON-ready values by metadata key.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    metadata = {**read_metadata(path), **entries}
+    text = json.dumps(metadata, indent=1, default=_json_default, allow_nan=True)
+    with atomic_output(path) as partial, zipfile.ZipFile(path) as source, \
+            zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            if item.filename != METADATA_ENTRY:
+                target.writestr(item, source.read(item.filename))
+        target.writestr(METADATA_ENTRY, text)
+    return path
 
 
 def load_model(path: PathLike | None = None) -> UNetModel:

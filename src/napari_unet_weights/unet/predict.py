@@ -14,6 +14,11 @@
   predicted as background, with one :class:`.preprocess.MissingDataWarning` per call.
 - :func:`segment` = :func:`predict` + :func:`..postprocess.to_instances` per plane with
   the model file's post-processing parameters; ids are unique over a stack.
+- Test-time augmentation (``tta=True``, :func:`network_output`): every batch the network
+  sees (tiles or whole planes) is run in the 8 orientations of the square's symmetry
+  group (4 rotations by 90° × a mirror), each output turned back, and the 8 averaged:
+  the probabilities become equivariant to flips and rotations of the tile, for 8× the
+  network time (tiling, blending, missing pixels, progress and cancel are unchanged).
 
 The model (:mod:`.model_file`), the tiles (:mod:`.tiling`) and the device
 (:mod:`.device`) each have their own module; this one only runs them.
@@ -50,26 +55,81 @@ from .tiling import (
     tile_grid,
 )
 
-__all__ = ["PredictionCancelled", "predict", "predict_prepared", "segment"]
+__all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "network_output", "predict",
+           "predict_prepared", "segment"]
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
+
+#: The orientations test-time augmentation averages over: (quarter turns, mirrored).
+TTA_TRANSFORMS = tuple((turns, mirrored) for turns in range(4) for mirrored in (False, True))
 
 
 class PredictionCancelled(Exception):
     """``should_stop()`` returned True: prediction stopped, nothing was returned."""
 
 
-def predict_prepared(keras_model: Any, x: np.ndarray, multiple: int) -> np.ndarray:
+def _orient(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    """(N, H, W, ...) turned by ``turns`` quarter turns, then mirrored left-right."""
+    turned = np.rot90(batch, turns, axes=(1, 2))
+    return turned[:, :, ::-1] if mirrored else turned
+
+
+def _unorient(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    """The inverse of :func:`_orient`: mirror back, then turn back."""
+    return np.rot90(batch[:, :, ::-1] if mirrored else batch, -turns, axes=(1, 2))
+
+
+def network_output(keras_model: Any, batch: np.ndarray, *, tta: bool = False,
+                   should_stop: ShouldStop | None = None) -> np.ndarray:
+    """The network's class probabilities of a prepared batch, float32 (N, H, W, K).
+
+    Parameters
+    ----------
+    keras_model : keras.Model
+        The U-Net; called on the array (no ``Model.predict``: no progress bar, no
+        retracing per size).
+    batch : numpy.ndarray
+        (N, H, W, C) float32 network inputs, H and W multiples of the model's ``2**depth``
+        (so the batch turned by 90°, (N, W, H, C), is one too).
+    tta : bool
+        Test-time augmentation: the mean over the 8 orientations of
+        :data:`TTA_TRANSFORMS` of the output on the oriented batch, each turned back
+        (8 network calls of the batch's size: 8× the time, about the same memory).
+    should_stop : callable, optional
+        With ``tta``, polled before each of the 7 later calls; True raises
+        :class:`PredictionCancelled` (the caller polls before the first).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    if not tta:
+        return np.asarray(keras_model(batch, training=False), dtype=np.float32)
+    batch = np.asarray(batch, dtype=np.float32)
+    if batch.ndim != 4:
+        raise ValueError(f"expected a batch of shape (N, H, W, C), got {batch.shape}.")
+    total = None
+    for turns, mirrored in TTA_TRANSFORMS:
+        if total is not None and should_stop is not None and should_stop():
+            raise PredictionCancelled("prediction cancelled during test-time augmentation.")
+        oriented = np.ascontiguousarray(_orient(batch, turns, mirrored))
+        output = np.asarray(keras_model(oriented, training=False), dtype=np.float32)
+        output = _unorient(output, turns, mirrored)
+        total = np.array(output) if total is None else np.add(total, output, out=total)
+    return total / np.float32(len(TTA_TRANSFORMS))
+
+
+def predict_prepared(keras_model: Any, x: np.ndarray, multiple: int, *,
+                     tta: bool = False) -> np.ndarray:
     """Run the network on one prepared (H, W, C) image; return (H, W, K) float32.
 
     The image is padded to ``multiple`` and the output cropped back (whole image, no
-    tiles; used by training's validation). The model is called on the array (no
-    ``Model.predict``: no progress bar, no retracing per size).
+    tiles; used by training's validation). ``tta``: test-time augmentation, the mean
+    over 8 flips / rotations (:func:`network_output`; 8× the network time).
     """
     padded, crop = pad_to_multiple(x, multiple)
-    output = keras_model(padded[np.newaxis], training=False)
-    probabilities = np.asarray(output, dtype=np.float32)[0]
+    probabilities = network_output(keras_model, padded[np.newaxis], tta=tta)[0]
     return np.ascontiguousarray(probabilities[crop])
 
 
@@ -110,6 +170,7 @@ class _Run:
     batch_size: int
     progress: Progress | None
     should_stop: ShouldStop | None
+    tta: bool = False
     done: int = 0
     #: Missing (NaN / infinite) pixels of the planes whose tiles are not all predicted.
     missing: dict[tuple, np.ndarray] = field(default_factory=dict)
@@ -148,11 +209,21 @@ class _Run:
         if pending:
             self.flush(batch[:len(pending)], pending, sink, finish)
 
-    def flush(self, batch: np.ndarray, pending: list, sink, finish) -> None:
+    def check_cancel(self) -> bool:
+        """Raise :class:`PredictionCancelled` if ``should_stop()`` says so, else False.
+
+        Polled before each batch, and by :func:`network_output` between the 8 network
+        calls of a test-time augmented batch.
+        """
         if self.should_stop is not None and self.should_stop():
             raise PredictionCancelled(f"prediction cancelled after {self.done} of "
                                       f"{self.total} tiles.")
-        output = np.asarray(self.unet.keras_model(batch, training=False), dtype=np.float32)
+        return False
+
+    def flush(self, batch: np.ndarray, pending: list, sink, finish) -> None:
+        self.check_cancel()
+        output = network_output(self.unet.keras_model, batch, tta=self.tta,
+                                should_stop=self.check_cancel)
         for probabilities, (index, number, row, col) in zip(output, pending):
             blend_tile(sink(index), probabilities, row, col)
             if number == len(self.grid) - 1:
@@ -181,7 +252,8 @@ class _Run:
                       MissingDataWarning, stacklevel=3)
 
 
-def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop):
+def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop,
+                 tta):
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     image = _as_array(image)
@@ -191,14 +263,19 @@ def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, s
     if tile_shape is None:
         tile_shape = auto_tile_shape(unet, layout.plane, batch_size=batch_size,
                                      n_planes=math.prod(layout.lead))
-    grid = tile_grid(layout.plane, tile_shape, overlap, size_multiple(unet.metadata))
-    return image, _Run(unet, layout, grid, int(batch_size), progress, should_stop)
+    multiple = size_multiple(unet.metadata)
+    grid = tile_grid(layout.plane, tile_shape, overlap, multiple)
+    # The tile sides are multiples of ``multiple`` (tile_grid rounds them up), so a tile
+    # turned by 90° for test-time augmentation, (W, H), suits the network too.
+    return image, _Run(unet, layout, grid, int(batch_size), progress, should_stop,
+                       bool(tta))
 
 
 def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
             rgb: bool | None = None, tile_shape: int | tuple[int, int] | None = None,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
-            should_stop: ShouldStop | None = None, use_gpu: bool | None = None) -> np.ndarray:
+            should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
+            tta: bool = False) -> np.ndarray:
     """Class probabilities of an image, a stack or a time series, tile by tile.
 
     Parameters
@@ -232,13 +309,21 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         Tiles per network call (tiles of consecutive planes share batches).
     progress : callable, optional
         ``progress(done, total)`` after each batch; ``total`` counts the tiles of all
-        planes.
+        planes (with ``tta`` too).
     should_stop : callable, optional
-        Polled before each batch; when it returns True, :class:`PredictionCancelled` is
-        raised (nothing is returned).
+        Polled before each batch (with ``tta``, before each of its 8 network calls);
+        when it returns True, :class:`PredictionCancelled` is raised (nothing is
+        returned).
     use_gpu : bool, optional
         None: TensorFlow's choice (the GPU if it sees one); False: the CPU; True: the
         GPU (a ValueError that says so if TensorFlow sees none; see :mod:`.device`).
+    tta : bool
+        Test-time augmentation: each batch of tiles (or whole planes) is run in the 8
+        orientations of a square (4 rotations by 90° × a left-right mirror), each output
+        is turned back and the 8 are averaged (:func:`network_output`). Costs 8× the
+        network time (about the same memory); the probabilities become equivariant to flips
+        and quarter turns of each tile, and are usually a little more accurate. Tiling,
+        blending and missing pixels are as without it.
 
     Returns
     -------
@@ -261,7 +346,7 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         Once, when pixels are NaN or infinite; it says how many.
     """
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
-                              should_stop)
+                              should_stop, tta)
     layout = run.layout
     out = np.zeros((*layout.lead, *layout.plane, run.unet.n_classes), np.float32)
     with device_scope(use_gpu):
@@ -279,7 +364,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
             rgb: bool | None = None, tile_shape: int | tuple[int, int] | None = None,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
-            **postprocess) -> np.ndarray:
+            tta: bool = False, **postprocess) -> np.ndarray:
     """Instance labels of an image, a stack or a time series.
 
     :func:`predict`, then :func:`..postprocess.to_instances` on each plane as soon as its
@@ -288,8 +373,8 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
 
     Parameters
     ----------
-    image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu
-        As in :func:`predict`.
+    image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu, tta
+        As in :func:`predict` (``tta``: test-time augmentation, 8× the network time).
     **postprocess
         Overrides of the recorded post-processing parameters (``threshold``,
         ``seed_threshold``, ``min_size``, ``fill_holes``, ``expand``).
@@ -315,7 +400,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
         As in :func:`predict`.
     """
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
-                              should_stop)
+                              should_stop, tta)
     parameters = _postprocess_parameters(run.unet, postprocess)
     layout, classes = run.layout, run.unet.n_classes
     labels = _LabelStack((*layout.lead, *layout.plane))

@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 __all__ = [
+    "COLOUR_RULES",
     "DEFAULT_INPUT",
     "DEFAULT_NORMALIZATION",
     "INPUT_MODES",
@@ -48,7 +49,10 @@ __all__ = [
 #: How images are turned into the network input (recorded in model files).
 #: ``mode`` "gray": colour channels averaged; "channels": ``n_channels`` channels, each
 #: normalised on its own.
-DEFAULT_INPUT = {"mode": "gray", "n_channels": 1, "invert_bright_background": True}
+DEFAULT_INPUT = {"mode": "gray", "n_channels": 1, "invert_bright_background": True,
+                 "colour": "mean"}
+#: How "gray" mode turns a colour image into one channel (``DEFAULT_INPUT["colour"]``).
+COLOUR_RULES = ("mean", "hematoxylin")
 #: Per-image percentile normalisation (recorded in model files).
 DEFAULT_NORMALIZATION = {"percentiles": [1.0, 99.8]}
 #: The input modes a model file may record.
@@ -141,11 +145,14 @@ def check_training_image(image: np.ndarray, what: str) -> None:
                 "finite pixels (fill them, or crop them out with the labels).")
 
 
-def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
+def to_gray(image, *, channels: bool | None = None, colour: str = "mean") -> np.ndarray:
     """One float32 channel from a 2-D grayscale or colour / multichannel image.
 
-    Colour channels are averaged; a fourth channel of an (H, W, 4) image is alpha and
-    dropped.
+    Colour channels are averaged (``colour="mean"``), or, with ``colour="hematoxylin"``,
+    an RGB image whose channels differ gives its haematoxylin optical density
+    (``skimage.color.rgb2hed``: nuclei bright on a dark background, like fluorescence); a
+    grayscale image stored as RGB (equal channels) is averaged either way. A fourth
+    channel of an (H, W, 4) image is alpha and dropped.
 
     Parameters
     ----------
@@ -154,6 +161,8 @@ def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
     channels : bool, optional
         True: the last axis of a 3-D array holds channels, any number of them. None:
         :func:`guess_channels` decides. False: only (H, W) is accepted.
+    colour : {"mean", "hematoxylin"}
+        How a colour image becomes one channel.
 
     Returns
     -------
@@ -165,20 +174,39 @@ def to_gray(image, *, channels: bool | None = None) -> np.ndarray:
     TypeError
         If the image does not hold numbers.
     ValueError
-        For other shapes.
+        For other shapes, or an unknown ``colour``.
     """
+    if colour not in COLOUR_RULES:
+        raise ValueError(f"colour must be one of {COLOUR_RULES}, got {colour!r}.")
     array = np.asarray(image)
     check_numeric(array.dtype)
     if array.ndim == 2:
         return array.astype(np.float32)
     multichannel = guess_channels(array.shape) if channels is None else channels
     if array.ndim == 3 and multichannel and array.shape[-1] > 0:
-        colour = array[..., :3] if array.shape[-1] == 4 else array
-        return np.mean(colour, axis=-1, dtype=np.float32)
+        colours = array[..., :3] if array.shape[-1] == 4 else array
+        if colour == "hematoxylin" and _is_colour(colours):
+            return _hematoxylin(colours)
+        return np.mean(colours, axis=-1, dtype=np.float32)
     raise ValueError(
         f"expected a 2-D image: (H, W) grayscale or (H, W, C) with 1 to {MAX_CHANNELS} "
         f"channels, got shape {array.shape}."
     )
+
+
+def _is_colour(rgb: np.ndarray) -> bool:
+    """Three channels that differ somewhere (not a grayscale image stored as RGB)."""
+    return rgb.shape[-1] == 3 and bool(
+        np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 1] != rgb[..., 2]))
+
+
+def _hematoxylin(rgb: np.ndarray) -> np.ndarray:
+    """The haematoxylin channel of colour deconvolution (Ruifrok & Johnston), float32."""
+    from skimage.color import rgb2hed
+
+    if not np.issubdtype(rgb.dtype, np.integer):
+        rgb = np.clip(rgb, 0, None)  # negative light has no optical density
+    return rgb2hed(rgb)[..., 0].astype(np.float32)
 
 
 def _missing(plane: np.ndarray) -> np.ndarray | None:
@@ -255,12 +283,12 @@ def _specs(metadata: dict | None) -> tuple[dict, dict]:
             {**DEFAULT_NORMALIZATION, **metadata.get("normalization", {})})
 
 
-def _normalized_gray(image, percentiles, invert: bool, channels: bool | None
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
+def _normalized_gray(image, percentiles, invert: bool, channels: bool | None,
+                     colour: str = "mean") -> tuple[np.ndarray, np.ndarray | None]:
     """Gray plane normalised with the plane's own percentiles: (H, W, 1) float32."""
     missing, (low, high, median) = _finite_percentiles(
-        to_gray(image, channels=channels), (*percentiles, 50.0))
-    x = to_gray(image, channels=channels)  # again: the first copy was reordered
+        to_gray(image, channels=channels, colour=colour), (*percentiles, 50.0))
+    x = to_gray(image, channels=channels, colour=colour)  # again: the first was reordered
     scale = _scale_in_place(x, low, high)
     if invert and (median - low) / scale > 0.5:
         np.subtract(np.float32(1.0), x, out=x)
@@ -309,7 +337,7 @@ def prepare_plane(image, metadata: dict | None = None, *, channels: bool | None 
     percentiles = tuple(normalization["percentiles"])
     if input_spec["mode"] == "gray":
         return _normalized_gray(image, percentiles, bool(input_spec.get(
-            "invert_bright_background")), channels)
+            "invert_bright_background")), channels, input_spec.get("colour", "mean"))
     if input_spec["mode"] == "channels":
         return _normalized_channels(image, percentiles, int(input_spec["n_channels"]))
     raise ValueError(

@@ -128,7 +128,7 @@ def three_class_target(labels) -> np.ndarray:
 
 
 def training_weights(labels, n_classes: int = 3, w0: float = 10.0, sigma: float = 5.0,
-                     use_weights: bool = True) -> np.ndarray:
+                     use_weights: bool = True, class_weights: str = "balanced") -> np.ndarray:
     """Per-pixel loss weights for one training sample.
 
     Parameters
@@ -141,6 +141,8 @@ def training_weights(labels, n_classes: int = 3, w0: float = 10.0, sigma: float 
         Border term of :func:`~napari_unet_weights.weights.weight_map`.
     use_weights : bool
         False gives all ones: plain (unweighted) cross-entropy.
+    class_weights : {"balanced", "none"}
+        The class term w_c (see :func:`~napari_unet_weights.weights.weight_map`).
 
     Returns
     -------
@@ -151,11 +153,13 @@ def training_weights(labels, n_classes: int = 3, w0: float = 10.0, sigma: float 
     labels = validate_labels(labels)
     if not use_weights:
         return np.ones(labels.shape, dtype=np.float32)
-    return weight_map(separate_touching(labels), w0, sigma).astype(np.float32, copy=False)
+    return weight_map(separate_touching(labels), w0, sigma,
+                      class_weights=class_weights).astype(np.float32, copy=False)
 
 
 def targets(labels, n_classes: int = 3, w0: float = 10.0, sigma: float = 5.0,
-            use_weights: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            use_weights: bool = True, class_weights: str = "balanced"
+            ) -> tuple[np.ndarray, np.ndarray]:
     """The target classes and loss weights of one sample, as used in training.
 
     Parameters
@@ -164,7 +168,7 @@ def targets(labels, n_classes: int = 3, w0: float = 10.0, sigma: float = 5.0,
         Instance labels, 0 = background.
     n_classes : {2, 3}
         2: :func:`two_class_target`, 3: :func:`three_class_target`.
-    w0, sigma, use_weights
+    w0, sigma, use_weights, class_weights
         See :func:`training_weights`.
 
     Returns
@@ -174,4 +178,4 @@ def targets(labels, n_classes: int = 3, w0: float = 10.0, sigma: float = 5.0,
     """
     n_classes = _check_n_classes(n_classes)
     target = two_class_target(labels)[0] if n_classes == 2 else three_class_target(labels)
-    return target, training_weights(labels, n_classes, w0, sigma, use_weights)
+    return target, training_weights(labels, n_classes, w0, sigma, use_weights, class_weights)

@@ -5,7 +5,8 @@ normalisation, targets and weight maps computed once per sample → random patch
 augmentation yielded as ``(x, y, sample_weight)`` with ``sample_weight`` of shape
 (batch, H, W) → Adam on the pixel-weighted cross-entropy (:mod:`.model`). Validation
 loss on a fixed set of validation patches; validation mAP of IoU on whole validation
-images. The best weights (lowest validation loss) are kept. The parameters are a
+images. The best weights (lowest validation loss, or highest validation mAP with
+``select_by="val_map"``) are kept. The parameters are a
 :class:`~.config.TrainConfig`. TensorFlow is imported inside the functions.
 """
 
@@ -31,6 +32,7 @@ from .data import (
     PatchSampler,
     PreparedSample,
     datasets,
+    input_spec,
     load_samples,
     prepare_sample,
     validation_patches,
@@ -40,7 +42,7 @@ from .model import build_unet, keras_or_error, weighted_loss
 from .model_file import FORMAT_VERSION, UNetModel, check_model_path
 from .postprocess import DEFAULT_POSTPROCESS, to_instances
 from .predict import predict_prepared
-from .preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+from .preprocess import DEFAULT_NORMALIZATION
 from .seeding import python_random_seeded
 from .targets import CLASS_NAMES
 
@@ -58,6 +60,8 @@ TUNING_GRID = {
     2: {"threshold": (0.3, 0.4, 0.5, 0.6, 0.7), "expand": (0, 1)},
     3: {"threshold": (0.4, 0.5, 0.6), "seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9)},
 }
+#: Then the smallest object kept, searched with the best thresholds of the grid.
+MIN_SIZES = (5, 10, 20, 30, 50)
 #: The package's distribution name, whose version model files record.
 DISTRIBUTION = "napari-unet-weights"
 
@@ -154,14 +158,21 @@ def _grid(n_classes: int) -> list[dict]:
     return [dict(zip(grid, values)) for values in product(*grid.values())]
 
 
-def _tune(samples, probabilities, n_classes: int) -> tuple[dict, float]:
-    best, best_map = dict(DEFAULT_POSTPROCESS), -1.0
-    for overrides in _grid(n_classes):
-        parameters = {**DEFAULT_POSTPROCESS, **overrides}
+def _best_of(samples, probabilities, candidates: list[dict]) -> tuple[dict, float]:
+    """The candidate post-processing with the highest mAP (the first one on ties)."""
+    best, best_map = candidates[0], -1.0
+    for parameters in candidates:
         score = _score(samples, probabilities, parameters).map
         if score > best_map + 1e-9:
             best, best_map = parameters, score
     return best, best_map
+
+
+def _tune(samples, probabilities, n_classes: int) -> tuple[dict, float]:
+    """The thresholds of :data:`TUNING_GRID`, then the :data:`MIN_SIZES` with them."""
+    best, _ = _best_of(samples, probabilities,
+                       [{**DEFAULT_POSTPROCESS, **overrides} for overrides in _grid(n_classes)])
+    return _best_of(samples, probabilities, [{**best, "min_size": size} for size in MIN_SIZES])
 
 
 def _per_threshold_records(result) -> list[dict]:
@@ -210,7 +221,9 @@ class _RunState:
     multiple: int
     checkpoint: Callable[[], None] | None = None
     epoch: int = 0
+    select_by: str = "val_loss"
     best_val_loss: float = math.inf
+    best_val_map: float = -math.inf
     best_epoch: int = 0
     best_weights: list | None = None
     cancelled: bool = False
@@ -227,6 +240,17 @@ def _report(state: _RunState, info: dict) -> None:
 def _val_map(state: _RunState, keras_model) -> float:
     probabilities = _probabilities(keras_model, state.val_samples, state.multiple)
     return float(_score(state.val_samples, probabilities, DEFAULT_POSTPROCESS).map)
+
+
+def _improved(state: _RunState, val_loss: float, val_map: float | None) -> bool:
+    """Record the epoch's validation figures; True when the selected one is the best yet."""
+    loss_better = val_loss < state.best_val_loss
+    map_better = val_map is not None and val_map > state.best_val_map
+    if loss_better:
+        state.best_val_loss = val_loss
+    if map_better:
+        state.best_val_map = val_map
+    return map_better if state.select_by == "val_map" else loss_better
 
 
 def _monitor(keras, state: _RunState):
@@ -252,14 +276,14 @@ def _monitor(keras, state: _RunState):
             logs = logs or {}
             loss = float(logs.get("loss", math.nan))
             val_loss = float(logs.get("val_loss", math.nan))
-            if val_loss < state.best_val_loss:
-                state.best_val_loss, state.best_epoch = val_loss, epoch + 1
-                state.best_weights = self.model.get_weights()
-                if state.checkpoint is not None:
-                    state.checkpoint()
             val_map = None
             if (epoch + 1) % state.val_map_every == 0:
                 val_map = _val_map(state, self.model)
+            if _improved(state, val_loss, val_map):
+                state.best_epoch = epoch + 1
+                state.best_weights = self.model.get_weights()
+                if state.checkpoint is not None:
+                    state.checkpoint()
             state.history.append((epoch + 1, loss, val_loss,
                                   math.nan if val_map is None else val_map))
             _report(state, {"stage": "epoch", "epoch": epoch + 1, "epochs": state.epochs,
@@ -324,7 +348,7 @@ def _metadata(config: TrainConfig, split: dict, validation: dict, training: dict
         "format_version": FORMAT_VERSION,
         "n_classes": config.n_classes,
         "classes": list(CLASS_NAMES[config.n_classes]),
-        "input": dict(DEFAULT_INPUT),
+        "input": input_spec(config),
         "normalization": dict(DEFAULT_NORMALIZATION),
         "architecture": {"type": "unet2d", "n_channels": 1, "depth": config.depth,
                          "base_filters": config.base_filters,
@@ -332,7 +356,8 @@ def _metadata(config: TrainConfig, split: dict, validation: dict, training: dict
                          "multiple": config.multiple},
         "weights": {"w0": config.w0, "sigma": config.sigma,
                     "use_weights": config.use_weights, "border": "background",
-                    "class_weights": "balanced", "labels": "separated (1-px gaps)"},
+                    "class_weights": config.class_weights,
+                    "labels": "separated (1-px gaps)"},
         "loss": "sparse categorical cross-entropy, per-pixel sample_weight, "
                 "sum over pixels / (batch*H*W)",
         "postprocess": dict(validation["postprocess"]),
@@ -343,6 +368,14 @@ def _metadata(config: TrainConfig, split: dict, validation: dict, training: dict
         "keras_version": keras.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _learning_rate(keras, config: TrainConfig):
+    """Adam's learning rate: the number, or a cosine decay to 0 over the planned steps."""
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * config.steps_per_epoch)
+    return config.learning_rate
 
 
 # -- the training loop -----------------------------------------------------------------
@@ -476,13 +509,14 @@ def train(
 
     device, mixed = _device()
     model = _build(keras, config, mixed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=weighted_loss())
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, config)),
+                  loss=weighted_loss())
     state = _RunState(
         epochs=config.epochs, steps=config.steps_per_epoch, progress=progress,
         should_stop=should_stop,
         deadline=None if config.max_seconds is None else time.monotonic() + config.max_seconds,
         patience=config.early_stopping_patience, val_map_every=config.val_map_every,
-        val_samples=val_set, multiple=config.multiple,
+        val_samples=val_set, multiple=config.multiple, select_by=config.select_by,
         checkpoint=_checkpointer(keras, model, config, split, checkpoint),
     )
     _fit(keras, model, config, train_set, val_patches, state)
@@ -494,6 +528,7 @@ def train(
         **config.to_metadata(), "epochs_run": len(state.history),
         "best_epoch": state.best_epoch,
         "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss,
+        "best_val_map": None if math.isinf(state.best_val_map) else state.best_val_map,
         "cancelled": state.cancelled, "stopped_early": state.stopped_early,
         "time_limit_reached": state.timed_out, "device": device, "mixed_precision": mixed,
         "seconds": round(time.monotonic() - start, 1),
