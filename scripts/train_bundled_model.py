@@ -11,10 +11,11 @@ part is not read here (``scripts/evaluate_model.py`` reports on it).
 
 The training options are those of ``napari-unet-weights train`` (one per
 :class:`~napari_unet_weights.unet.config.TrainConfig` field), with this script's budget
-as defaults (:data:`DEFAULTS`, the bundled model's configuration). ``--oversample-he K``
-lists every H&E training image K times. Each run adds its row (validation figures, time)
-to ``<outdir>/runs.json`` and rewrites ``<outdir>/runs.md``; ``--install`` copies the
-model to ``src/napari_unet_weights/unet/models/dsb2018_nuclei.keras``.
+as defaults (:data:`DEFAULTS`, the bundled model's configuration). ``--oversample
+he=3,brightfield=5`` lists every training image of those modalities that many times.
+Each run adds its row (validation figures, time) to ``<outdir>/runs.json`` and rewrites
+``<outdir>/runs.md``; ``--install`` copies the model to
+``src/napari_unet_weights/unet/models/dsb2018_nuclei.keras``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dsb2018_split import DEFAULT_DATA, load_split
+from dsb2018_split import DEFAULT_DATA, MODALITIES, load_split
 from napari_unet_weights.unet.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,8 @@ INSTALL_PATH = REPO / "src" / "napari_unet_weights" / "unet" / "models" / "dsb20
 #: This script's budget and configuration, where they differ from TrainConfig's defaults.
 DEFAULTS = {"epochs": 20, "steps_per_epoch": 80, "base_filters": 12,
             "early_stopping_patience": 20, "val_map_every": 2}
+#: This script's default ``--oversample`` (the bundled model's).
+DEFAULTS_OVERSAMPLE: dict[str, int] = {}
 
 
 def link_subset(data: Path, ids: list[str], folder: Path, copies: dict[str, int] | None = None
@@ -61,7 +64,7 @@ def run_row(name: str, result, args) -> dict:
     per_threshold = {r["threshold"]: r["map"] for r in result.validation["per_threshold"]}
     training = result.model.metadata["training"]
     return {
-        "name": name, "oversample_he": args.oversample_he,
+        "name": name, "oversample": args.oversample,
         "config": result.config.to_metadata(),
         "val_map": round(result.validation["map"], 4),
         "val_map_default_postprocess": round(result.validation["map_default_postprocess"], 4),
@@ -88,26 +91,39 @@ def write_runs(outdir: Path, row: dict) -> None:
 
 
 def defaults_from(model: Path | None) -> dict:
-    """The configuration a model was trained with (and its run's ``--oversample-he``, from
+    """The configuration a model was trained with (and its run's ``--oversample``, from
     the runs.json beside it), as option defaults; this script's :data:`DEFAULTS` without."""
     if model is None:
-        return dict(DEFAULTS)
+        return {**DEFAULTS, "oversample": dict(DEFAULTS_OVERSAMPLE)}
     from napari_unet_weights.unet.model_file import read_metadata
 
     values = TrainConfig.from_metadata(read_metadata(model)).to_metadata()
     values.pop("validation_fraction")
     runs = model.with_name("runs.json")
     rows = json.loads(runs.read_text()) if runs.exists() else []
-    values["oversample_he"] = next((r["oversample_he"] for r in rows
-                                    if r["name"] == model.stem), 1)
+    values["oversample"] = next((r.get("oversample", {}) for r in rows
+                                 if r["name"] == model.stem), {})
     return values
+
+
+def oversampling(text: str) -> dict[str, int]:
+    """``"he=3,brightfield=5"`` → ``{"he": 3, "brightfield": 5}`` (argparse type)."""
+    counts = {}
+    for item in filter(None, text.split(",")):
+        name, _, count = item.partition("=")
+        if name not in MODALITIES or not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected MODALITY=COUNT with a modality of {MODALITIES} and a count >= 1, "
+                f"got {item!r}")
+        counts[name] = int(count)
+    return counts
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--config-from", type=Path)
     defaults = defaults_from(first.parse_known_args(argv)[0].config_from)
-    oversample = defaults.pop("oversample_he", 1)
+    oversample = defaults.pop("oversample", {})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-from", type=Path, metavar="MODEL.keras",
                         help="start from the configuration of this model's run (other "
@@ -116,9 +132,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--name", default="bundled", help="the run's name in runs.json")
     parser.add_argument("--outdir", type=Path, default=REPO / "runs" / "bundled")
     TrainConfig.add_arguments(parser, defaults=defaults, exclude=("validation_fraction",))
-    parser.add_argument("--oversample-he", type=int, default=oversample,
-                        help="list every H&E training image this many times "
-                             "(default: %(default)s)")
+    parser.add_argument("--oversample", type=oversampling, default=oversample,
+                        metavar="MODALITY=K,...",
+                        help="list every training image of these modalities K times, e.g. "
+                             "he=3,brightfield=5 (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N train and N/4 validation ids (testing)")
     parser.add_argument("--smoke", action="store_true",
@@ -143,7 +160,7 @@ def main(argv=None) -> int:
     train_ids, val_ids = split["train"], split["validation"]
     if args.limit:
         train_ids, val_ids = train_ids[:args.limit], val_ids[:max(1, args.limit // 4)]
-    copies = {i: args.oversample_he for i in train_ids if split["modality"][i] == "he"}
+    copies = {i: args.oversample.get(split["modality"][i], 1) for i in train_ids}
     args.outdir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig.from_arguments(args)
     print(f"== {args.name}: {config}", file=sys.stderr)
