@@ -7,11 +7,13 @@ set -euo pipefail
 out=${1:-runs/ablation}
 run() { python scripts/train_bundled_model.py --outdir "$out" "$@"; }
 # A0: the previous bundled model's recipe (constant rate, epoch of lowest validation loss)
-run --name A0-previous
+run --name A0-previous --val-map-every 2 --lr-schedule constant --select-by val_loss \
+    --colour mean --class-weights balanced --oversample ""
 # A1-A3 compute the validation mAP every 4 epochs and keep the best of those epochs
-levers=(--lr-schedule cosine --select-by val_map --val-map-every 4)
+levers=(--lr-schedule cosine --select-by val_map --val-map-every 4 --colour mean
+        --class-weights balanced --oversample "")
 run --name A1-cosine-map "${levers[@]}"
-levers+=(--colour hematoxylin)
+levers+=(--colour hematoxylin)  # later options replace earlier ones
 run --name A2-hematoxylin "${levers[@]}"
 levers+=(--oversample he=3,brightfield=5)
 run --name A3-oversample "${levers[@]}"

@@ -34,9 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 INSTALL_PATH = REPO / "src" / "napari_unet_weights" / "unet" / "models" / "dsb2018_nuclei.keras"
 #: This script's budget and configuration, where they differ from TrainConfig's defaults.
 DEFAULTS = {"epochs": 20, "steps_per_epoch": 80, "base_filters": 12,
-            "early_stopping_patience": 20, "val_map_every": 2}
+            "early_stopping_patience": 20, "val_map_every": 4, "lr_schedule": "cosine",
+            "select_by": "val_map", "colour": "hematoxylin", "class_weights": "none"}
 #: This script's default ``--oversample`` (the bundled model's).
-DEFAULTS_OVERSAMPLE: dict[str, int] = {}
+DEFAULTS_OVERSAMPLE: dict[str, int] = {"he": 3, "brightfield": 5}
 
 
 def link_subset(data: Path, ids: list[str], folder: Path, copies: dict[str, int] | None = None

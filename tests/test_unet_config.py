@@ -17,8 +17,8 @@ DOCUMENTED_DEFAULTS = {
     "n_classes": 3, "w0": 10.0, "sigma": 5.0, "use_weights": True, "epochs": 30,
     "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128, "validation_fraction": 0.15,
     "learning_rate": 1e-3, "depth": 4, "base_filters": 16, "batch_norm": True, "dropout": 0.0,
-    "augment": True, "class_weights": "balanced", "colour": "mean",
-    "lr_schedule": "constant", "select_by": "val_loss", "seed": 0,
+    "augment": True, "class_weights": "none", "colour": "mean",
+    "lr_schedule": "cosine", "select_by": "val_map", "seed": 0,
     "early_stopping_patience": 8, "val_map_every": 1,
     "max_seconds": None, "tune_postprocess": True,
 }
@@ -144,7 +144,14 @@ def test_without_a_training_entry_the_model_sections_are_read():
     config = TrainConfig.from_metadata(metadata)
     assert config == TrainConfig(n_classes=2, depth=3, base_filters=8, batch_norm=False,
                                  dropout=0.25, w0=4.0, sigma=2.0, class_weights="none",
-                                 colour="hematoxylin")
+                                 colour="hematoxylin", lr_schedule="constant",
+                                 select_by="val_loss")  # what training did before
+
+
+def test_a_model_from_before_the_choices_existed_reads_as_it_was_trained():
+    config = TrainConfig.from_metadata({"training": {"epochs": 3}})
+    assert (config.class_weights, config.colour, config.lr_schedule, config.select_by) == (
+        "balanced", "mean", "constant", "val_loss")
 
 
 def test_a_bad_recorded_value_is_named():

@@ -211,7 +211,7 @@ def scripted(keras):
         patch.setattr(train_module, "_monitor", scripted_monitor)
         patch.setattr(train_module, "predict_prepared", recording_predict)
         result = train(images, labels, validation=(val_images, val_labels),
-                       tune_postprocess=False, early_stopping_patience=2,
+                       tune_postprocess=False, early_stopping_patience=2, select_by="val_loss",
                        **{**TINY, "epochs": len(SCRIPTED_VAL_LOSS), "steps_per_epoch": 2,
                           "val_map_every": 100})
     return result, snapshots, scored_shapes

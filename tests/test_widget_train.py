@@ -144,14 +144,14 @@ def test_the_choice_options_reach_the_training_configuration(viewer, qtbot):
     from napari_unet_weights.unet.config import TrainConfig
 
     widget = _make_widget(viewer, qtbot)
-    chosen = {"colour": "hematoxylin", "class_weights": "none", "lr_schedule": "cosine",
-              "select_by": "val_map"}
+    chosen = {"colour": "hematoxylin", "class_weights": "balanced", "lr_schedule": "constant",
+              "select_by": "val_loss"}  # none of them the default
     for name, value in chosen.items():
         combo = widget.choice_combos[name]
         combo.setCurrentIndex(combo.findData(value))
     config = TrainConfig(**widget.parameters())
     assert {name: getattr(config, name) for name in chosen} == chosen
-    assert widget._weight_parameters()["class_weights"] == "none"  # the preview follows
+    assert widget._weight_parameters()["class_weights"] == "balanced"  # the preview follows
 
 
 def test_starts_with_a_guessed_pair(viewer, qtbot):
@@ -369,7 +369,8 @@ def test_weight_preview(viewer, qtbot, errors):
     name = f"{labels.name}{PREVIEW_SUFFIX}"
     qtbot.waitUntil(lambda: name in viewer.layers and not widget.busy, timeout=TIMEOUT_MS)
     preview = viewer.layers[name]
-    np.testing.assert_allclose(preview.data, brute_force_weight_map(labels.data), atol=1e-3)
+    np.testing.assert_allclose(preview.data, brute_force_weight_map(
+        labels.data, class_weights="none"), atol=1e-3)  # the training default
     np.testing.assert_allclose(preview.scale, SCALE)
     np.testing.assert_allclose(preview.translate, TRANSLATE)
     assert viewer.layers.selection.active is active
@@ -378,6 +379,8 @@ def test_weight_preview(viewer, qtbot, errors):
     assert all(combo.itemData(i) is not preview for i in range(combo.count()))
 
     widget.w0_spin.setValue(20.0)  # the shown preview follows the parameters
+    combo = widget.choice_combos["class_weights"]
+    combo.setCurrentIndex(combo.findData("balanced"))
     expected = brute_force_weight_map(labels.data, w0=20.0)
     qtbot.waitUntil(lambda: not widget.busy and np.allclose(preview.data, expected, atol=1e-3),
                     timeout=TIMEOUT_MS)

@@ -40,6 +40,12 @@ class TrainConfigError(ValueError):
         super().__init__(" ".join(self.problems.values()))
 
 
+#: What training did before these parameters existed: read for model files that lack them
+#: (their defaults changed when they were added, after the issue 10 ablation).
+BEFORE_THEY_EXISTED = {"class_weights": "balanced", "colour": "mean",
+                       "lr_schedule": "constant", "select_by": "val_loss"}
+
+
 def _number_text(value: float) -> str:
     return f"{value:g}"
 
@@ -230,7 +236,7 @@ class TrainConfig:
     augment: bool = _parameter(
         True, bool, "random flips, 90° rotations and intensity scale / shift / gamma")
     class_weights: str = _parameter(
-        "balanced", str, "class term w_c of the weight map: 'balanced' (inverse class "
+        "none", str, "class term w_c of the weight map: 'balanced' (inverse class "
         "frequency) or 'none' (1 everywhere; only the border term weighs)",
         choices=("balanced", "none"))
     colour: str = _parameter(
@@ -238,10 +244,10 @@ class TrainConfig:
         "'hematoxylin' (the H channel of skimage.color.rgb2hed: nuclei of H&E stains); "
         "grayscale images are used as they are", choices=("mean", "hematoxylin"))
     lr_schedule: str = _parameter(
-        "constant", str, "learning rate over the run: 'constant', or 'cosine' (decays to 0 "
+        "cosine", str, "learning rate over the run: 'constant', or 'cosine' (decays to 0 "
         "at the last planned step)", choices=("constant", "cosine"))
     select_by: str = _parameter(
-        "val_loss", str, "what picks the kept epoch and drives early stopping: 'val_loss' "
+        "val_map", str, "what picks the kept epoch and drives early stopping: 'val_loss' "
         "(every epoch) or 'val_map' (the validation mAP, on the epochs that compute it)",
         choices=("val_loss", "val_map"))
     seed: int = _parameter(
@@ -395,8 +401,9 @@ class TrainConfig:
             A model's whole metadata (:func:`~.model_file.read_metadata`). Parameters are
             read from its ``"training"`` entry (other keys there, the run's outcome, are
             ignored); where that lacks one (older or hand-made files), from the
-            ``"architecture"`` and ``"weights"`` sections and ``"n_classes"``; else the
-            default.
+            ``"architecture"`` and ``"weights"`` sections and ``"n_classes"``; else what
+            training did before the parameter existed (:data:`BEFORE_THEY_EXISTED`), or
+            the default.
 
         Raises
         ------
@@ -422,4 +429,6 @@ class TrainConfig:
                 values[name] = sections["training"][name]
             elif described.get(name) is not None:
                 values[name] = described[name]
+            elif name in BEFORE_THEY_EXISTED:
+                values[name] = BEFORE_THEY_EXISTED[name]
         return cls(**values)
