@@ -35,7 +35,8 @@ INSTALL_PATH = REPO / "src" / "napari_unet_weights" / "unet" / "models" / "dsb20
 #: This script's budget and configuration, where they differ from TrainConfig's defaults.
 DEFAULTS = {"epochs": 20, "steps_per_epoch": 80, "base_filters": 12,
             "early_stopping_patience": 20, "val_map_every": 4, "lr_schedule": "cosine",
-            "select_by": "val_map", "colour": "hematoxylin", "class_weights": "none"}
+            "select_by": "val_map", "colour": "hematoxylin", "class_weights": "none",
+            "seed": 2}
 #: This script's default ``--oversample`` (the bundled model's).
 DEFAULTS_OVERSAMPLE: dict[str, int] = {"he": 3, "brightfield": 5}
 
