@@ -457,3 +457,51 @@ def test_tuning_searches_the_thresholds_then_the_minimum_size(monkeypatch):
                                                          "min_size")} == {
         k: v for k, v in DEFAULT_POSTPROCESS.items() if k not in ("threshold",
                                                                     "seed_threshold", "min_size")}
+
+
+# -- starting from a trained model (fine-tuning) --------------------------------------------
+def test_a_run_starts_from_the_parent_weights_and_keeps_what_they_were_trained_for(
+        trained, tmp_path, monkeypatch):
+    parent_result, _, _ = trained
+    parent_path = parent_result.path
+    images, labels = synthetic(3, seed=8)
+    monkeypatch.setattr(train_module, "_fit", lambda *args: None)  # no step: the start itself
+    result = train(images, labels, initial_model=parent_path, tune_postprocess=False,
+                   **{k: v for k, v in TINY.items() if k not in ("depth", "base_filters")})
+    for ours, theirs in zip(result.model.keras_model.get_weights(),
+                            parent_result.model.keras_model.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    parent_config = parent_result.config
+    assert (result.config.depth, result.config.base_filters, result.config.n_classes) == (
+        parent_config.depth, parent_config.base_filters, parent_config.n_classes)
+    assert (TrainConfig().depth, TrainConfig().base_filters) != (2, 4)  # really inherited
+    lineage = result.model.metadata["lineage"]
+    import hashlib
+    assert lineage["parent"] == str(parent_path)
+    assert lineage["parent_sha256"] == hashlib.sha256(parent_path.read_bytes()).hexdigest()
+    assert lineage["added_train"] == result.split["train"] and lineage["seconds"] >= 0
+
+
+def test_asking_for_other_classes_than_the_parent_names_them(trained):
+    parent_result, _, _ = trained
+    images, labels = synthetic(3, seed=8)
+    with pytest.raises(ValueError, match=r"n_classes=2 \(the model has 3\).*initial_model=None"):
+        train(images, labels, initial_model=parent_result.model, n_classes=2, **TINY)
+    with pytest.raises(ValueError, match=r"depth=3 \(the model has 2\)"):
+        train(images, labels, initial_model=parent_result.model,
+              config=TrainConfig(depth=3, patch_size=16))
+    with pytest.raises(TypeError, match="initial_model must be None, 'bundled'"):
+        train(images, labels, initial_model=42, **TINY)
+
+
+def test_fine_tuning_the_bundled_model_records_it_as_the_parent(keras):
+    from napari_unet_weights.unet.model_file import BUNDLED_MODEL
+
+    images, labels = synthetic(2, seed=9)
+    result = train(images, labels, initial_model="bundled", epochs=1, steps_per_epoch=1,
+                   batch_size=2, patch_size=32, tune_postprocess=False)
+    assert result.model.metadata["lineage"]["parent"] == "bundled"
+    assert result.model.metadata["input"]["colour"] == read_metadata(BUNDLED_MODEL)["input"][
+        "colour"]
+    assert result.config.base_filters == read_metadata(BUNDLED_MODEL)["architecture"][
+        "base_filters"]

@@ -40,6 +40,7 @@ from .data import (
 from .device import device_name
 from .model import build_unet, keras_or_error, weighted_loss
 from .model_file import FORMAT_VERSION, UNetModel, check_model_path
+from .parent import explicit_names, inherit, lineage, resolve_parent
 from .postprocess import DEFAULT_POSTPROCESS, to_instances
 from .predict import predict_prepared
 from .preprocess import DEFAULT_NORMALIZATION
@@ -432,6 +433,7 @@ def train(
     out: PathLike | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    initial_model: Any = None,
     **overrides: Any,
 ) -> TrainingResult:
     """Train a U-Net on instance-labelled images with the pixel-weighted loss.
@@ -471,6 +473,11 @@ def train(
         Polled after every batch; when it returns True training stops at once, the best
         weights so far are kept and ``result.cancelled`` is True (the post-processing
         is then not tuned).
+    initial_model : None, "bundled", path or UNetModel
+        Start from this model's weights (fine-tuning) instead of random ones. Its classes,
+        architecture and input handling (:data:`.parent.INHERITED`) are kept; asking for
+        another value of one of them is a ``ValueError``. The new model's metadata records
+        the ``"lineage"``: the parent, its SHA-256, the samples added, the time spent.
 
     Returns
     -------
@@ -496,10 +503,14 @@ def train(
         TensorFlow is not installed.
     """
     start = time.monotonic()
+    given = config
     config = _resolve_config(config, overrides)
     for path in (checkpoint, out):
         if path is not None:
             check_model_path(path)
+    parent = resolve_parent(initial_model)
+    if parent is not None:
+        config = inherit(config, parent, explicit_names(given, overrides))
     train_samples, val_samples, split = datasets(images, labels, validation,
                                                  config.validation_fraction, config.seed)
     keras = keras_or_error()
@@ -509,6 +520,8 @@ def train(
 
     device, mixed = _device()
     model = _build(keras, config, mixed)
+    if parent is not None:
+        model.set_weights(parent.model.keras_model.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, config)),
                   loss=weighted_loss())
     state = _RunState(
@@ -535,7 +548,10 @@ def train(
         "n_train": len(train_set), "n_validation": len(val_set),
         "optimizer": "adam",
     }
-    unet = UNetModel(model, _metadata(config, split, validation_scores, training))
+    metadata = _metadata(config, split, validation_scores, training)
+    if parent is not None:
+        metadata["lineage"] = lineage(parent, split, time.monotonic() - start)
+    unet = UNetModel(model, metadata)
     path = unet.save(out) if out is not None else None
     return TrainingResult(
         model=unet, history=_history(state), validation=validation_scores, split=split,
