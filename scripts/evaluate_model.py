@@ -54,7 +54,7 @@ def score_model(path: Path, ids: list[str], split: dict, data: Path, tta: bool) 
     for sample_id in ids:
         image = tifffile.imread(data / "images" / f"{sample_id}.tif")
         truth = tifffile.imread(data / "labels" / f"{sample_id}.tif")
-        labels = segment(image, model, tta=True) if tta else segment(image, model)
+        labels = segment(image, model, tta=tta)
         result = evaluate(truth, labels)
         accuracy = dict(zip(result.per_threshold["threshold"].round(2),
                             result.per_threshold["accuracy"]))

@@ -285,10 +285,20 @@ def _specs(metadata: dict | None) -> tuple[dict, dict]:
 
 def _normalized_gray(image, percentiles, invert: bool, channels: bool | None,
                      colour: str = "mean") -> tuple[np.ndarray, np.ndarray | None]:
-    """Gray plane normalised with the plane's own percentiles: (H, W, 1) float32."""
-    missing, (low, high, median) = _finite_percentiles(
-        to_gray(image, channels=channels, colour=colour), (*percentiles, 50.0))
-    x = to_gray(image, channels=channels, colour=colour)  # again: the first was reordered
+    """Gray plane normalised with the plane's own percentiles: (H, W, 1) float32.
+
+    The percentiles reorder their input. The cheap channel mean is computed twice so that
+    two plane-sized copies never coexist; the haematoxylin channel (a colour
+    deconvolution, whose own temporaries are several planes) is computed once and copied.
+    """
+    statistics = (*percentiles, 50.0)
+    if colour == "hematoxylin":
+        x = to_gray(image, channels=channels, colour=colour)
+        missing, (low, high, median) = _finite_percentiles(x.copy(), statistics)
+    else:
+        missing, (low, high, median) = _finite_percentiles(
+            to_gray(image, channels=channels, colour=colour), statistics)
+        x = to_gray(image, channels=channels, colour=colour)  # again: the first was reordered
     scale = _scale_in_place(x, low, high)
     if invert and (median - low) / scale > 0.5:
         np.subtract(np.float32(1.0), x, out=x)
