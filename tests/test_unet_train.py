@@ -17,6 +17,7 @@ from napari_unet_weights.unet.train import train
 from test_unet_data import write_folder
 
 train_module = importlib.import_module("napari_unet_weights.unet.train")
+tuning_module = importlib.import_module("napari_unet_weights.unet.tuning")
 
 BATCH_KEYS = {"stage", "epoch", "epochs", "step", "steps", "loss"}
 EPOCH_KEYS = {"stage", "epoch", "epochs", "loss", "val_loss", "val_map"}
@@ -188,7 +189,7 @@ def scripted(keras):
     :data:`SCRIPTED_VAL_LOSS`. Kept: the weights at each epoch's end, the shapes of the
     images the network was run on whole (the validation scoring)."""
     snapshots, scored_shapes = [], []
-    monitor, predict_prepared = train_module._monitor, train_module.predict_prepared
+    monitor, predict_prepared = train_module._monitor, tuning_module.predict_prepared
 
     def scripted_monitor(keras_module, state):
         callback = monitor(keras_module, state)
@@ -209,7 +210,7 @@ def scripted(keras):
     val_images, val_labels = synthetic(3, size=40, seed=4)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "_monitor", scripted_monitor)
-        patch.setattr(train_module, "predict_prepared", recording_predict)
+        patch.setattr(tuning_module, "predict_prepared", recording_predict)
         result = train(images, labels, validation=(val_images, val_labels),
                        tune_postprocess=False, early_stopping_patience=2, select_by="val_loss",
                        **{**TINY, "epochs": len(SCRIPTED_VAL_LOSS), "steps_per_epoch": 2,
@@ -448,9 +449,9 @@ def test_tuning_searches_the_thresholds_then_the_minimum_size(monkeypatch):
             self.map = -(abs(parameters["threshold"] - 0.5) + abs(parameters["seed_threshold"]
                          - 0.8) + abs(parameters["min_size"] - 30) / 100)
 
-    monkeypatch.setattr(train_module, "_score", lambda samples, probs, parameters: Score(
+    monkeypatch.setattr(tuning_module, "score_samples", lambda samples, probs, parameters: Score(
         parameters))
-    best, score = train_module._tune([], [], 3)
+    best, score = tuning_module._tune([], [], 3)
     assert (best["threshold"], best["seed_threshold"], best["min_size"]) == (0.5, 0.8, 30)
     assert score == pytest.approx(0.0)
     assert {k: v for k, v in best.items() if k not in ("threshold", "seed_threshold",

@@ -154,7 +154,8 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     """
     if n < 2:
         raise ValueError(f"{n} sample is too few for a validation split: give at least 2 "
-                         "samples, or pass validation=(images, labels).")
+                         "samples, pass validation=(images, labels), or validate on the "
+                         "training images (validation='training').")
     n_val = max(1, round(n * fraction))
     if n - n_val < 1:
         largest = math.floor((n - 1) / n * 100) / 100
@@ -173,15 +174,21 @@ def _split_record(train_set: list[Sample], val_set: list[Sample], **extra) -> di
             "validation": [s.name for s in val_set]}
 
 
-def datasets(images, labels, validation, fraction: float, seed: int
-             ) -> tuple[list[Sample], list[Sample], dict]:
+def datasets(images, labels, validation, fraction: float, seed: int, *,
+             few_validate_on_training: int = 0) -> tuple[list[Sample], list[Sample], dict]:
     """The training and validation samples, and the split's record for the metadata.
 
     ``validation`` (a folder, or ``(images, labels)``) is the validation set when given:
-    all of ``images`` then train (record ``"source": "given"``); else ``fraction`` of
-    them are held out with ``seed`` (record ``"seed"``, ``"validation_fraction"``).
+    all of ``images`` then train (record ``"source": "given"``). ``"training"``: all of
+    ``images`` train and validate (record ``"source": "training"``), as they do without
+    a ``validation`` when there are at most ``few_validate_on_training`` samples. Else
+    ``fraction`` of them are held out with ``seed`` (record ``"seed"``,
+    ``"validation_fraction"``).
     """
     samples = load_samples(images, labels)
+    if (isinstance(validation, str) and validation == "training") or (
+            validation is None and len(samples) <= few_validate_on_training):
+        return samples, samples, _split_record(samples, samples, source="training")
     if validation is not None:
         if isinstance(validation, (str, os.PathLike)):
             val_set = load_samples(validation)

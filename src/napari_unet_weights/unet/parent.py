@@ -21,10 +21,24 @@ from .config import TrainConfig
 from .model_file import BUNDLED_MODEL, UNetModel, load_model
 from .preprocess import DEFAULT_NORMALIZATION
 
-__all__ = ["INHERITED", "Parent", "explicit_names", "inherit", "lineage", "resolve_parent"]
+__all__ = ["FEW_SAMPLES", "FINE_TUNING_DEFAULTS", "INHERITED", "TUNE_MIN_IMAGES", "Parent",
+           "explicit_names", "fine_tuning_config", "inherit", "lineage", "resolve_parent",
+           "with_fine_tuning_defaults"]
 
 #: The training parameters a parent model fixes (its weights were trained for them).
 INHERITED = ("n_classes", "depth", "base_filters", "batch_norm", "dropout", "colour")
+#: What fine-tuning changes in :class:`TrainConfig`'s defaults (for the parameters the caller
+#: did not set): a third of the learning rate, kept constant (the run usually ends on the
+#: time budget, before a planned decay would), short epochs so that the kept epoch is
+#: chosen often, and a five-minute fitting budget.
+FINE_TUNING_DEFAULTS = {"learning_rate": 3e-4, "lr_schedule": "constant", "epochs": 200,
+                        "steps_per_epoch": 20, "val_map_every": 1,
+                        "early_stopping_patience": 10, "max_seconds": 300.0}
+#: Fine-tuning on at most this many samples validates on the training images (no split).
+FEW_SAMPLES = 5
+#: Fine-tuning re-tunes the parent's post-processing only on at least this many validation
+#: images that are not training images.
+TUNE_MIN_IMAGES = 3
 
 
 @dataclass(frozen=True)
@@ -130,8 +144,28 @@ def explicit_names(config: TrainConfig | None, overrides: dict[str, Any]) -> set
     names = set(overrides)
     if config is not None:
         default = TrainConfig()
-        names |= {name for name in INHERITED if getattr(config, name) != getattr(default, name)}
+        names |= {parameter.name for parameter in TrainConfig.fields()
+                  if getattr(config, parameter.name) != getattr(default, parameter.name)}
     return names
+
+
+def with_fine_tuning_defaults(config: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """``config`` with :data:`FINE_TUNING_DEFAULTS` for the parameters not in ``explicit``."""
+    return config.replace(**{name: value for name, value in FINE_TUNING_DEFAULTS.items()
+                             if name not in explicit})
+
+
+def fine_tuning_config(metadata: dict) -> TrainConfig:
+    """What fine-tuning the model of ``metadata`` uses by default.
+
+    :class:`TrainConfig`'s defaults, then :data:`FINE_TUNING_DEFAULTS`, then the model's
+    :data:`INHERITED` values (read from its metadata, e.g.
+    :func:`.model_file.read_metadata`, without TensorFlow): what a form shows when the
+    user picks a model to start from.
+    """
+    fixed = TrainConfig.from_metadata(metadata)
+    return TrainConfig(**FINE_TUNING_DEFAULTS).replace(
+        **{name: getattr(fixed, name) for name in INHERITED})
 
 
 def lineage(parent: Parent, split: dict, seconds: float) -> dict:
@@ -144,5 +178,6 @@ def lineage(parent: Parent, split: dict, seconds: float) -> dict:
         "parent_lineage": metadata.get("lineage"),
         "added_train": list(split.get("train", [])),
         "added_validation": list(split.get("validation", [])),
+        "validated_on": split.get("source"),
         "seconds": round(seconds, 1),
     }

@@ -13,6 +13,7 @@ images. The best weights (lowest validation loss, or highest validation mAP with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import inspect
 import math
@@ -21,7 +22,6 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,6 @@ import numpy as np
 from .config import TrainConfig, TrainConfigError
 from .data import (
     PatchSampler,
-    PreparedSample,
     datasets,
     input_spec,
     load_samples,
@@ -40,12 +39,25 @@ from .data import (
 from .device import device_name
 from .model import build_unet, keras_or_error, weighted_loss
 from .model_file import FORMAT_VERSION, UNetModel, check_model_path
-from .parent import explicit_names, inherit, lineage, resolve_parent
-from .postprocess import DEFAULT_POSTPROCESS, to_instances
-from .predict import predict_prepared
+from .parent import (
+    FEW_SAMPLES,
+    explicit_names,
+    inherit,
+    lineage,
+    resolve_parent,
+    with_fine_tuning_defaults,
+)
+from .postprocess import DEFAULT_POSTPROCESS
 from .preprocess import DEFAULT_NORMALIZATION
 from .seeding import python_random_seeded
 from .targets import CLASS_NAMES
+from .tuning import (
+    final_validation,
+    predict_samples,
+    score_samples,
+    tuning_candidates,
+)
+from .tuning import tuning as tuning_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,13 +68,6 @@ PathLike = str | os.PathLike
 Progress = Callable[[dict], None]
 
 HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "val_map")
-#: Post-processing grids searched on the validation set after training.
-TUNING_GRID = {
-    2: {"threshold": (0.3, 0.4, 0.5, 0.6, 0.7), "expand": (0, 1)},
-    3: {"threshold": (0.4, 0.5, 0.6), "seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9)},
-}
-#: Then the smallest object kept, searched with the best thresholds of the grid.
-MIN_SIZES = (5, 10, 20, 30, 50)
 #: The package's distribution name, whose version model files record.
 DISTRIBUTION = "napari-unet-weights"
 
@@ -140,74 +145,6 @@ def _patch_dataset(keras, sampler: PatchSampler, batch_size: int, steps: int, se
     return PatchDataset()
 
 
-# -- evaluation -------------------------------------------------------------------
-def _probabilities(keras_model, samples: list[PreparedSample], multiple: int) -> list[np.ndarray]:
-    return [predict_prepared(keras_model, s.x, multiple) for s in samples]
-
-
-def _score(samples: list[PreparedSample], probabilities: list[np.ndarray], parameters: dict):
-    from ..metrics import evaluate_dataset
-
-    return evaluate_dataset(
-        (s.name, s.labels, to_instances(p, **parameters))
-        for s, p in zip(samples, probabilities)
-    )
-
-
-def _grid(n_classes: int) -> list[dict]:
-    grid = TUNING_GRID[n_classes]
-    return [dict(zip(grid, values)) for values in product(*grid.values())]
-
-
-def _best_of(samples, probabilities, candidates: list[dict]) -> tuple[dict, float]:
-    """The candidate post-processing with the highest mAP (the first one on ties)."""
-    best, best_map = candidates[0], -1.0
-    for parameters in candidates:
-        score = _score(samples, probabilities, parameters).map
-        if score > best_map + 1e-9:
-            best, best_map = parameters, score
-    return best, best_map
-
-
-def _tune(samples, probabilities, n_classes: int) -> tuple[dict, float]:
-    """The thresholds of :data:`TUNING_GRID`, then the :data:`MIN_SIZES` with them."""
-    best, _ = _best_of(samples, probabilities,
-                       [{**DEFAULT_POSTPROCESS, **overrides} for overrides in _grid(n_classes)])
-    return _best_of(samples, probabilities, [{**best, "min_size": size} for size in MIN_SIZES])
-
-
-def _per_threshold_records(result) -> list[dict]:
-    per_image = np.array([e.per_threshold["accuracy"].to_numpy() for e in result.images])
-    records = result.per_threshold.to_dict("records")
-    for i, record in enumerate(records):
-        record["map"] = float(per_image[:, i].mean()) if per_image.size else 0.0
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
-            for r in records]
-
-
-def _final_validation(keras_model, samples, config: TrainConfig, tune: bool) -> dict:
-    probabilities = _probabilities(keras_model, samples, config.multiple)
-    default = _score(samples, probabilities, DEFAULT_POSTPROCESS)
-    parameters = dict(DEFAULT_POSTPROCESS)
-    if tune:
-        parameters, _ = _tune(samples, probabilities, config.n_classes)
-    result = _score(samples, probabilities, parameters)
-    return {
-        "map": float(result.map),
-        "map_default_postprocess": float(default.map),
-        "thresholds": list(result.thresholds),
-        "per_threshold": _per_threshold_records(result),
-        "per_image": [{"image": name, "map": float(score)} for name, score
-                      in zip(result.per_image["image"], result.per_image["map"])],
-        "n_images": len(samples),
-        "postprocess": parameters,
-        "postprocess_tuned_on": "validation" if tune else None,
-        "definition": "mean over images of the mean over IoU thresholds 0.5:0.95:0.05 of "
-                      "TP/(TP+FP+FN) (DSB 2018); per_threshold: map = mean over images, "
-                      "counts pooled",
-    }
-
-
 # -- callbacks ------------------------------------------------------------------------
 @dataclass
 class _RunState:
@@ -221,6 +158,11 @@ class _RunState:
     val_samples: list
     multiple: int
     checkpoint: Callable[[], None] | None = None
+    postprocess: dict = field(default_factory=lambda: dict(DEFAULT_POSTPROCESS))
+    end_by: float | None = None
+    final_scorings: int = 1
+    predict_seconds: float = 0.0
+    score_seconds: float = 0.0
     epoch: int = 0
     select_by: str = "val_loss"
     best_val_loss: float = math.inf
@@ -239,8 +181,29 @@ def _report(state: _RunState, info: dict) -> None:
 
 
 def _val_map(state: _RunState, keras_model) -> float:
-    probabilities = _probabilities(keras_model, state.val_samples, state.multiple)
-    return float(_score(state.val_samples, probabilities, DEFAULT_POSTPROCESS).map)
+    """The validation mAP; its prediction and scoring times are kept for :func:`_reserve`."""
+    start = time.monotonic()
+    probabilities = predict_samples(keras_model, state.val_samples, state.multiple)
+    predicted = time.monotonic()
+    score = float(score_samples(state.val_samples, probabilities, state.postprocess).map)
+    state.predict_seconds, state.score_seconds = predicted - start, time.monotonic() - predicted
+    return score
+
+
+#: Seconds kept for exporting and saving the model after the final validation.
+SAVE_SECONDS = 3.0
+
+
+def _reserve(state: _RunState) -> float:
+    """Seconds the final validation and saving need (measured on the last validation mAP)."""
+    return state.predict_seconds + state.score_seconds * state.final_scorings + SAVE_SECONDS
+
+
+def _out_of_time(state: _RunState) -> bool:
+    now = time.monotonic()
+    if state.deadline is not None and now > state.deadline:
+        return True
+    return state.end_by is not None and now + _reserve(state) > state.end_by
 
 
 def _improved(state: _RunState, val_loss: float, val_map: float | None) -> bool:
@@ -269,7 +232,7 @@ def _monitor(keras, state: _RunState):
             if state.should_stop is not None and state.should_stop():
                 state.cancelled = True
                 raise _Stop
-            if state.deadline is not None and time.monotonic() > state.deadline:
+            if _out_of_time(state):
                 state.timed_out = True
                 raise _Stop
 
@@ -434,6 +397,7 @@ def train(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     initial_model: Any = None,
+    finish_within: float | None = None,
     **overrides: Any,
 ) -> TrainingResult:
     """Train a U-Net on instance-labelled images with the pixel-weighted loss.
@@ -455,8 +419,11 @@ def train(
 
         <TrainConfig fields>
 
-    validation : path or (images, labels), optional
-        An explicit validation set instead of the split (all of ``images`` train).
+    validation : path, (images, labels) or "training", optional
+        An explicit validation set instead of the split (all of ``images`` train), or
+        ``"training"``: validate on the training images themselves (for 1 to 5 images,
+        where a split is impossible; the post-processing is then not tuned).
+        ``result.validation["on"]`` says which it was.
     checkpoint : path, optional
         ``.keras`` file rewritten (with metadata) whenever the validation loss improves.
     out : path, optional
@@ -476,8 +443,20 @@ def train(
     initial_model : None, "bundled", path or UNetModel
         Start from this model's weights (fine-tuning) instead of random ones. Its classes,
         architecture and input handling (:data:`.parent.INHERITED`) are kept; asking for
-        another value of one of them is a ``ValueError``. The new model's metadata records
-        the ``"lineage"``: the parent, its SHA-256, the samples added, the time spent.
+        another value of one of them is a ``ValueError``. The parameters not given get
+        :data:`.parent.FINE_TUNING_DEFAULTS` (learning rate 3e-4, constant; a five-minute
+        fitting budget). With at most :data:`.parent.FEW_SAMPLES` samples and no
+        ``validation``, the training images are validated on. The parent's
+        post-processing is kept unless at least :data:`.parent.TUNE_MIN_IMAGES` separate
+        validation images tune it; the parent's weights are kept if no epoch beats
+        them on the validation mAP (``select_by="val_map"``). The new model's metadata
+        records the ``"lineage"``: the parent, its SHA-256, the samples added, the time
+        spent.
+    finish_within : float, optional
+        A hard time budget in seconds for the whole call (reading, fitting, the final
+        validation, saving): fitting stops early enough to leave the time the final
+        validation took when last measured, and the post-processing is not tuned if that
+        would not fit. ``max_seconds`` limits the fitting alone.
 
     Returns
     -------
@@ -503,6 +482,7 @@ def train(
         TensorFlow is not installed.
     """
     start = time.monotonic()
+    end_by = None if finish_within is None else start + float(finish_within)
     given = config
     config = _resolve_config(config, overrides)
     for path in (checkpoint, out):
@@ -510,13 +490,16 @@ def train(
             check_model_path(path)
     parent = resolve_parent(initial_model)
     if parent is not None:
-        config = inherit(config, parent, explicit_names(given, overrides))
-    train_samples, val_samples, split = datasets(images, labels, validation,
-                                                 config.validation_fraction, config.seed)
+        explicit = explicit_names(given, overrides)
+        config = with_fine_tuning_defaults(inherit(config, parent, explicit), explicit)
+    train_samples, val_samples, split = datasets(
+        images, labels, validation, config.validation_fraction, config.seed,
+        few_validate_on_training=FEW_SAMPLES if parent is not None else 0)
     keras = keras_or_error()
     train_set = [prepare_sample(s, config) for s in train_samples]
     val_set = [prepare_sample(s, config) for s in val_samples]
     val_patches = validation_patches(val_set, config.patch_size, config.seed)
+    tuning = tuning_of(config, parent, split, len(val_set))
 
     device, mixed = _device()
     model = _build(keras, config, mixed)
@@ -531,12 +514,16 @@ def train(
         patience=config.early_stopping_patience, val_map_every=config.val_map_every,
         val_samples=val_set, multiple=config.multiple, select_by=config.select_by,
         checkpoint=_checkpointer(keras, model, config, split, checkpoint),
+        postprocess=dict(tuning.base), end_by=end_by,
+        final_scorings=2 + (tuning_candidates(config.n_classes) if tuning.tune else 0),
     )
+    parent_val_map = _start_from(state, model, parent is not None)
     _fit(keras, model, config, train_set, val_patches, state)
     model = _export_copy(keras, model, config)
-
-    validation_scores = _final_validation(
-        model, val_set, config, tune=config.tune_postprocess and not state.cancelled)
+    out_of_time = end_by is not None and time.monotonic() + _reserve(state) > end_by
+    if state.cancelled or out_of_time:
+        tuning = dataclasses.replace(tuning, tune=False)
+    validation_scores = final_validation(model, val_set, config, tuning, split)
     training = {
         **config.to_metadata(), "epochs_run": len(state.history),
         "best_epoch": state.best_epoch,
@@ -546,11 +533,12 @@ def train(
         "time_limit_reached": state.timed_out, "device": device, "mixed_precision": mixed,
         "seconds": round(time.monotonic() - start, 1),
         "n_train": len(train_set), "n_validation": len(val_set),
-        "optimizer": "adam",
+        "optimizer": "adam", "finish_within": finish_within,
     }
     metadata = _metadata(config, split, validation_scores, training)
     if parent is not None:
-        metadata["lineage"] = lineage(parent, split, time.monotonic() - start)
+        metadata["lineage"] = {**lineage(parent, split, time.monotonic() - start),
+                               "parent_val_map": parent_val_map}
     unet = UNetModel(model, metadata)
     path = unet.save(out) if out is not None else None
     return TrainingResult(
@@ -559,6 +547,21 @@ def train(
         seconds=time.monotonic() - start, stopped_early=state.stopped_early,
         time_limit_reached=state.timed_out, config=config,
     )
+
+
+def _start_from(state: _RunState, model, fine_tuning: bool) -> float | None:
+    """Score the starting weights when it matters; the parent's validation mAP, if scored.
+
+    A parent's weights are the best so far when the epoch is kept by validation mAP (a
+    run that does not beat them returns them); a time budget needs the validation's
+    duration before the first epoch ends.
+    """
+    if not fine_tuning and state.end_by is None:
+        return None
+    score = _val_map(state, model)
+    if fine_tuning and state.select_by == "val_map":
+        state.best_val_map, state.best_weights = score, model.get_weights()
+    return score if fine_tuning else None
 
 
 def _parameters_doc(indent: str = " " * 8) -> str:

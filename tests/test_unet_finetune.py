@@ -1,0 +1,143 @@
+"""Fine-tuning (``train(..., initial_model=...)``): its defaults, what it validates on, the
+parent's post-processing and weights kept, the hard time budget ``finish_within``."""
+
+import importlib
+import time
+
+import numpy as np
+import pytest
+
+from napari_unet_weights.unet.config import TrainConfig
+from napari_unet_weights.unet.model_file import UNetModel, read_metadata
+from napari_unet_weights.unet.parent import (
+    FINE_TUNING_DEFAULTS,
+    INHERITED,
+    fine_tuning_config,
+)
+from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+from napari_unet_weights.unet.train import train
+from test_unet_train import TINY, synthetic
+
+train_module = importlib.import_module("napari_unet_weights.unet.train")
+#: TINY without what a parent fixes.
+TINY_RUN = {k: v for k, v in TINY.items() if k not in INHERITED}
+#: A post-processing no run would choose by itself: proof that the parent's is kept.
+PARENT_POSTPROCESS = {**DEFAULT_POSTPROCESS, "threshold": 0.45, "seed_threshold": 0.65,
+                      "min_size": 7}
+
+
+@pytest.fixture(scope="module")
+def parent(keras):
+    """A tiny trained model whose metadata carries :data:`PARENT_POSTPROCESS`."""
+    images, labels = synthetic(4, seed=11)
+    result = train(images, labels, n_classes=3, tune_postprocess=False, **TINY)
+    return UNetModel(result.model.keras_model,
+                     {**result.model.metadata, "postprocess": dict(PARENT_POSTPROCESS)})
+
+
+def same_weights(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+def test_fine_tuning_defaults_fill_only_what_the_caller_left_unset(parent, monkeypatch):
+    monkeypatch.setattr(train_module, "_fit", lambda *args: None)
+    images, labels = synthetic(3, seed=12)
+    result = train(images, labels, initial_model=parent, learning_rate=5e-4, patch_size=16)
+    assert result.config.learning_rate == 5e-4  # given: kept
+    for name in ("lr_schedule", "max_seconds", "epochs", "steps_per_epoch",
+                 "early_stopping_patience"):
+        assert getattr(result.config, name) == FINE_TUNING_DEFAULTS[name], name
+    given = TrainConfig(epochs=7, patch_size=16, depth=2)  # a config's non-defaults count
+    result = train(images, labels, given, initial_model=parent, base_filters=4)
+    assert (result.config.epochs, result.config.learning_rate) == (
+        7, FINE_TUNING_DEFAULTS["learning_rate"])
+    scratch = train(images, labels, **TINY, tune_postprocess=False)
+    assert scratch.config.learning_rate == TINY["learning_rate"]
+    assert scratch.config.lr_schedule == TrainConfig().lr_schedule  # no parent: no change
+
+
+def test_fine_tuning_config_is_the_parent_s_architecture_with_the_fine_tuning_defaults():
+    metadata = read_metadata(None)
+    config = fine_tuning_config(metadata)
+    assert config.base_filters == metadata["architecture"]["base_filters"]
+    assert config.colour == metadata["input"]["colour"] == "hematoxylin"
+    assert config.learning_rate == 3e-4 and config.max_seconds == 300.0
+    assert config.w0 == TrainConfig().w0
+
+
+def test_few_images_validate_on_themselves_and_keep_the_parent_s_post_processing(parent):
+    images, labels = synthetic(3, seed=13)
+    result = train(images, labels, initial_model=parent, epochs=2, steps_per_epoch=2,
+                   batch_size=4, patch_size=16)
+    assert result.split["source"] == "training"
+    assert result.split["train"] == result.split["validation"] == [0, 1, 2]
+    assert result.validation["on"] == "training images"
+    assert result.validation["postprocess_from"] == "parent"
+    assert result.model.metadata["postprocess"] == PARENT_POSTPROCESS
+    assert result.model.metadata["lineage"]["validated_on"] == "training"
+
+
+def test_enough_separate_validation_images_tune_the_post_processing(parent):
+    images, labels = synthetic(2, seed=14)
+    for n_validation, tuned in ((2, False), (3, True)):
+        result = train(images, labels, initial_model=parent, validation=synthetic(
+            n_validation, seed=15), epochs=1, steps_per_epoch=1, batch_size=4, patch_size=16)
+        assert result.validation["on"] == "validation set"
+        assert (result.validation["postprocess_from"] == "tuned") is tuned
+        if not tuned:
+            assert result.validation["postprocess"] == PARENT_POSTPROCESS
+
+
+def test_validation_on_the_training_images_can_be_asked_for_without_a_parent(keras):
+    images, labels = synthetic(1, seed=16)
+    result = train(images, labels, validation="training", **TINY)
+    assert result.validation["on"] == "training images"
+    assert result.validation["postprocess_from"] == "defaults"  # never tuned on them
+    with pytest.raises(ValueError, match="validation='training'"):
+        train(images, labels, **TINY)
+
+
+@pytest.mark.parametrize(("scripted_maps", "parent_kept"), [
+    ((0.9, 0.5, 0.6), True),  # no epoch beats the parent: its weights come back
+    ((0.2, 0.5, 0.6), False),
+])
+def test_the_parent_s_weights_are_kept_unless_an_epoch_beats_them(
+        parent, monkeypatch, scripted_maps, parent_kept):
+    maps = iter(scripted_maps)
+    monkeypatch.setattr(train_module, "_val_map", lambda state, model: next(maps))
+    images, labels = synthetic(3, seed=17)
+    result = train(images, labels, initial_model=parent, epochs=2, steps_per_epoch=2,
+                   batch_size=4, patch_size=16, learning_rate=1e-2)
+    assert same_weights(result.model.keras_model, parent.keras_model) is parent_kept
+    assert result.model.metadata["lineage"]["parent_val_map"] == scripted_maps[0]
+    assert result.model.metadata["training"]["best_epoch"] == (0 if parent_kept else 2)
+
+
+def test_the_budget_keeps_time_for_the_measured_final_validation():
+    now = time.monotonic()
+    state = train_module._RunState(
+        epochs=1, steps=1, progress=None, should_stop=None, deadline=None, patience=1,
+        val_map_every=1, val_samples=[], multiple=4, end_by=now + 10, final_scorings=3,
+        predict_seconds=4.0, score_seconds=1.0)  # 4 + 3 × 1 + 3 (saving) = 10 s kept
+    assert train_module._out_of_time(state)
+    state.predict_seconds = 3.0
+    assert not train_module._out_of_time(state)
+
+
+def test_a_run_with_a_hard_budget_returns_within_it(keras):
+    images, labels = synthetic(4, seed=18)
+    budget = 12.0
+    start = time.monotonic()
+    result = train(images, labels, finish_within=budget,
+                   **{**TINY, "epochs": 10_000, "early_stopping_patience": 10_000})
+    assert time.monotonic() - start <= budget
+    assert result.time_limit_reached and not result.cancelled
+    assert result.model.metadata["training"]["finish_within"] == budget
+
+
+def test_no_time_left_skips_tuning_but_still_returns_a_model(keras):
+    images, labels = synthetic(4, seed=19)
+    result = train(images, labels, finish_within=1e-3, **TINY)
+    assert result.time_limit_reached
+    assert result.validation["postprocess_tuned_on"] is None
+    assert result.validation["postprocess"] == DEFAULT_POSTPROCESS
