@@ -1,91 +1,326 @@
-"""``napari-unet-weights train``: options → TrainConfig, output checked before TensorFlow or
-training start, progress and result lines, errors."""
+"""``napari-unet-weights train``: options → train()'s arguments (only the options given),
+--from / --minutes / --val-dir / --val-on-training, checks made before TensorFlow starts,
+progress and the summary line, and one real fine-tuning run within its budget."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import subprocess
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-import napari_unet_weights.cli as cli
+import napari_unet_weights._cli_train as cli_train
 from napari_unet_weights.cli import main
 from napari_unet_weights.unet.config import TrainConfig
+from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 
 train_module = importlib.import_module("napari_unet_weights.unet.train")
+
+needs_bundled = pytest.mark.skipif(not BUNDLED_MODEL.exists(),
+                                   reason="the bundled model is not installed")
+
+
+def fake_result(call: dict, **validation) -> SimpleNamespace:
+    """What train() returns, as far as the command reads it."""
+    return SimpleNamespace(
+        validation={"n_images": 2, "map": 0.625, "on": "held-out split",
+                    "postprocess_from": "tuned", **validation},
+        model=SimpleNamespace(metadata={}), history=[object()], device="CPU",
+        path=call["out"], time_limit_reached=False, stopped_early=False)
 
 
 @pytest.fixture
 def runs(monkeypatch) -> list:
     """What each run did: ``True``/``False`` when TensorFlow started (``--verbose``), then
-    the arguments of ``train`` (bound to its real signature); training is a stand-in that
-    reports one epoch."""
+    the arguments of ``train`` (bound to its real signature; the training parameters
+    passed, and only those, in ``overrides``; ``called``: when); training is a stand-in
+    that reports one epoch."""
     calls: list = []
     signature = inspect.signature(train_module.train)
+    parameters = {field.name for field in TrainConfig.fields()}
 
     def fake_train(*args, **kwargs):
         call = signature.bind(*args, **kwargs).arguments
+        call["overrides"] = {name: call.pop(name) for name in list(call) if name in parameters}
+        for name, parameter in signature.parameters.items():
+            if name not in parameters:
+                call.setdefault(name, parameter.default)
+        call["called"] = time.monotonic()
         calls.append(call)
         call["progress"]({"stage": "epoch", "epoch": 1, "epochs": 1, "loss": 0.25,
                           "val_loss": 0.5, "val_map": 0.75})
-        return SimpleNamespace(validation={"n_images": 2, "map": 0.625}, device="CPU",
-                               seconds=3.0, path=call["out"])
+        return fake_result(call)
 
     monkeypatch.setattr(train_module, "train", fake_train)
-    monkeypatch.setattr(cli, "_start_tensorflow", lambda verbose: calls.append(verbose))
+    monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: calls.append(verbose))
     return calls
+
+
+def _folder(path: Path) -> Path:
+    for name in ("images", "labels"):
+        (path / name).mkdir(parents=True)
+    return path
 
 
 @pytest.fixture
 def data(tmp_path):
-    for name in ("images", "labels"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-    return tmp_path / "data"
+    return _folder(tmp_path / "data")
 
 
-def test_options_reach_train_as_one_config(data, tmp_path, runs, capsys):
+# -- the options given, and only those, reach train() -------------------------------------
+def test_options_reach_train_as_given(data, tmp_path, runs, capsys):
     out = str(tmp_path / "m.keras")
     assert main(["train", str(data), "--out", out, "--classes", "2", "--no-weights",
                  "--epochs", "4", "--steps", "7", "--batch-size", "2", "--patch-size", "64",
-                 "--depth", "3", "--filters", "8", "--val-fraction", "0.25", "--lr", "0.01",
+                 "--depth", "3", "--filters", "8", "--val-fraction", "0.25", "--lr", "0.001",
                  "--seed", "5", "--patience", "3", "--max-seconds", "60", "--no-tune"]) == 0
     assert runs[0] is False  # TensorFlow started quietly, then training
     call = runs[1]
     assert str(call["images"]) == str(data) and call["out"] == out
-    assert call["config"] == TrainConfig(
-        n_classes=2, use_weights=False, epochs=4, steps_per_epoch=7, batch_size=2,
-        patch_size=64, depth=3, base_filters=8, validation_fraction=0.25, learning_rate=0.01,
-        seed=5, early_stopping_patience=3, max_seconds=60.0, tune_postprocess=False)
+    assert call["config"] is None
+    # --lr 0.001 is TrainConfig's default, passed all the same: with --from it would win
+    # over the fine-tuning default
+    assert call["overrides"] == {
+        "n_classes": 2, "use_weights": False, "epochs": 4, "steps_per_epoch": 7,
+        "batch_size": 2, "patch_size": 64, "depth": 3, "base_filters": 8,
+        "validation_fraction": 0.25, "learning_rate": 0.001, "seed": 5,
+        "early_stopping_patience": 3, "max_seconds": 60.0, "tune_postprocess": False}
+    assert call["initial_model"] is None and call["validation"] is None
+    assert call["finish_within"] is None
     err = capsys.readouterr().err
-    assert "epoch 1/1 loss 0.2500 val_loss 0.5000 val_mAP 0.7500" in err
-    assert "validation mAP (0.5:0.95, per image, 2 images): 0.6250; device CPU; 3 s" in err
-    assert f"saved {out}" in err
+    assert "epoch 1/1 loss 0.2500 val_loss 0.5000 val_mAP 0.7500\n" in err
+    assert err.splitlines()[-1].startswith("validation mAP 0.6250 on 2 held-out images, "
+                                           "post-processing tuned on them; 1 epoch")
+    assert err.rstrip().endswith(f"saved {out}")
 
 
-def test_without_options_train_gets_the_default_config(data, tmp_path, runs):
+def test_without_options_train_gets_no_overrides(data, tmp_path, runs):
     assert main(["train", str(data), "--out", str(tmp_path / "m.keras")]) == 0
-    assert runs[1]["config"] == TrainConfig()
+    assert runs[1]["overrides"] == {}
 
 
-def test_values_that_do_not_go_together_are_a_usage_error(data, tmp_path, runs, capsys):
-    out = str(tmp_path / "m.keras")
-    assert main(["train", str(data), "--out", out, "--patch-size", "100"]) == 2
-    assert "patch_size must be a multiple of 2**depth = 16" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as caught:  # refused by the parser itself
-        main(["train", str(data), "--out", out, "--epochs", "0"])
+@needs_bundled
+def test_from_a_model_passes_it_and_only_the_options_given(data, tmp_path, runs,
+                                                          monkeypatch):
+    assert main(["train", str(data), "--out", str(tmp_path / "a.keras"), "--from", "bundled",
+                 "--lr", "0.001", "--epochs", "3", "--classes", "3"]) == 0
+    assert runs[1]["initial_model"] == "bundled"
+    assert runs[1]["overrides"] == {"learning_rate": 0.001, "epochs": 3, "n_classes": 3}
+    parent = tmp_path / "sub" / "parent.keras"
+    parent.parent.mkdir()
+    parent.write_bytes(BUNDLED_MODEL.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(data), "--out", str(tmp_path / "b.keras"),
+                 "--from", "sub/parent.keras"]) == 0
+    assert runs[3]["initial_model"] == str(parent.resolve())  # the lineage's full path
+    assert runs[3]["overrides"] == {}
+
+
+def test_the_validation_options(data, tmp_path, runs, capsys):
+    val = _folder(tmp_path / "val")
+    assert main(["train", str(data), "--out", str(tmp_path / "a.keras"),
+                 "--val-dir", str(val)]) == 0
+    assert runs[1]["validation"] == str(val)
+    assert main(["train", str(data), "--out", str(tmp_path / "b.keras"),
+                 "--val-on-training"]) == 0
+    assert runs[3]["validation"] == "training"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        main(["train", str(data), "--out", str(tmp_path / "c.keras"), "--val-dir", str(val),
+              "--val-on-training"])
     assert caught.value.code == 2
-    assert "argument --epochs: epochs must be an integer >= 1" in capsys.readouterr().err
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--val-dir", "{tmp}/nothing"], "--val-dir {tmp}/nothing: no such folder."),
+    (["--val-dir", "{tmp}/val/images"], "must hold an images/ and a labels/ folder"),
+    (["--val-dir", "{tmp}/val", "--val-fraction", "0.2"],
+     "--val-fraction holds images out of DATA_DIR: it does nothing with --val-dir"),
+    (["--val-on-training", "--tune"], "leave --tune out, or validate on --val-dir"),
+    (["--from", "{tmp}/missing.keras"], "--from: {tmp}/missing.keras: no such model file."),
+    (["--from", "{tmp}/model.h5"], "--from takes 'bundled' or a .keras model file, got"),
+    (["--from", "{tmp}/fake.keras"], "is not a Keras model file"),
+    (["--patch-size", "100"], "patch_size must be a multiple of 2**depth = 16"),
+])
+def test_usage_errors_say_what_to_change_before_tensorflow_starts(
+        options, message, data, tmp_path, runs, capsys):
+    _folder(tmp_path / "val")
+    (tmp_path / "model.h5").write_bytes(b"")
+    (tmp_path / "fake.keras").write_bytes(b"not a zip")
+    options = [option.format(tmp=tmp_path) for option in options]
+    assert main(["train", str(data), "--out", str(tmp_path / "m.keras"), *options]) == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
     assert runs == []  # neither TensorFlow nor training started
 
 
+@needs_bundled
+def test_asking_for_other_classes_than_the_model_is_a_usage_error(data, tmp_path, runs,
+                                                                   capsys):
+    out = str(tmp_path / "m.keras")
+    assert main(["train", str(data), "--out", out, "--from", "bundled", "--classes", "2",
+                 "--no-batch-norm"]) == 2
+    err = capsys.readouterr().err
+    assert ("--from bundled keeps what its weights were trained for: --classes 2 (the model "
+            "has --classes 3), --no-batch-norm (the model has --batch-norm). Leave these "
+            "options out, or train from scratch (without --from).") in err
+    assert runs == []
+
+
+# -- the time budget -----------------------------------------------------------------
+def test_minutes_is_a_budget_from_the_start_of_the_command(data, tmp_path, runs, monkeypatch):
+    def slow_start(verbose):
+        time.sleep(0.5)  # TensorFlow's start-up counts
+        runs.append(verbose)
+
+    monkeypatch.setattr(cli_train, "_start_tensorflow", slow_start)
+    before = time.monotonic()
+    assert main(["train", str(data), "--out", str(tmp_path / "m.keras"),
+                 "--minutes", "0.5"]) == 0
+    call = runs[1]
+    assert call["finish_within"] <= 30 - 0.5 - cli_train.EXIT_SECONDS
+    assert call["finish_within"] >= 30 - (call["called"] - before) - cli_train.EXIT_SECONDS
+    assert call["overrides"] == {"max_seconds": None}  # the budget, not a fitting limit
+    assert main(["train", str(data), "--out", str(tmp_path / "n.keras"), "--minutes", "2",
+                 "--max-seconds", "60"]) == 0
+    assert runs[3]["overrides"] == {"max_seconds": 60.0}
+    assert 120 - 3 < runs[3]["finish_within"] <= 120 - 0.5 - cli_train.EXIT_SECONDS
+
+
+def test_a_budget_that_start_up_uses_up_is_a_usage_error(data, tmp_path, runs, capsys):
+    assert main(["train", str(data), "--out", str(tmp_path / "m.keras"),
+                 "--minutes", "0.2"]) == 2  # 12 s, less the margin: under 10 s to train
+    assert "give --minutes 0.3 or more" in capsys.readouterr().err  # rounded up
+    assert runs == [False]  # TensorFlow started, training did not
+    with pytest.raises(SystemExit) as caught:
+        main(["train", str(data), "--out", str(tmp_path / "m.keras"), "--minutes", "0"])
+    assert caught.value.code == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_run_as_a_program_the_budget_counts_from_the_process_start_to_its_end(data, tmp_path):
+    code = f"""
+import time
+time.sleep(1.5)  # the interpreter's start and the imports count
+import sys
+import importlib
+import napari_unet_weights._cli_train as cli_train
+from napari_unet_weights.cli import main
+train_module = importlib.import_module("napari_unet_weights.unet.train")
+import atexit
+atexit.register(print, "the interpreter's shutdown ran")
+cli_train._start_tensorflow = lambda verbose: None
+def fake_train(data, **kwargs):
+    print("finish_within", kwargs["finish_within"])
+    raise ValueError("stop here")
+train_module.train = fake_train
+sys.argv = ["napari-unet-weights", "train", {str(data)!r}, "--out",
+            {str(tmp_path / "m.keras")!r}, "--minutes", "1"]
+sys.exit(main())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "stop here" in done.stderr
+    finish_within = float(done.stdout.split()[1])
+    assert 60 - 10 < finish_within <= 60 - 1.5 - cli_train.EXIT_SECONDS
+    # TensorFlow's shutdown takes seconds: with a budget the process ends without it
+    assert "shutdown ran" not in done.stdout
+
+
+# -- the summary -------------------------------------------------------------------------
+def test_the_summary_says_what_the_score_was_measured_on(data, tmp_path, runs, monkeypatch,
+                                                         capsys):
+    def fine_tuned(**kwargs):
+        result = fake_result(kwargs, n_images=3, on="training images",
+                             postprocess_from="parent")
+        result.model.metadata["lineage"] = {"parent_val_map": 0.5}
+        result.history, result.time_limit_reached = [1, 2, 3], True
+        return result
+
+    monkeypatch.setattr(train_module, "train", lambda data, **kwargs: fine_tuned(**kwargs))
+    out = tmp_path / "m.keras"
+    assert main(["train", str(data), "--out", str(out), "--minutes", "1"]) == 0
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(
+        "validation mAP 0.6250 (starting model: 0.5000) on the 3 training images (not an "
+        "independent score), the starting model's post-processing; 3 epochs, ended by the "
+        "time limit; CPU; ")
+    assert " s of the 60 s budget; saved " in last and last.endswith(str(out))
+
+
+# -- a real run ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_parent(tmp_path_factory, keras):
+    """A tiny untrained U-Net (depth 2) saved with complete metadata (no training: Keras
+    traces a first fit for seconds), and a folder of 3 images of bright discs."""
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.model_file import UNetModel
+    from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+    from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+    from test_unet_data import write_folder
+    from test_unet_train import synthetic
+
+    keras.utils.set_random_seed(0)
+    metadata = {"format_version": 1, "n_classes": 3, "input": dict(DEFAULT_INPUT),
+                "normalization": dict(DEFAULT_NORMALIZATION),
+                "architecture": {"type": "unet2d", "n_channels": 1, "depth": 2,
+                                 "base_filters": 4},
+                "postprocess": dict(DEFAULT_POSTPROCESS)}
+    root = tmp_path_factory.mktemp("fine_tuning")
+    parent = UNetModel(build_unet(1, 3, depth=2, base_filters=4), metadata).save(
+        root / "parent.keras")
+    return parent, write_folder(root / "few", *synthetic(3, 32, seed=1))
+
+
+def test_options_are_checked_with_the_model_s_architecture(tiny_parent, data, tmp_path,
+                                                            runs, capsys):
+    parent, _ = tiny_parent
+    assert main(["train", str(data), "--out", str(tmp_path / "m.keras"), "--from",
+                 str(parent), "--patch-size", "34"]) == 2
+    assert "multiple of 2**depth = 4 (depth 2)" in capsys.readouterr().err  # not 16 (depth 4)
+    assert runs == []
+
+
+def test_fine_tuning_a_file_within_the_budget_records_its_lineage(tiny_parent, tmp_path,
+                                                                  capsys):
+    from napari_unet_weights.unet.model_file import read_metadata
+
+    parent, few = tiny_parent
+    out = tmp_path / "new.keras"
+    start = time.monotonic()
+    status = main(["train", str(few), "--from", str(parent), "--minutes", "0.25",
+                   "--out", str(out), "--patience", "1000", "--patch-size", "32"])
+    seconds = time.monotonic() - start
+    assert status == 0
+    assert seconds < 15 - cli_train.EXIT_SECONDS / 2  # within the budget, with the margin
+    metadata = read_metadata(out)
+    lineage = metadata["lineage"]
+    assert lineage["parent_sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()
+    assert lineage["parent"] == str(parent.resolve())
+    assert lineage["validated_on"] == "training"  # 3 images: no split
+    assert metadata["training"]["time_limit_reached"]  # the budget ended it
+    assert metadata["training"]["learning_rate"] == 3e-4  # a fine-tuning default
+    assert metadata["training"]["early_stopping_patience"] == 1000  # as given
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "on the 3 training images" in last and "of the 15 s budget" in last
+    assert last.endswith(f"saved {out}")
+
+
+# -- output and data checks ---------------------------------------------------------------
 def test_missing_data_and_an_empty_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_start_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: None)
     assert main(["train", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.keras")]) == 2
-    assert "no such" in capsys.readouterr().err
-    (tmp_path / "images").mkdir()
-    (tmp_path / "labels").mkdir()
-    assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 1
+    assert "DATA_DIR" in (err := capsys.readouterr().err) and "no such folder" in err
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 2
+    assert "must hold an images/ and a labels/ folder" in capsys.readouterr().err
+    _folder(tmp_path / "empty")
+    assert main(["train", str(tmp_path / "empty"), "--out", str(tmp_path / "m.keras")]) == 1
     assert "holds no image files" in capsys.readouterr().err  # the real train() said so
 
 
@@ -114,3 +349,12 @@ def test_existing_model_is_replaced_only_with_overwrite(data, tmp_path, runs, ca
     assert runs[0] is True  # TensorFlow started with --verbose, then training
     assert runs[1]["out"] == str(out)
     assert f"saved {out}" in capsys.readouterr().err
+
+
+def test_values_that_do_not_go_together_are_refused_by_the_parser(data, tmp_path, runs,
+                                                                  capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["train", str(data), "--out", str(tmp_path / "m.keras"), "--epochs", "0"])
+    assert caught.value.code == 2
+    assert "argument --epochs: epochs must be an integer >= 1" in capsys.readouterr().err
+    assert runs == []

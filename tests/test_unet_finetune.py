@@ -141,3 +141,12 @@ def test_no_time_left_skips_tuning_but_still_returns_a_model(keras):
     assert result.time_limit_reached
     assert result.validation["postprocess_tuned_on"] is None
     assert result.validation["postprocess"] == DEFAULT_POSTPROCESS
+
+
+def test_options_are_checked_against_the_parent_s_depth_not_the_default_one(parent):
+    from napari_unet_weights.unet.parent import Parent, run_config
+
+    config = run_config(None, {"patch_size": 36}, Parent(parent, "tiny", "0"))
+    assert (config.depth, config.patch_size) == (2, 36)  # 36: not a multiple of 2**4
+    with pytest.raises(ValueError, match=r"depth=4 \(the model has 2\)"):
+        run_config(None, {"depth": 4}, Parent(parent, "tiny", "0"))

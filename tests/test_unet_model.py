@@ -222,6 +222,8 @@ def test_recorded_figures_are_added_and_the_model_still_predicts_the_same(keras,
      "test mAP 0.612 (86 images; validation 0.635)"),
     ({"test": {"map": 0.6}}, "test mAP 0.600"),
     ({"validation": {"map": 0.54, "n_images": 84}}, "validation mAP 0.540 (84 images)"),
+    ({"validation": {"map": 0.46, "n_images": 2, "on": "training images"}},
+     "mAP 0.460 on its 2 training images"),
     ({"validation": {"map": None}, "test": "bad"}, "no recorded score"),
     ({}, "no recorded score"),
 ])

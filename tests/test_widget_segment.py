@@ -308,6 +308,34 @@ def test_handoffs_dock_the_other_widgets(viewer, qtbot, fake_model, fake_core, e
     assert evaluate.evaluation is not None and evaluate.evaluation.map == pytest.approx(1.0)
 
 
+def test_add_to_training_set_follows_the_prediction(viewer, qtbot, fake_model, fake_core,
+                                                    errors):
+    """The button needs the image's predicted labels; it hands a copy of them to Train U-Net."""
+    from napari_unet_weights._widgets.train import TrainWidget
+
+    image, _ = _add_scene(viewer)
+    other = viewer.add_image(np.zeros((8, 8), np.float32), name="other")
+    widget = _make_widget(viewer, fake_model)
+    widget.image_layer = image
+    assert not widget.snapshot_button.isEnabled()
+    _run(widget, qtbot)
+    assert widget.snapshot_button.isEnabled()
+    widget.image_layer = other
+    assert not widget.snapshot_button.isEnabled()
+    widget.image_layer = image
+    widget.labels_layer.data[0, :] = 7  # a correction
+    widget.snapshot_button.click()
+    train = next(w for w in viewer.window.dock_widgets.values() if isinstance(w, TrainWidget))
+    (snapshot,) = train.training_set.snapshots
+    assert snapshot.name == "cells" and snapshot.source is image
+    np.testing.assert_array_equal(snapshot.labels, widget.labels_layer.data)
+    assert snapshot.labels is not widget.labels_layer.data
+    assert widget.status_label.text() == "Added 'cells' to the training set."
+    viewer.layers.remove(widget.labels_layer)
+    assert not widget.snapshot_button.isEnabled()
+    assert errors == []
+
+
 # -- with the real core (TensorFlow) ---------------------------------------------------------
 def test_run_matches_the_core_and_rerun_replaces(viewer, qtbot, tiny_model):
     """The widget's layers are what the public API gives for the same file and image."""

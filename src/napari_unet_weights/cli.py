@@ -1,7 +1,9 @@
 """Command line: ``napari-unet-weights weights|evaluate|train|predict|demo``.
 
-Each subcommand has an ``_add_<name>_arguments(parser)`` and a ``_run_<name>(args) -> int``;
-both call the same core functions as the widgets. The batches of ``weights`` and
+Each subcommand has an ``_add_<name>_arguments(parser)`` and a ``_run_<name>(args) -> int``
+(``train``: ``add_arguments`` and ``run`` in :mod:`._cli_train`); both call the same core
+functions as the widgets. What the subcommands share (argument types, common options, output
+checks, TensorFlow's quiet start) is in :mod:`._cli_common`. The batches of ``weights`` and
 ``predict`` (which outputs may be written) are planned in :mod:`._batch`, the demo's
 window lives in :mod:`._demo`. Every output is checked before the work starts and written
 atomically; Ctrl-C ends a command with status 130 and no partial file.
@@ -13,8 +15,26 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from . import _cli_train
+from ._cli_common import (
+    _add_overwrite_argument,
+    _add_verbose_argument,
+    _integer,
+    _non_negative,
+    _output_problem,
+    _positive,
+    _start_tensorflow,
+    _usage_error,
+)
+from ._cli_common import _c_stderr_held_back as _c_stderr_held_back  # for the tests
+
+#: When this module was imported (``time.monotonic()``): where the command's time budget
+#: (``train --minutes``) starts if the process's own start cannot be read.
+IMPORTED = time.monotonic()
 
 #: The rules of the commands that write a batch of files, for their help texts.
 BATCH_RULES = (
@@ -26,77 +46,13 @@ BATCH_RULES = (
 )
 
 
-# -- argument types ----------------------------------------------------------
-def _number(text: str, *, minimum: float, inclusive: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    too_small = value < minimum if inclusive else value <= minimum
-    if too_small or value != value or value in (float("inf"), float("-inf")):
-        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
-        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    return _number(text, minimum=0.0, inclusive=True)
-
-
-def _positive(text: str) -> float:
-    return _number(text, minimum=0.0, inclusive=False)
-
-
-def _integer(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-    return value
-
-
 # -- shared by the commands -------------------------------------------------
-def _usage_error(message: str) -> int:
-    print(f"napari-unet-weights: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--overwrite", action="store_true",
-        help="replace existing output files (input files are never replaced); without it "
-        "they are kept and reported",
-    )
-
-
 def _add_force_labels_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force-labels", action="store_true",
         help="use label files that do not look like instance labels (colour images, or grey "
         "levels that change from pixel to pixel) all the same",
     )
-
-
-def _add_verbose_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's own start-up and log messages")
-
-
-def _output_problem(paths, overwrite: bool) -> str | None:
-    """Why one of ``paths`` cannot be written (checked before any work), or None."""
-    from ._batch import OVERWRITE_HINT
-    from .io import check_output_file
-
-    for path in paths:
-        try:
-            check_output_file(path, overwrite=overwrite)
-        except FileExistsError:
-            return f"{path} exists; {OVERWRITE_HINT} (or choose another name)."
-        except OSError as error:
-            return str(error)
-    return None
 
 
 def _read_instance_labels(path, force: bool):
@@ -324,134 +280,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- TensorFlow, quietly ---------------------------------------------------------
-#: Set (unless already set) before TensorFlow is imported, without --verbose: C++ log
-#: messages below FATAL are dropped once TensorFlow has read its log level.
-QUIET_TENSORFLOW_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-@contextlib.contextmanager
-def _c_stderr_held_back() -> Iterator[None]:
-    """Send file descriptor 2 to a temporary file during the block; show it if it raises.
-
-    TensorFlow's libraries print their start-up notices (oneDNN, CUDA probing) from C++
-    straight to descriptor 2, some before they read TF_CPP_MIN_LOG_LEVEL.
-    """
-    import tempfile
-
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no descriptor 2 at all: nothing to hold back
-        yield
-        return
-    failed = False
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except Exception:  # not on Ctrl-C: the user knows why it stopped
-            failed = True
-            raise
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            if failed:
-                held.seek(0)
-                sys.stderr.write(held.read().decode(errors="replace"))
-
-
-def _start_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow and look for GPUs before the work starts; quietly unless ``verbose``.
-
-    Raises ImportError (with the install hint) if TensorFlow is missing.
-    """
-    from .unet.device import tensorflow_or_error
-
-    if not verbose:
-        for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
-    with contextlib.nullcontext() if verbose else _c_stderr_held_back():
-        tensorflow_or_error().config.list_physical_devices("GPU")  # CUDA is probed here
-
-
-# -- train -------------------------------------------------------------------
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .unet.config import TrainConfig
-
-    parser.epilog = (
-        "DATA_DIR holds images/ and labels/ with files paired by name (like DSB 2018). The "
-        "model file records the normalisation, classes, w0/sigma, post-processing, the "
-        "training parameters, the split and the validation mAP. Each option also answers to "
-        "its name in Python (--steps-per-epoch for --steps). Needs TensorFlow: pip install "
-        "\"napari-unet-weights[unet]\". MODEL.keras is checked before training starts (an "
-        "existing file is replaced only with --overwrite) and written under a temporary "
-        "name, then renamed. Exit status: 0 trained, 1 training failed or bad data, 2 usage "
-        "error."
-    )
-    parser.add_argument("data", metavar="DATA_DIR", help="folder with images/ and labels/")
-    parser.add_argument("--out", required=True, metavar="MODEL.keras",
-                        help="where to save the trained model (.keras)")
-    TrainConfig.add_arguments(parser)
-    _add_overwrite_argument(parser)
-    _add_verbose_argument(parser)
-
-
-class _TrainProgress:
-    """One line per epoch; on a terminal, a bar over the steps updated in place."""
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def __call__(self, info: dict) -> None:
-        if info["stage"] == "batch" and self.tty:
-            done = int(20 * info["step"] / info["steps"])
-            self.stream.write(f"\repoch {info['epoch']}/{info['epochs']} "
-                              f"[{'#' * done}{'.' * (20 - done)}] step {info['step']}/"
-                              f"{info['steps']} loss {info['loss']:.4f}")
-            self.stream.flush()
-        elif info["stage"] == "epoch":
-            val_map = "-" if info["val_map"] is None else f"{info['val_map']:.4f}"
-            self.stream.write(("\r\x1b[K" if self.tty else "")
-                              + f"epoch {info['epoch']}/{info['epochs']} loss "
-                              f"{info['loss']:.4f} val_loss {info['val_loss']:.4f} "
-                              f"val_mAP {val_map}\n")
-            self.stream.flush()
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    from .unet.config import TrainConfig, TrainConfigError
-
-    data = Path(args.data)
-    if not data.is_dir():
-        return _usage_error(f"{data}: no such folder.")
-    if not args.out.endswith(".keras"):
-        return _usage_error(f"--out must end with .keras, got {args.out!r}.")
-    problem = _output_problem([args.out], args.overwrite)
-    if problem is not None:
-        return _usage_error(problem)
-    try:
-        config = TrainConfig.from_arguments(args)
-    except TrainConfigError as error:
-        return _usage_error(str(error))
-    try:
-        _start_tensorflow(args.verbose)
-        from .unet.train import train
-
-        result = train(data, config=config, out=args.out, progress=_TrainProgress(sys.stderr))
-    except (OSError, ValueError, TypeError, ImportError) as error:
-        print(f"napari-unet-weights train: error: {error}", file=sys.stderr)
-        return 1
-    validation = result.validation
-    print(f"validation mAP (0.5:0.95, per image, {validation['n_images']} images): "
-          f"{validation['map']:.4f}; device {result.device}; {result.seconds:.0f} s",
-          file=sys.stderr)
-    print(f"saved {result.path}", file=sys.stderr)
-    return 0
-
-
 # -- predict -----------------------------------------------------------------
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
@@ -603,14 +431,46 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # -- entry point -------------------------------------------------------------
+def _process_start() -> float | None:
+    """When this process started, on the ``time.monotonic()`` clock; None if unknown.
+
+    Linux: the start time in ``/proc/self/stat`` (clock ticks since boot), against
+    ``CLOCK_BOOTTIME``: this counts the interpreter's start and the package's imports.
+    """
+    try:
+        with open("/proc/self/stat") as stream:
+            fields = stream.read().rsplit(")", 1)[1].split()
+        started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started_after_boot
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.monotonic() - age if age >= 0 else None
+
+
+def _command_started(argv: Sequence[str] | None) -> float:
+    """Where a command's time budget starts (``time.monotonic()``).
+
+    Run as the program (no ``argv``): when the process started, so that the interpreter's
+    start and the imports count; when this module was imported if that is unknown or
+    implausibly early (over a minute before; ``main()`` called late in a long session).
+    Called from Python with ``argv``: now.
+    """
+    now = time.monotonic()
+    if argv is not None:
+        return now
+    start = _process_start()
+    if start is None or not IMPORTED - 60.0 <= start <= IMPORTED:
+        start = IMPORTED
+    return start if now - start < 60.0 else now
+
+
 SUBCOMMANDS = {
     "weights": ("Write U-Net weight maps of label images.", _add_weights_arguments, _run_weights),
     "evaluate": ("Score predicted labels against ground truth (mAP of IoU).",
                  _add_evaluate_arguments, _run_evaluate),
     "demo": ("Open napari with a sample, its labels and the widgets.", _add_demo_arguments,
              _run_demo),
-    "train": ("Train a U-Net with the weighted loss on a folder of images and labels.",
-              _add_train_arguments, _run_train),
+    "train": (_cli_train.HELP, _cli_train.add_arguments, _cli_train.run),
     "predict": ("Segment images with a U-Net model file: instance label TIFFs.",
                 _add_predict_arguments, _run_predict),
 }
@@ -634,15 +494,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``napari-unet-weights`` with ``argv`` (default: the command line); the exit status.
 
     Ctrl-C stops the command with status 130; the file being written is discarded (each
-    output is written under a temporary name and renamed once complete).
+    output is written under a temporary name and renamed once complete). The subcommand
+    gets ``args.started``: where a time budget (``train --minutes``) starts, see
+    :func:`_command_started`; run as the program, a subcommand that sets
+    ``args.exit_at_once`` ends the process without the interpreter's shutdown
+    (:func:`_exit_at_once`).
     """
+    started = _command_started(argv)
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
-        return args.run(args)
+        status = args.run(args)
     except KeyboardInterrupt:
         print(f"\nnapari-unet-weights {args.command}: interrupted; the files written so far "
               "are complete, the one in progress was discarded.", file=sys.stderr)
-        return 130
+        status = 130
+    if argv is None and getattr(args, "exit_at_once", False):
+        _exit_at_once(status)
+    return status
+
+
+def _exit_at_once(status: int) -> None:
+    """End the process now, skipping the interpreter's shutdown.
+
+    With TensorFlow loaded, the shutdown takes 1.5 s on two idle cores and 7 s on busy
+    ones; a command with a time budget (``train --minutes``) cannot afford it. Its outputs
+    are complete (written atomically) and closed; the streams and log handlers are flushed
+    here; exit handlers (TensorFlow's, absl's) do not run.
+    """
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,21 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtGui import QValidator
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QPushButton, QSpinBox, QWidget
+from qtpy.QtWidgets import (
+    QAbstractButton,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 if TYPE_CHECKING:
     from napari.layers import Layer
 
-__all__ = ["ScientificSpinBox", "fill_combo", "push_button", "set_row_visible", "spin_box"]
+__all__ = ["ScientificSpinBox", "control_value", "fill_combo", "push_button", "set_control_value",
+           "set_row_visible", "spin_box"]
 
 
 def push_button(text: str, slot: Callable[[], Any], tooltip: str = "") -> QPushButton:
@@ -111,3 +120,30 @@ def set_row_visible(form: QFormLayout, field_widget: QWidget, visible: bool) -> 
     label = form.labelForField(field_widget)
     if label is not None:
         label.setVisible(visible)
+
+
+def control_value(widget: QWidget) -> Any:
+    """The value a control shows: a combo's item data, a check box's state, a number."""
+    if isinstance(widget, QComboBox):
+        return widget.currentData()
+    if isinstance(widget, QAbstractButton):
+        return widget.isChecked()
+    if isinstance(widget, QSpinBox):
+        return int(widget.value())
+    return float(widget.value())
+
+
+def set_control_value(widget: QWidget, value: Any) -> None:
+    """Show ``value`` in a control (the inverse of :func:`control_value`).
+
+    A combo picks the item whose data is ``value`` (ValueError if none has it).
+    """
+    if isinstance(widget, QComboBox):
+        index = widget.findData(value)
+        if index < 0:
+            raise ValueError(f"{value!r} is not a choice of this control")
+        widget.setCurrentIndex(index)
+    elif isinstance(widget, QAbstractButton):
+        widget.setChecked(bool(value))
+    else:
+        widget.setValue(value)

@@ -127,8 +127,8 @@ class ModelChoice(QWidget):
             if not path:
                 return
         path = Path(path)
-        index = next((i for i in range(self.combo.count())
-                      if Path(self.combo.itemData(i)) == path), -1)
+        index = next((i for i in range(self.combo.count()) if self.combo.itemData(i) is not None
+                      and Path(self.combo.itemData(i)) == path), -1)
         if index < 0:
             self.files.append(path)
             self.combo.addItem(path.name, path)
@@ -141,6 +141,11 @@ class ModelChoice(QWidget):
 
     def reread(self, _index: Any = None) -> None:
         """Read the picked file's metadata again and show its summary (or its problem)."""
+        self._read()
+        self.changed.emit()
+
+    def _read(self) -> None:
+        """Read the picked file's metadata into :attr:`metadata` (or :attr:`error`)."""
         path = self.path
         try:
             self.metadata, self.error = read_metadata(path), None
@@ -153,4 +158,3 @@ class ModelChoice(QWidget):
             self.label.setText(f"<span style='color:{PROBLEM_COLOR}'>{text}</span>")
         else:
             self.label.setText(model_summary(self.metadata))
-        self.changed.emit()

@@ -58,11 +58,16 @@ class BadInput(ValueError):
 
 @dataclass
 class TrainingData:
-    """The data handed to ``train``: arrays (``labels`` given) or a folder (``labels`` None)."""
+    """The data handed to ``train``: arrays (``labels`` given) or a folder (``labels`` None).
+
+    ``validation`` is ``train``'s ``validation``: None (a split, or the training images
+    when fine-tuning on a few), or an explicit ``(images, labels)``.
+    """
 
     images: list[np.ndarray] | str
     labels: list[np.ndarray] | None
     description: str
+    validation: Any = None
 
 
 # -- checks and snapshots -----------------------------------------------------------------
@@ -332,12 +337,15 @@ class PairList(QWidget):
 
 
 class DataSource(QTabWidget):
-    """The data to train on: layer pairs (tab "Layers") or a folder (tab "Folder").
+    """The data to train on: layer pairs (tab "Layers"), a folder ("Folder") or snapshots.
 
     Parameters
     ----------
     layers : napari.components.LayerList
         The viewer's layers, offered in the pair pickers.
+    training_set : QWidget, optional
+        The third tab, "Training set" (a :class:`~._training_set.TrainingSetList`: its
+        ``training_data()`` and ``first_labels()`` are used when the tab is picked).
 
     Notes
     -----
@@ -346,8 +354,10 @@ class DataSource(QTabWidget):
 
     changed = Signal()
 
-    def __init__(self, layers: LayerList, parent: QWidget | None = None) -> None:
+    def __init__(self, layers: LayerList, training_set: QWidget | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.training_set = training_set
         self.pair_list = PairList(layers)
         self.pair_list.changed.connect(self.changed)
         self.folder_edit = QLineEdit()
@@ -368,6 +378,9 @@ class DataSource(QTabWidget):
         folder_layout.addStretch(1)
         self.addTab(self.pair_list, "Layers")
         self.addTab(folder_page, "Folder")
+        if training_set is not None:
+            self.addTab(training_set, "Training set")
+            training_set.changed.connect(self.changed)
         self.currentChanged.connect(self.changed)
 
     @property
@@ -380,6 +393,15 @@ class DataSource(QTabWidget):
         """Whether the data come from the folder tab rather than the layer pairs."""
         return self.currentIndex() == 1
 
+    @property
+    def use_training_set(self) -> bool:
+        """Whether the data come from the training set tab."""
+        return self.training_set is not None and self.currentWidget() is self.training_set
+
+    def show_training_set(self) -> None:
+        """Pick the training set tab."""
+        self.setCurrentWidget(self.training_set)
+
     def choose_folder(self, folder: str | None = None) -> None:
         """Train on ``folder`` (asked with a dialog if None) instead of the layers."""
         if folder is None:
@@ -391,7 +413,15 @@ class DataSource(QTabWidget):
         self.setCurrentIndex(1)
 
     def training_data(self) -> TrainingData:
-        """The folder or a snapshot of the layer pairs, checked (:class:`BadInput` if not)."""
+        """The folder, the training set or a snapshot of the layer pairs, checked.
+
+        Raises
+        ------
+        BadInput
+            What is wrong with the picked data.
+        """
+        if self.use_training_set:
+            return self.training_set.training_data()
         if self.use_folder:
             return folder_source(self.folder)
         return layers_source(self.pair_list.pairs)
@@ -406,8 +436,10 @@ class DataSource(QTabWidget):
         name : str
             The labels layer's name ("" for a folder).
         layer : napari.layers.Labels or None
-            The labels layer (None for a folder).
+            The labels layer (None for a folder or the training set).
         """
+        if self.use_training_set:
+            return self.training_set.first_labels()
         if self.use_folder:
             return folder_source(self.folder).images, "", None
         if not self.pair_list.rows:

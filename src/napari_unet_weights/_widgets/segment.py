@@ -11,7 +11,9 @@ batches) and builds the labels. On the GUI thread the result goes to two layers 
 after the image, a probability Image layer and a Labels layer, with the image's
 transform; re-running updates them in place. A model's recorded score and
 post-processing defaults are read from its file without TensorFlow
-(:class:`~._model_choice.ModelChoice`), so the widget opens at once.
+(:class:`~._model_choice.ModelChoice`), so the widget opens at once. "Add to training
+set" copies the image and its corrected labels (whole, the view or a drawn rectangle:
+:mod:`._snapshots`) into the Train U-Net widget's training set.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from napari_unet_weights._widgets._layer_roles import (
     same_shape,
 )
 from napari_unet_weights._widgets._model_choice import ModelChoice, file_key
+from napari_unet_weights._widgets._snapshots import REGIONS, take_snapshot
+from napari_unet_weights._widgets._train_data import BadInput
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.unet.device import call_in_new_thread
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
@@ -241,6 +245,7 @@ class SegmentWidget(RunWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addLayout(self._build_handoff_row())
+        layout.addLayout(self._build_snapshot_row())
         self._set_progress_visible(False)
 
     def _build_image_picker(self):
@@ -289,6 +294,21 @@ class SegmentWidget(RunWidget):
         row = QHBoxLayout()
         row.addWidget(self.weight_map_button)
         row.addWidget(self.evaluate_button)
+        return row
+
+    def _build_snapshot_row(self) -> QHBoxLayout:
+        self.snapshot_button = push_button(
+            "Add to training set", self.add_to_training_set,
+            "Copy the image and its corrected labels into the Train U-Net widget's training "
+            "set (correct the labels first with napari's paint, fill and erase tools)")
+        self.region_combo = QComboBox()
+        self.region_combo.addItems(REGIONS)
+        self.region_combo.setToolTip(
+            "What to add: the whole image, the part the canvas shows, or the selected (else "
+            "the last) rectangle of a Shapes layer")
+        row = QHBoxLayout()
+        row.addWidget(self.snapshot_button, 1)
+        row.addWidget(self.region_combo)
         return row
 
     # -- layer picker ------------------------------------------------------------------
@@ -519,6 +539,8 @@ class SegmentWidget(RunWidget):
         has_labels = self.labels_layer is not None and self.labels_layer in self.viewer.layers
         self.weight_map_button.setEnabled(has_labels)
         self.evaluate_button.setEnabled(has_labels)
+        image = self.image_layer
+        self.snapshot_button.setEnabled(image is not None and self.labels_of(image) is not None)
 
     # -- output layers ---------------------------------------------------------------------
     def _show(self, image: Image, outcome: _Outcome) -> None:
@@ -616,6 +638,52 @@ class SegmentWidget(RunWidget):
         layers = [layer for layer in self.viewer.layers
                   if isinstance(layer, Labels) and not is_plugin_output(layer)]
         return likely_ground_truth(same_shape(labels, layers))
+
+    def labels_of(self, image: Image) -> Labels | None:
+        """The predicted (maybe corrected) Labels layer of ``image``, if still in the viewer."""
+        tracked = self._outputs.get(id(image), (None, None, None))[2]
+        return self._find_output(image, "labels", tracked)
+
+    def release_labels(self, image: Image) -> Labels | None:
+        """Stop treating the labels of ``image`` as output: the next run adds new ones, so
+        a re-run never overwrites corrections (the layer keeps its data and name)."""
+        labels = self.labels_of(image)
+        if labels is not None:
+            labels.metadata = {key: value for key, value in labels.metadata.items()
+                               if key != SEGMENT_OUTPUT_KEY}
+            self._outputs.pop(id(image), None)
+        return labels
+
+    def add_to_training_set(self, region: str | None = None) -> Any:
+        """Copy the image and its corrected labels into the Train U-Net widget's training set.
+
+        Parameters
+        ----------
+        region : str, optional
+            One of :data:`~._snapshots.REGIONS` (default: the one picked): the whole
+            image, the part the canvas shows, or a rectangle drawn in a Shapes layer.
+
+        Returns
+        -------
+        TrainWidget or None
+            The Train U-Net widget (docked and raised), or None if nothing was added (a
+            notification says why).
+        """
+        image = self.image_layer
+        labels = self.labels_of(image) if image is not None else None
+        if labels is None:
+            self._report("Segment the image first, then correct its labels.")
+            return None
+        try:
+            snapshot = take_snapshot(self.viewer, image, labels,
+                                     region or self.region_combo.currentText())
+            train = dock_plugin_widget(self.viewer, "Train U-Net")
+            train.add_snapshot(snapshot)
+        except BadInput as error:
+            self._report(str(error))
+            return None
+        self._set_status(f"Added '{snapshot.name}' to the training set.")
+        return train
 
     def _hand_off(self, widget_class: type) -> tuple[Any, Labels | None]:
         """The plugin's ``widget_class`` docked and raised, and the labels to hand it.

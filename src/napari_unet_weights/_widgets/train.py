@@ -1,13 +1,17 @@
-"""The "Train U-Net" dock widget: train the weighted U-Net on layers or on a folder.
+"""The "Train U-Net" dock widget: train or fine-tune the weighted U-Net.
 
 A thin shell around :func:`napari_unet_weights.unet.train.train`. The user picks
-(image, labels) layer pairs or a folder (:class:`~._train_data.DataSource`) holding
-``images/`` and ``labels/``, sets the hyperparameters and presses Start; ``train`` runs
+(image, labels) layer pairs, a folder (:class:`~._train_data.DataSource`) holding
+``images/`` and ``labels/``, or the training set the Segment widget's "Add to training
+set" fills (:class:`~._training_set.TrainingSetList`); starts from scratch or from a model
+(:class:`~._start_from.StartFrom`: fine-tuning, within a time budget), sets the
+hyperparameters and presses Start (Fine-tune); ``train`` runs
 in a napari thread worker, on a thread of its own. Its ``progress`` callback is relayed
 to the GUI thread (:class:`~._base.RunWidget`) and drives a progress bar, a status line
 and a live loss / validation-mAP plot (:class:`~._plot.LossPlot`). Cancel sets the flag
 that ``train`` polls through ``should_stop``: training stops within a batch and keeps
-the best model so far, which Save writes to a ``.keras`` file. A weight-map preview of
+the best model so far, which Save writes to a ``.keras`` file and "Use this model"
+hands to the Segment widget, which segments again with it. A weight-map preview of
 the first sample is computed in the background from
 :func:`napari_unet_weights.unet.targets.training_weights`.
 
@@ -17,6 +21,8 @@ fast; the widget adds no layer but the preview, and never modifies a layer.
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -35,7 +41,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QVBoxLayout,
     QWidget,
 )
@@ -49,9 +54,24 @@ from napari_unet_weights._widgets._base import (
     update_layer,
     user_message,
 )
-from napari_unet_weights._widgets._controls import ScientificSpinBox, push_button, spin_box
+from napari_unet_weights._widgets._controls import (
+    ScientificSpinBox,
+    control_value,
+    push_button,
+    set_control_value,
+)
+from napari_unet_weights._widgets._handoff import dock_plugin_widget
 from napari_unet_weights._widgets._layer_roles import TRAIN_PREVIEW_KEY
 from napari_unet_weights._widgets._plot import LossPlot
+from napari_unet_weights._widgets._snapshots import Snapshot, check_side
+from napari_unet_weights._widgets._start_from import StartFrom
+from napari_unet_weights._widgets._train_controls import (
+    CHOICE_CONTROLS,
+    TrainBar,
+    config_combo,
+    config_spin_box,
+    status_text,
+)
 from napari_unet_weights._widgets._train_data import (
     BadInput,
     DataSource,
@@ -59,6 +79,7 @@ from napari_unet_weights._widgets._train_data import (
     TrainingData,
     preview_work,
 )
+from napari_unet_weights._widgets._training_set import SnapshotRow, TrainingSetList
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.unet.config import TrainConfig, TrainConfigError
 from napari_unet_weights.unet.device import call_in_new_thread
@@ -73,8 +94,6 @@ __all__ = ["TrainWidget", "status_text"]
 PREVIEW_DEBOUNCE_MS = 250
 PROGRESS_DELAY_MS = 300
 PREVIEW_SUFFIX = " training weights"
-#: Losses in the status line: 4 significant digits.
-LOSS_FORMAT = ".4g"
 
 
 # -- the training core, imported only when needed ------------------------------------------
@@ -96,88 +115,21 @@ def _load_train() -> Callable[..., Any]:
 def _run_training(
     source: TrainingData,
     config: TrainConfig,
+    options: dict[str, Any],
     progress: Callable[[dict[str, Any]], None],
     should_stop: Callable[[], bool],
 ) -> Any:
-    """Worker body: import the training core (TensorFlow) and train."""
+    """Worker body: import the training core (TensorFlow) and train.
+
+    Every parameter goes as a keyword, set by the user: a fine-tuning then runs with
+    what the widget shows, also where that equals a default of ``TrainConfig`` (a
+    ``config`` argument's default values would get the core's fine-tuning defaults).
+    ``options`` are ``initial_model`` and ``finish_within``.
+    """
     train = _load_train()
-    return train(source.images, source.labels, config, progress=progress,
-                 should_stop=should_stop)
-
-
-#: The TrainConfig text fields shown as drop-downs (in "Advanced"), with their labels.
-CHOICE_CONTROLS = {"colour": "colour images", "class_weights": "class weights",
-                   "lr_schedule": "learning rate", "select_by": "keep the epoch by"}
-#: Upper limits of the controls where the training configuration sets none.
-CONTROL_MAXIMA = {"w0": 1000, "sigma": 100, "epochs": 100_000, "steps_per_epoch": 100_000,
-                  "batch_size": 1024, "patch_size": 4096, "validation_fraction": 0.9,
-                  "seed": 2**31 - 1, "depth": 8, "base_filters": 512, "dropout": 0.9,
-                  "early_stopping_patience": 10_000, "val_map_every": 1000}
-
-
-def config_spin_box(name: str, step: float = 1, decimals: int | None = None):
-    """A spin box for the :class:`TrainConfig` field ``name``: its default, limits, help.
-
-    An excluded lower limit (σ > 0) starts one step above it; fields without an upper
-    limit get the one in :data:`CONTROL_MAXIMA`.
-    """
-    parameter = TrainConfig.parameter(name)
-    minimum = parameter.minimum or 0
-    if parameter.exclusive_minimum:
-        minimum += step if decimals is None else 10.0**-decimals
-    if decimals is None and step > 1:  # whole steps from a whole step: patch sizes 16, 32…
-        minimum = max(minimum, step)
-    maximum = min(CONTROL_MAXIMA[name], parameter.maximum or CONTROL_MAXIMA[name])
-    return spin_box(minimum, maximum, parameter.default, step, decimals,
-                    parameter.help[:1].upper() + parameter.help[1:])
-
-
-def config_combo(name: str) -> QComboBox:
-    """A drop-down of the choices of the :class:`TrainConfig` text field ``name``."""
-    parameter = TrainConfig.parameter(name)
-    combo = QComboBox()
-    for choice in parameter.choices:
-        combo.addItem(choice, choice)
-    combo.setCurrentIndex(parameter.choices.index(parameter.default))
-    combo.setToolTip(parameter.help[:1].upper() + parameter.help[1:])
-    return combo
-
-
-# -- status text ------------------------------------------------------------------------------
-def status_text(
-    batch: dict[str, Any] | None, epoch: dict[str, Any] | None, device: str | None = None
-) -> str:
-    """One status line from the latest batch and epoch reports of ``train``'s progress.
-
-    Parameters
-    ----------
-    batch : dict or None
-        The latest ``{"stage": "batch", ...}`` report.
-    epoch : dict or None
-        The latest ``{"stage": "epoch", ...}`` report.
-    device : str, optional
-        The device training runs on.
-
-    Returns
-    -------
-    str
-        E.g. ``"epoch 3/30 · step 12/50 · loss 0.41 · val loss 0.39 · val mAP 0.512 · CPU"``.
-    """
-    parts = []
-    latest = batch or epoch
-    if latest is not None:
-        parts.append(f"epoch {latest.get('epoch', '?')}/{latest.get('epochs', '?')}")
-    if batch is not None:
-        parts.append(f"step {batch.get('step', '?')}/{batch.get('steps', '?')}")
-        parts.append(f"loss {number_text(batch.get('loss'), LOSS_FORMAT)}")
-    elif epoch is not None:
-        parts.append(f"loss {number_text(epoch.get('loss'), LOSS_FORMAT)}")
-    if epoch is not None:
-        parts.append(f"val loss {number_text(epoch.get('val_loss'), LOSS_FORMAT)}")
-        parts.append(f"val mAP {number_text(epoch.get('val_map'))}")
-    if device:
-        parts.append(str(device))
-    return " · ".join(parts) if parts else "Starting…"
+    return train(source.images, source.labels, validation=source.validation,
+                 progress=progress, should_stop=should_stop, **options,
+                 **dataclasses.asdict(config))
 
 
 class TrainWidget(RunWidget):
@@ -206,12 +158,14 @@ class TrainWidget(RunWidget):
         super().__init__(napari_viewer, PREVIEW_DEBOUNCE_MS, PROGRESS_DELAY_MS)
         self.result: Any = None
         self.saved_path: Path | None = None
+        self._model_file: Path | None = None
         self._preview: Image | None = None
         self._worker = None
         self._last_batch: dict[str, Any] | None = None
         self._last_epoch: dict[str, Any] | None = None
         self._device: str | None = None
         self._build_layout()
+        self.controls = self._parameter_controls()
         self._watch_viewer()
         pair_list = self.data_source.pair_list
         if pair_list.images() and pair_list.labels_like():
@@ -224,6 +178,7 @@ class TrainWidget(RunWidget):
         self._build_status()
         self.progress_bar.setMaximumHeight(6)
         layout = QVBoxLayout(self)
+        layout.addWidget(self._build_start_from())
         layout.addWidget(self._build_data_box())
         layout.addWidget(self._build_parameters_box())
         layout.addLayout(self._build_preview_row())
@@ -234,8 +189,16 @@ class TrainWidget(RunWidget):
         layout.addLayout(self._build_save_row())
         self._set_progress_visible(False)
 
+    def _build_start_from(self) -> QWidget:
+        self.start_from = StartFrom()
+        self.start_from.changed.connect(self._on_start_from_changed)
+        box = QGroupBox("Start from")
+        QVBoxLayout(box).addWidget(self.start_from)
+        return box
+
     def _build_data_box(self) -> QWidget:
-        self.data_source = DataSource(self.viewer.layers)
+        self.training_set = TrainingSetList()
+        self.data_source = DataSource(self.viewer.layers, self.training_set)
         self.data_source.changed.connect(self._on_parameters_changed)
         return self.data_source
 
@@ -331,10 +294,7 @@ class TrainWidget(RunWidget):
         self.start_button = push_button("Start", self.start, "Train in the background")
         self.stop_button = push_button(
             "Cancel", self.cancel, "Stop after the current batch and keep the best model")
-        self.train_bar = QProgressBar()
-        self.train_bar.setRange(0, 1)
-        self.train_bar.setValue(0)
-        self.train_bar.setFormat("%v / %m steps")
+        self.train_bar = TrainBar()
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.stop_button, 1)
@@ -349,8 +309,13 @@ class TrainWidget(RunWidget):
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.save_button = push_button(
             "Save…", self.save_model, "Save the model as a self-describing .keras file")
+        self.use_button = push_button(
+            "Use this model", self.use_model,
+            "Segment with this model in the Segment widget (the image of the last training "
+            "pair, else its image)")
         row = QHBoxLayout()
         row.addWidget(self.result_label, 1)
+        row.addWidget(self.use_button)
         row.addWidget(self.save_button)
         return row
 
@@ -382,30 +347,54 @@ class TrainWidget(RunWidget):
         """Train on ``folder`` (asked with a dialog if None) instead of the layers."""
         self.data_source.choose_folder(folder)
 
+    # -- training set ------------------------------------------------------------------
+    def add_snapshot(self, snapshot: Snapshot) -> SnapshotRow:
+        """Add an (image, labels) snapshot to the training set and show that tab.
+
+        Raises
+        ------
+        BadInput
+            If the snapshot is smaller than ``2**depth`` on a side (nothing is added).
+        """
+        check_side(snapshot, int(self.depth_spin.value()))
+        row = self.training_set.add(snapshot)
+        self.data_source.show_training_set()
+        return row
+
     # -- parameters ----------------------------------------------------------------------
+    def _parameter_controls(self) -> dict[str, QWidget]:
+        """The control of each :class:`TrainConfig` field the widget sets."""
+        return {
+            "n_classes": self.classes_combo, "w0": self.w0_spin, "sigma": self.sigma_spin,
+            "use_weights": self.weights_checkbox, "epochs": self.epochs_spin,
+            "steps_per_epoch": self.steps_spin, "batch_size": self.batch_spin,
+            "patch_size": self.patch_spin, "validation_fraction": self.validation_spin,
+            "learning_rate": self.lr_spin, "depth": self.depth_spin,
+            "base_filters": self.filters_spin, "batch_norm": self.batch_norm_checkbox,
+            "dropout": self.dropout_spin, "augment": self.augment_checkbox,
+            "seed": self.seed_spin, "early_stopping_patience": self.patience_spin,
+            "val_map_every": self.map_every_spin, **self.choice_combos,
+        }
+
     def parameters(self) -> dict[str, Any]:
         """The keyword arguments of ``train`` set in the widget (not data nor callbacks)."""
-        return {
-            "n_classes": int(self.classes_combo.currentData()),
-            "w0": float(self.w0_spin.value()),
-            "sigma": float(self.sigma_spin.value()),
-            "use_weights": self.weights_checkbox.isChecked(),
-            "epochs": int(self.epochs_spin.value()),
-            "steps_per_epoch": int(self.steps_spin.value()),
-            "batch_size": int(self.batch_spin.value()),
-            "patch_size": int(self.patch_spin.value()),
-            "validation_fraction": float(self.validation_spin.value()),
-            "learning_rate": float(self.lr_spin.value()),
-            "depth": int(self.depth_spin.value()),
-            "base_filters": int(self.filters_spin.value()),
-            "batch_norm": self.batch_norm_checkbox.isChecked(),
-            "dropout": float(self.dropout_spin.value()),
-            "augment": self.augment_checkbox.isChecked(),
-            "seed": int(self.seed_spin.value()),
-            "early_stopping_patience": int(self.patience_spin.value()),
-            "val_map_every": int(self.map_every_spin.value()),
-            **{name: combo.currentData() for name, combo in self.choice_combos.items()},
-        }
+        return {name: control_value(widget) for name, widget in self.controls.items()}
+
+    def set_parameters(self, config: TrainConfig) -> None:
+        """Show the values of ``config`` in the controls."""
+        for name, widget in self.controls.items():
+            set_control_value(widget, getattr(config, name))
+
+    def _on_start_from_changed(self) -> None:
+        """Fine-tuning values for a model to start from, the defaults from scratch."""
+        start_from = self.start_from
+        if start_from.error is not None:
+            self._report(start_from.error)
+        else:
+            self.set_parameters(start_from.base_config())
+        self.start_button.setText("Fine-tune" if start_from.fine_tuning else "Start")
+        self.training_set.set_fine_tuning(start_from.fine_tuning)
+        self._update_enabled()
 
     def _weight_parameters(self) -> dict[str, Any]:
         parameters = self.parameters()
@@ -419,16 +408,17 @@ class TrainWidget(RunWidget):
 
     def _update_enabled(self, _value: Any = None) -> None:
         idle = not self.running
-        for widget in (self.data_source, self.classes_combo, self.weights_checkbox,
-                       self.epochs_spin, self.steps_spin, self.batch_spin, self.patch_spin,
-                       self.validation_spin, self.lr_spin, self.seed_spin, self.advanced,
-                       self.start_button):
+        for widget in (self.start_from, self.data_source, self.advanced, self.start_button,
+                       *self.controls.values()):
             widget.setEnabled(idle)
+        for name in self.start_from.inherited:  # the parent model's: shown, not changed
+            self.controls[name].setEnabled(False)
         use_weights = self.weights_checkbox.isChecked()
         self.w0_spin.setEnabled(idle and use_weights)
         self.sigma_spin.setEnabled(idle and use_weights)
         self.stop_button.setEnabled(self.running and not self._stop.is_set())
         self.save_button.setEnabled(idle and self.result is not None)
+        self.use_button.setEnabled(idle and self.result is not None)
 
     # -- preview ---------------------------------------------------------------------------
     def refresh(self, _value: Any = None) -> None:
@@ -477,33 +467,31 @@ class TrainWidget(RunWidget):
         return self._worker is not None
 
     def start(self) -> None:
-        """Check the inputs and start training in a background thread.
+        """Check the inputs and start training (or fine-tuning) in a background thread.
 
         Bad inputs (no pairs, a missing folder, mismatched shapes, an Image layer as
-        labels) are reported by a napari notification and nothing starts.
+        labels, a model file to start from that is not one) are reported by a napari
+        notification and nothing starts. The layers and the training set are read, not
+        changed.
         """
         if self.running:
             return
         try:
             source = self.data_source.training_data()
-        except BadInput as error:
-            self._report(str(error))
-            return
-        try:
-            config = TrainConfig(**self.parameters())
-        except TrainConfigError as error:
+            config = self._config()
+        except (BadInput, TrainConfigError) as error:
             self._report(str(error))
             return
         run_id, stop = self._begin_run()
         self._last_batch = self._last_epoch = None
         self._device = None
-        self.train_bar.setRange(0, config.epochs * config.steps_per_epoch)
-        self.train_bar.setValue(0)
-        self.plot.clear(config.epochs)
+        budget = self.start_from.finish_within  # a budgeted run ends on the clock
+        self.train_bar.begin(config.epochs * config.steps_per_epoch, budget)
+        self.plot.clear(config.epochs if budget is None else None)
         # A new thread per run: TensorFlow must not run on a reused pool thread (see
         # napari_unet_weights.unet.device).
         worker = create_worker(
-            call_in_new_thread, _run_training, source, config,
+            call_in_new_thread, _run_training, source, config, self.start_from.run_options(),
             self._progress_callback(run_id), stop.is_set, _start_thread=False,
             _ignore_errors=True,
         )
@@ -512,8 +500,25 @@ class TrainWidget(RunWidget):
         worker.finished.connect(partial(self._on_finished, run_id))
         self._worker = worker
         self._update_enabled()
-        self._set_status(f"Starting on {source.description}…")
+        verb = "Fine-tuning" if self.start_from.fine_tuning else "Starting"
+        self._set_status(f"{verb} on {source.description}…")
         worker.start()
+
+    def _config(self) -> TrainConfig:
+        """The run's configuration: the controls' values, checked.
+
+        Fine-tuning has no fitting budget of its own: the time budget bounds the whole run.
+
+        Raises
+        ------
+        BadInput
+            If the model to start from cannot be used.
+        TrainConfigError
+            Values that do not go together (a patch size that is not a multiple of 2**depth).
+        """
+        if self.start_from.error is not None:
+            raise BadInput(self.start_from.error)
+        return self.start_from.base_config().replace(**self.parameters(), max_seconds=None)
 
     def cancel(self) -> None:
         """Stop training after the current batch; the best model so far is kept."""
@@ -541,20 +546,17 @@ class TrainWidget(RunWidget):
         epoch, step = int(info.get("epoch", 1)), int(info.get("step", 0))
         steps = max(int(info.get("steps", 1)), 1)
         epochs = int(info.get("epochs", 1))
-        if self.train_bar.maximum() != epochs * steps:
-            self.train_bar.setRange(0, epochs * steps)
-        self.train_bar.setValue(min((epoch - 1) * steps + step, epochs * steps))
+        self.train_bar.show_step((epoch - 1) * steps + step, epochs * steps)
         self.plot.add_batch(epoch - 1 + step / steps, info.get("loss"))
 
     def _on_trained(self, run_id: int, result: Any) -> None:
         if not self._is_current(run_id):
             return
         self.result = result
-        self.saved_path = None
+        self.saved_path = self._model_file = None
         self._device = getattr(result, "device", None) or self._device
         self._replot(result)
-        if not getattr(result, "cancelled", False):
-            self.train_bar.setValue(self.train_bar.maximum())
+        self.train_bar.end(complete=not getattr(result, "cancelled", False))
         self._set_status(self._summary(result))
         self.result_label.setText(self._result_text())
         self.trained.emit(result)
@@ -587,14 +589,20 @@ class TrainWidget(RunWidget):
         return f"{head} · {' · '.join(tail)}."
 
     @staticmethod
-    def _validation_map(result: Any) -> float | None:
-        validation = getattr(result, "validation", None) or {}
-        return validation.get("map") if isinstance(validation, dict) else None
+    def _validation(result: Any) -> dict:
+        validation = getattr(result, "validation", None)
+        return validation if isinstance(validation, dict) else {}
+
+    def _validation_map(self, result: Any) -> float | None:
+        return self._validation(result).get("map")
 
     def _result_text(self) -> str:
         if self.result is None:
             return "No model yet."
         text = f"Model: validation mAP {number_text(self._validation_map(self.result))}"
+        on = self._validation(self.result).get("on")
+        if on:
+            text += f" (on the {on})"
         if self.saved_path is not None:
             text += f"<br>saved to {self.saved_path}"
         return text
@@ -606,6 +614,7 @@ class TrainWidget(RunWidget):
     def _on_finished(self, run_id: int) -> None:
         if self._is_current(run_id):
             self._worker = None
+            self.train_bar.end(complete=False)
             self._update_enabled()
 
     # -- saving ----------------------------------------------------------------------------
@@ -638,8 +647,47 @@ class TrainWidget(RunWidget):
         except Exception as error:  # shown to the user, not raised into Qt
             self._report(f"Could not save the model to {path}: {user_message(error)}")
             return None
-        self.saved_path = path
+        self.saved_path = self._model_file = path
         self.result_label.setText(self._result_text())
         self._set_status(f"Model saved to {path}.")
         self._notify(f"model saved to {path}", "info")
+        return path
+
+    # -- using the model -------------------------------------------------------------------
+    def use_model(self) -> Any:
+        """Segment with the trained model: the Segment widget picks it and runs again.
+
+        The model is saved to a temporary ``.keras`` file first if it was not saved.
+        The image segmented is the one the last training pair came from, if it is still
+        in the viewer, else the Segment widget's.
+
+        Returns
+        -------
+        SegmentWidget or None
+            The Segment widget, or None if there is no model (or it could not be saved).
+        """
+        if self.result is None or self.running:
+            return None
+        path = self._model_file or self._save_temporary()
+        if path is None:
+            return None
+        segment = dock_plugin_widget(self.viewer, "Segment")
+        segment.choose_model_file(path)
+        source = self.training_set.last_source
+        if source is not None and source in self.viewer.layers:
+            segment.image_layer = source
+        segment.release_labels(segment.image_layer)
+        segment.run()
+        self._set_status(f"The Segment widget segments with the new model ({path.name}).")
+        return segment
+
+    def _save_temporary(self) -> Path | None:
+        """Save the model into a new temporary folder; its path, or None (reported)."""
+        path = Path(tempfile.mkdtemp(prefix="napari-unet-weights-")) / "trained.keras"
+        try:
+            self.result.model.save(path)
+        except Exception as error:  # shown to the user, not raised into Qt
+            self._report(f"Could not save the model to {path}: {user_message(error)}")
+            return None
+        self._model_file = path
         return path

@@ -358,7 +358,8 @@ def score_summary(metadata: Mapping[str, Any]) -> str:
     -------
     str
         E.g. ``"test mAP 0.612 (86 images; validation 0.634)"``, ``"validation mAP
-        0.540 (84 images)"``, or ``"no recorded score"``.
+        0.540 (84 images)"``, ``"mAP 0.460 on its 2 training images"`` (validated on
+        them, see :func:`.train.train`), or ``"no recorded score"``.
     """
     def figure(entry: Any) -> tuple[float, Any] | None:
         if isinstance(entry, Mapping) and isinstance(entry.get("map"), numbers.Real):
@@ -372,6 +373,9 @@ def score_summary(metadata: Mapping[str, Any]) -> str:
             extra.append(f"validation {validation[0]:.3f}")
         return f"test mAP {test[0]:.3f}" + (f" ({'; '.join(extra)})" if extra else "")
     if validation is not None:
+        images = f"{validation[1]} " if validation[1] else ""
+        if metadata["validation"].get("on") == "training images":  # not an independent score
+            return f"mAP {validation[0]:.3f} on its {images}training images"
         return f"validation mAP {validation[0]:.3f}" + (
             f" ({validation[1]} images)" if validation[1] else "")
     return "no recorded score"

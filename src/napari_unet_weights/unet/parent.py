@@ -22,8 +22,7 @@ from .model_file import BUNDLED_MODEL, UNetModel, load_model
 from .preprocess import DEFAULT_NORMALIZATION
 
 __all__ = ["FEW_SAMPLES", "FINE_TUNING_DEFAULTS", "INHERITED", "TUNE_MIN_IMAGES", "Parent",
-           "explicit_names", "fine_tuning_config", "inherit", "lineage", "resolve_parent",
-           "with_fine_tuning_defaults"]
+           "explicit_names", "fine_tuning_config", "lineage", "resolve_parent", "run_config"]
 
 #: The training parameters a parent model fixes (its weights were trained for them).
 INHERITED = ("n_classes", "depth", "base_filters", "batch_norm", "dropout", "colour")
@@ -109,36 +108,6 @@ def _check_input(parent: Parent) -> None:
             f"{DEFAULT_NORMALIZATION}: start from scratch (initial_model=None).")
 
 
-def inherit(config: TrainConfig, parent: Parent, explicit: set[str]) -> TrainConfig:
-    """``config`` with the parent's :data:`INHERITED` values.
-
-    Parameters
-    ----------
-    config : TrainConfig
-        The run's configuration as asked.
-    parent : Parent
-    explicit : set of str
-        The parameters the caller set (keywords, or a given config's non-default values):
-        one of :data:`INHERITED` set to another value than the parent's is an error.
-
-    Raises
-    ------
-    ValueError
-        Naming each conflicting parameter, the parent's value and what to do.
-    """
-    _check_input(parent)
-    fixed = TrainConfig.from_metadata(parent.model.metadata)
-    conflicts = [name for name in INHERITED
-                 if name in explicit and getattr(config, name) != getattr(fixed, name)]
-    if conflicts:
-        said = ", ".join(f"{name}={getattr(config, name)!r} (the model has "
-                         f"{getattr(fixed, name)!r})" for name in conflicts)
-        raise ValueError(
-            f"fine-tuning {parent.source} keeps what its weights were trained for: {said}. "
-            "Leave these out, or start from scratch (initial_model=None).")
-    return config.replace(**{name: getattr(fixed, name) for name in INHERITED})
-
-
 def explicit_names(config: TrainConfig | None, overrides: dict[str, Any]) -> set[str]:
     """The parameters a caller set: ``overrides``, and a given config's non-defaults."""
     names = set(overrides)
@@ -149,10 +118,39 @@ def explicit_names(config: TrainConfig | None, overrides: dict[str, Any]) -> set
     return names
 
 
-def with_fine_tuning_defaults(config: TrainConfig, explicit: set[str]) -> TrainConfig:
-    """``config`` with :data:`FINE_TUNING_DEFAULTS` for the parameters not in ``explicit``."""
-    return config.replace(**{name: value for name, value in FINE_TUNING_DEFAULTS.items()
-                             if name not in explicit})
+def run_config(config: TrainConfig | None, overrides: dict[str, Any],
+               parent: Parent) -> TrainConfig:
+    """The configuration of a run that starts from ``parent``.
+
+    ``config`` (default ``TrainConfig()``) with :data:`FINE_TUNING_DEFAULTS` for what the
+    caller did not set (:func:`explicit_names`), then ``overrides``, then the parent's
+    :data:`INHERITED` values, checked together (a ``patch_size`` against the parent's
+    depth).
+
+    Raises
+    ------
+    ValueError
+        Naming each inherited parameter asked with another value than the parent's, the
+        parent's value and what to do; or the parent takes another input than training
+        here makes.
+    """
+    _check_input(parent)
+    base = config if config is not None else TrainConfig()
+    explicit = explicit_names(config, overrides)
+    asked = {**{name: getattr(base, name) for name in INHERITED}, **overrides}
+    fixed = TrainConfig.from_metadata(parent.model.metadata)
+    conflicts = [name for name in INHERITED
+                 if name in explicit and asked[name] != getattr(fixed, name)]
+    if conflicts:
+        said = ", ".join(f"{name}={asked[name]!r} (the model has {getattr(fixed, name)!r})"
+                         for name in conflicts)
+        raise ValueError(
+            f"fine-tuning {parent.source} keeps what its weights were trained for: {said}. "
+            "Leave these out, or start from scratch (initial_model=None).")
+    defaults = {name: value for name, value in FINE_TUNING_DEFAULTS.items()
+                if name not in explicit}
+    return base.replace(**{**defaults, **overrides,
+                           **{name: getattr(fixed, name) for name in INHERITED}})
 
 
 def fine_tuning_config(metadata: dict) -> TrainConfig:

@@ -41,11 +41,9 @@ from .model import build_unet, keras_or_error, weighted_loss
 from .model_file import FORMAT_VERSION, UNetModel, check_model_path
 from .parent import (
     FEW_SAMPLES,
-    explicit_names,
-    inherit,
     lineage,
     resolve_parent,
-    with_fine_tuning_defaults,
+    run_config,
 )
 from .postprocess import DEFAULT_POSTPROCESS
 from .preprocess import DEFAULT_NORMALIZATION
@@ -163,6 +161,7 @@ class _RunState:
     final_scorings: int = 1
     predict_seconds: float = 0.0
     score_seconds: float = 0.0
+    build_seconds: float = 0.0
     epoch: int = 0
     select_by: str = "val_loss"
     best_val_loss: float = math.inf
@@ -195,8 +194,10 @@ SAVE_SECONDS = 3.0
 
 
 def _reserve(state: _RunState) -> float:
-    """Seconds the final validation and saving need (measured on the last validation mAP)."""
-    return state.predict_seconds + state.score_seconds * state.final_scorings + SAVE_SECONDS
+    """Seconds the export copy, the final validation and saving need (measured: the model's
+    build, the last validation mAP)."""
+    return (state.build_seconds + state.predict_seconds
+            + state.score_seconds * state.final_scorings + SAVE_SECONDS)
 
 
 def _out_of_time(state: _RunState) -> bool:
@@ -347,6 +348,9 @@ def _fit(keras, model, config: TrainConfig, train_set, val_patches, state: _RunS
     sampler = PatchSampler(train_set, config.patch_size, config.augment)
     dataset = _patch_dataset(keras, sampler, config.batch_size, config.steps_per_epoch,
                              config.seed)
+    if _out_of_time(state):  # the budget is spent before the first step
+        state.timed_out = True
+        return
     with contextlib.suppress(_Stop):
         # shuffle=False: every batch is already random (seeded by its index), and Keras
         # would shuffle the batch order with Python's global generator.
@@ -376,13 +380,15 @@ def _checkpointer(keras, model, config: TrainConfig, split, path: PathLike | Non
     return save
 
 
-def _resolve_config(config: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
-    if config is None:
-        config = TrainConfig()
-    elif not isinstance(config, TrainConfig):
+def _resolve_config(config: TrainConfig | None, overrides: dict[str, Any],
+                    parent) -> TrainConfig:
+    if config is not None and not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig (or None), got {type(config).__name__}:"
                         " build one with TrainConfig(**values).")
     TrainConfig.check_names(overrides, "train()")
+    if parent is not None:
+        return run_config(config, overrides, parent)
+    config = config if config is not None else TrainConfig()
     return config.replace(**overrides) if overrides else config
 
 
@@ -483,15 +489,11 @@ def train(
     """
     start = time.monotonic()
     end_by = None if finish_within is None else start + float(finish_within)
-    given = config
-    config = _resolve_config(config, overrides)
     for path in (checkpoint, out):
         if path is not None:
             check_model_path(path)
     parent = resolve_parent(initial_model)
-    if parent is not None:
-        explicit = explicit_names(given, overrides)
-        config = with_fine_tuning_defaults(inherit(config, parent, explicit), explicit)
+    config = _resolve_config(config, overrides, parent)
     train_samples, val_samples, split = datasets(
         images, labels, validation, config.validation_fraction, config.seed,
         few_validate_on_training=FEW_SAMPLES if parent is not None else 0)
@@ -502,7 +504,9 @@ def train(
     tuning = tuning_of(config, parent, split, len(val_set))
 
     device, mixed = _device()
+    built = time.monotonic()
     model = _build(keras, config, mixed)
+    build_seconds = time.monotonic() - built
     if parent is not None:
         model.set_weights(parent.model.keras_model.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, config)),
@@ -516,6 +520,7 @@ def train(
         checkpoint=_checkpointer(keras, model, config, split, checkpoint),
         postprocess=dict(tuning.base), end_by=end_by,
         final_scorings=2 + (tuning_candidates(config.n_classes) if tuning.tune else 0),
+        build_seconds=build_seconds,
     )
     parent_val_map = _start_from(state, model, parent is not None)
     _fit(keras, model, config, train_set, val_patches, state)
