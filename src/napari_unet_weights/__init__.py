@@ -6,6 +6,18 @@ TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .engine import Engine
+from .label_checks import PROBLEMS, LabelReport, check_labels
+from .label_fixes import (
+    LabelFix,
+    cut_touching,
+    fill_holes,
+    fix_labels,
+    fix_problems,
+    relabel,
+    remove_small,
+    split_disconnected,
+)
 from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
 from .unet import (  # TensorFlow is loaded when used
     MissingDataWarning,
@@ -27,8 +39,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, n
     __version__ = "0.0.0"
 
 __all__ = [
+    "PROBLEMS",
     "DatasetEvaluation",
+    "Engine",
     "Evaluation",
+    "LabelFix",
+    "LabelReport",
     "MissingDataWarning",
     "PredictionCancelled",
     "TrainConfig",
@@ -37,12 +53,20 @@ __all__ = [
     "WeightMapCache",
     "__version__",
     "border_radius",
+    "check_labels",
     "class_weight_values",
+    "cut_touching",
     "evaluate",
     "evaluate_dataset",
+    "fill_holes",
+    "fix_labels",
+    "fix_problems",
     "load_model",
     "predict",
+    "relabel",
+    "remove_small",
     "segment",
+    "split_disconnected",
     "to_instances",
     "train",
     "weight_map",

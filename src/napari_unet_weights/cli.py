@@ -1,4 +1,4 @@
-"""Command line: ``napari-unet-weights weights|evaluate|train|predict|demo``.
+"""Command line: ``napari-unet-weights weights|evaluate|train|predict|demo|check``.
 
 Each subcommand has an ``_add_<name>_arguments(parser)`` and a ``_run_<name>(args) -> int``
 (``train``: ``add_arguments`` and ``run`` in :mod:`._cli_train`); both call the same core
@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _cli_train
+from . import _cli_check, _cli_train
 from ._cli_common import (
     _add_overwrite_argument,
     _add_verbose_argument,
@@ -471,6 +471,7 @@ SUBCOMMANDS = {
     "demo": ("Open napari with a sample, its labels and the widgets.", _add_demo_arguments,
              _run_demo),
     "train": (_cli_train.HELP, _cli_train.add_arguments, _cli_train.run),
+    "check": (_cli_check.HELP, _cli_check.add_arguments, _cli_check.run),
     "predict": ("Segment images with a U-Net model file: instance label TIFFs.",
                 _add_predict_arguments, _run_predict),
 }

@@ -16,8 +16,9 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import product
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -25,6 +26,10 @@ from skimage.segmentation import find_boundaries
 
 from ._checks import check_number, validate_labels
 from ._contingency import relabel
+from .lazy_weights import is_dask_array, lazy_weight_map
+
+if TYPE_CHECKING:
+    import dask.array
 
 __all__ = [
     "BORDER_MODES",
@@ -575,13 +580,16 @@ def weight_map(
     spacing: Sequence[float] | None = None,
     spatial_dims: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
-) -> np.ndarray:
+    memory_budget: int | str = "auto",
+) -> np.ndarray | dask.array.Array:
     """U-Net loss weight map of instance labels: ``w_c + w0·exp(−(d1 + d2)²/2σ²)``.
 
     Parameters
     ----------
-    labels : array-like of int
-        Instance labels, 0 = background; ids need not be sequential; 2-D or n-D.
+    labels : array-like of int, or dask.array.Array
+        Instance labels, 0 = background; ids need not be sequential; 2-D or n-D. A
+        dask array gives a lazy dask array (class counts, if needed, are taken in one
+        pass first; see :mod:`napari_unet_weights.lazy_weights`).
     w0 : float
         Weight of the border term.
     sigma : float
@@ -601,12 +609,16 @@ def weight_map(
     tolerance : float
         Largest border-term value that may be dropped; the result is within this of
         the exact value.
+    memory_budget : int or str
+        Dask labels only: the peak memory of the blocks mapped at once, in bytes, as
+        a size such as ``"1 GiB"``, or ``"auto"``; it sets the working block size.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or dask.array.Array
         float32 weights with the shape of ``labels``; labels with no pixel (a shape
-        such as ``(0, 5, 5)``) give an empty map.
+        such as ``(0, 5, 5)``) give an empty map. Dask labels give a lazy dask array
+        with their chunks.
 
     Raises
     ------
@@ -629,7 +641,30 @@ def weight_map(
     """
     _check_parameters(w0, sigma, tolerance)
     class_weights = check_class_weights(class_weights)
+    if is_dask_array(labels):
+        return _lazy(labels, w0, sigma, border, class_weights, spacing, spatial_dims, tolerance,
+                     memory_budget)
     cache = WeightMapCache(
         labels, border=border, spacing=spacing, spatial_dims=spatial_dims, tolerance=tolerance
     )
     return cache.render(w0, sigma, class_weights)
+
+
+def _lazy(labels, w0, sigma, border, class_weights, spacing, spatial_dims, tolerance, budget):
+    """:func:`weight_map` of dask labels: checked here, mapped by lazy_weights with this engine."""
+    if border not in BORDER_MODES:
+        raise ValueError(f"border must be one of {BORDER_MODES}, got {border!r}.")
+    spatial_dims = WeightMapCache._check_spatial_dims(spatial_dims, labels.ndim)
+    needs_counts = class_weights in ("balanced", "inverse")
+    return lazy_weight_map(
+        labels,
+        partial(weight_map, w0=w0, sigma=sigma, border=border, spacing=spacing,
+                tolerance=tolerance),
+        radius=border_radius(w0, sigma, tolerance),
+        border=border,
+        class_weights=partial(class_weight_values, class_weights=class_weights)
+        if needs_counts else class_weight_values(1, 0, class_weights),
+        spacing=WeightMapCache._check_spacing(spacing, spatial_dims),
+        spatial_dims=spatial_dims,
+        memory_budget=budget,
+    )

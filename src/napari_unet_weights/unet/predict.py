@@ -19,6 +19,10 @@
   group (4 rotations by 90° × a mirror), each output turned back, and the 8 averaged:
   the probabilities become equivariant to flips and rotations of the tile, for 8× the
   network time (tiling, blending, missing pixels, progress and cancel are unchanged).
+- Images bigger than memory: dask and zarr arrays (or ``out``, ``block_shape``,
+  ``workers`` or ``scheduler``) go block by block through :mod:`.big`, on a dask
+  :class:`..engine.Engine`; its tasks run :func:`_block_probabilities` /
+  :func:`_block_labels` (this module's tiles, with the whole plane's normalisation).
 
 The model (:mod:`.model_file`), the tiles (:mod:`.tiling`) and the device
 (:mod:`.device`) each have their own module; this one only runs them.
@@ -36,10 +40,12 @@ from typing import Any
 import numpy as np
 
 from .device import device_scope
+from .model_cache import ModelFile, resolve_model
 from .model_file import UNetModel, as_model, check_model, input_channels, size_multiple
 from .postprocess import _LabelStack, check_postprocess_parameters, to_instances
 from .preprocess import (
     MissingDataWarning,
+    PlaneStatistics,
     check_numeric,
     guess_channels,
     missing_data_message,
@@ -171,6 +177,8 @@ class _Run:
     progress: Progress | None
     should_stop: ShouldStop | None
     tta: bool = False
+    #: The whole plane's normalisation, for a block of it (None: each plane's own).
+    statistics: PlaneStatistics | None = None
     done: int = 0
     #: Missing (NaN / infinite) pixels of the planes whose tiles are not all predicted.
     missing: dict[tuple, np.ndarray] = field(default_factory=dict)
@@ -185,7 +193,7 @@ class _Run:
         """(plane index, tile number, row, column, prepared plane) for every tile."""
         for index in np.ndindex(*self.layout.lead):
             x, missing = prepare_plane(np.asarray(image[index]), self.unet.metadata,
-                                       channels=self.layout.rgb)
+                                       channels=self.layout.rgb, statistics=self.statistics)
             if missing is not None:
                 self.missing[index] = missing
                 self.n_missing += int(missing.sum())
@@ -253,7 +261,7 @@ class _Run:
 
 
 def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop,
-                 tta):
+                 tta, statistics=None):
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     image = _as_array(image)
@@ -268,14 +276,54 @@ def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, s
     # The tile sides are multiples of ``multiple`` (tile_grid rounds them up), so a tile
     # turned by 90° for test-time augmentation, (W, H), suits the network too.
     return image, _Run(unet, layout, grid, int(batch_size), progress, should_stop,
-                       bool(tta))
+                       bool(tta), statistics)
+
+
+def _predict_run(image, run: _Run, use_gpu: bool | None) -> np.ndarray:
+    """The probabilities of a prepared run (see :func:`predict`), without warning."""
+    layout = run.layout
+    out = np.zeros((*layout.lead, *layout.plane, run.unet.n_classes), np.float32)
+    with device_scope(use_gpu):
+        run.run(image, lambda index: out[index], None)
+    return out
+
+
+def _chunked(image, *options) -> bool:
+    """Whether to predict block by block: a dask or zarr array, or a chunked option set."""
+    lazy = type(image).__module__.split(".")[0] in ("dask", "zarr")
+    return lazy or any(option is not None for option in options)
+
+
+def _block_probabilities(block: np.ndarray, statistics: PlaneStatistics, *,
+                         model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
+                         batch_size: int, use_gpu: bool | None, tta: bool,
+                         should_stop: ShouldStop | None = None) -> np.ndarray:
+    """The probabilities of one block of a plane normalised as the whole plane (:mod:`.big`).
+
+    ``model``: a loaded model, or a model file loaded once per process
+    (:func:`.model_cache.cached_model`).
+    """
+    image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
+                              batch_size, None, should_stop, tta, statistics)
+    return _predict_run(image, run, use_gpu)
+
+
+def _block_labels(block: np.ndarray, statistics: PlaneStatistics, *,
+                  model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
+                  batch_size: int, use_gpu: bool | None, tta: bool, postprocess: dict,
+                  should_stop: ShouldStop | None = None) -> np.ndarray:
+    """The instance labels of one block, as :func:`_block_probabilities` (:mod:`.big`)."""
+    image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
+                              batch_size, None, should_stop, tta, statistics)
+    return _segment_run(image, run, postprocess, use_gpu)
 
 
 def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
             rgb: bool | None = None, tile_shape: int | tuple[int, int] | None = None,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
-            tta: bool = False) -> np.ndarray:
+            tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
+            workers: int | None = None, scheduler=None):
     """Class probabilities of an image, a stack or a time series, tile by tile.
 
     Parameters
@@ -283,8 +331,9 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     image : array-like
         (H, W) grayscale; (H, W, C) RGB / multichannel (``rgb``); or (..., H, W[, C])
         stacks and time series, predicted plane by plane over the leading axes. Any
-        numeric dtype; numpy, dask or zarr arrays (planes are read one at a time). Each
-        plane is prepared by :func:`.preprocess.prepare_image` as the model file says
+        numeric dtype; numpy arrays, or array-likes read a plane at a time; dask and zarr
+        arrays are predicted block by block (chunked, see ``out``). Each plane is
+        prepared by :func:`.preprocess.prepare_image` as the model file says
         (percentiles of the whole plane). NaN and infinite pixels are missing data: left
         out of the normalisation, and their probabilities are set to background (class 0).
     model : UNetModel, str or path, optional
@@ -324,11 +373,26 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         network time (about the same memory); the probabilities become equivariant to flips
         and quarter turns of each tile, and are usually a little more accurate. Tiling,
         blending and missing pixels are as without it.
+    out : str, path or zarr.Array, optional
+        Chunked prediction (:mod:`.big`) writes the probabilities there (a ``.zarr``
+        folder is created, replacing an existing one) and returns that zarr array.
+    block_shape : int or (int, int), optional
+        Chunked prediction's blocks (default :data:`.big.DEFAULT_BLOCK`).
+    workers : int, optional
+        Chunked prediction on a ``distributed.LocalCluster`` of this many processes.
+    scheduler : str, distributed.Client or Engine, optional
+        Chunked prediction on an existing dask cluster (its scheduler's address, or a
+        client), or on an :class:`..engine.Engine` (reused: one cluster for many calls,
+        its progress bar, its progress and ``should_stop`` callbacks).
 
     Returns
     -------
     numpy.ndarray of float32, shape (..., H, W, n_classes)
-        Softmax probabilities (they sum to 1 over the last axis).
+        Softmax probabilities (they sum to 1 over the last axis). Chunked (a dask or zarr
+        ``image``, or any of ``out``, ``block_shape``, ``workers``, ``scheduler``): a lazy
+        dask array of them, or the zarr array ``out``; each block is predicted with a
+        margin of context and normalised with its whole plane's percentiles (see
+        :func:`.big.predict_blocks`).
 
     Raises
     ------
@@ -345,14 +409,25 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     MissingDataWarning
         Once, when pixels are NaN or infinite; it says how many.
     """
+    if _chunked(image, out, block_shape, workers, scheduler):
+        from .big import predict_blocks
+
+        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
+        return predict_blocks(image, model, _block_probabilities, options,
+                              out=out, block_shape=block_shape, workers=workers,
+                              scheduler=scheduler, progress=progress, should_stop=should_stop,
+                              cancelled=PredictionCancelled)
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
                               should_stop, tta)
-    layout = run.layout
-    out = np.zeros((*layout.lead, *layout.plane, run.unet.n_classes), np.float32)
-    with device_scope(use_gpu):
-        run.run(image, lambda index: out[index], None)
+    probabilities = _predict_run(image, run, use_gpu)
     run.warn_missing()
-    return out
+    return probabilities
+
+
+def _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta) -> dict:
+    """The arguments of :func:`predict` / :func:`segment` that every block needs."""
+    return {"rgb": rgb, "tile_shape": tile_shape, "overlap": overlap,
+            "batch_size": batch_size, "use_gpu": use_gpu, "tta": tta}
 
 
 def _postprocess_parameters(unet, overrides: dict) -> dict:
@@ -364,7 +439,8 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
             rgb: bool | None = None, tile_shape: int | tuple[int, int] | None = None,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
-            tta: bool = False, **postprocess) -> np.ndarray:
+            tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
+            workers: int | None = None, scheduler=None, **postprocess):
     """Instance labels of an image, a stack or a time series.
 
     :func:`predict`, then :func:`..postprocess.to_instances` on each plane as soon as its
@@ -375,6 +451,9 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     ----------
     image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu, tta
         As in :func:`predict` (``tta``: test-time augmentation, 8× the network time).
+    out, block_shape, workers, scheduler
+        Chunked segmentation, as in :func:`predict`; the labels are stitched across the
+        blocks (:func:`.big.segment_blocks`).
     **postprocess
         Overrides of the recorded post-processing parameters (``threshold``,
         ``seed_threshold``, ``min_size``, ``fill_holes``, ``expand``).
@@ -383,7 +462,9 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     -------
     numpy.ndarray of uint16 (uint32 beyond 65534 objects), shape (..., H, W)
         0 = background; ids are unique over the whole stack (plane after plane: the
-        objects of the second plane follow those of the first).
+        objects of the second plane follow those of the first). Chunked: a lazy dask
+        array of them, or the zarr array ``out`` (ids 1..N, objects cut by the blocks'
+        faces joined).
 
     Raises
     ------
@@ -399,9 +480,24 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     MissingDataWarning
         As in :func:`predict`.
     """
+    if _chunked(image, out, block_shape, workers, scheduler):
+        from .big import segment_blocks
+
+        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
+        return segment_blocks(image, model, _block_labels, options, postprocess,
+                              out=out, block_shape=block_shape, workers=workers,
+                              scheduler=scheduler, progress=progress, should_stop=should_stop,
+                              cancelled=PredictionCancelled)
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
                               should_stop, tta)
     parameters = _postprocess_parameters(run.unet, postprocess)
+    labels = _segment_run(image, run, parameters, use_gpu)
+    run.warn_missing()
+    return labels
+
+
+def _segment_run(image, run: _Run, parameters: dict, use_gpu: bool | None) -> np.ndarray:
+    """The labels of a prepared run (see :func:`segment`), without warning."""
     layout, classes = run.layout, run.unet.n_classes
     labels = _LabelStack((*layout.lead, *layout.plane))
     planes: dict[tuple, np.ndarray] = {}
@@ -416,5 +512,4 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
 
     with device_scope(use_gpu):
         run.run(image, sink, finish)
-    run.warn_missing()
     return labels.array

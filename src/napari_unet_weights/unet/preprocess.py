@@ -18,13 +18,16 @@ numpy only (no TensorFlow); used by prediction and training alike.
   :class:`MissingDataWarning`.
 - **Normalisation.** Percentiles of the whole plane mapped to 0 and 1 (not clipped);
   "gray" input mode: channels averaged first (an alpha channel dropped) and bright
-  backgrounds inverted; "channels" mode: each channel on its own.
+  backgrounds inverted; "channels" mode: each channel on its own. A part of a plane
+  (a block of a chunked prediction, :mod:`.big`) is prepared with the statistics of its
+  whole plane, given as :class:`PlaneStatistics` (:func:`prepare_plane`).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,9 +39,11 @@ __all__ = [
     "MAX_CHANNELS",
     "MISSING_INPUT_LEVEL",
     "MissingDataWarning",
+    "PlaneStatistics",
     "check_numeric",
     "check_training_image",
     "count_missing",
+    "gray_plane",
     "guess_channels",
     "missing_data_message",
     "prepare_image",
@@ -65,6 +70,24 @@ MISSING_INPUT_LEVEL = 0.0
 
 class MissingDataWarning(UserWarning):
     """Some pixels of an image are NaN or infinite and were treated as missing data."""
+
+
+@dataclass(frozen=True)
+class PlaneStatistics:
+    """The normalisation statistics of a whole plane, to prepare any part of it alike.
+
+    Attributes
+    ----------
+    values : tuple of float
+        "gray" input mode: the (low, high, median) percentiles of the plane's gray
+        values; "channels" mode: (low, high) of each channel in turn.
+    colour : {"mean", "hematoxylin"}
+        How the plane becomes gray, decided on the whole plane (haematoxylin only for a
+        colour plane, see :func:`to_gray`), so that every part of it uses the same rule.
+    """
+
+    values: tuple[float, ...]
+    colour: str = "mean"
 
 
 def missing_data_message(n_missing: int, n_pixels: int, where: str = "the image") -> str:
@@ -209,6 +232,29 @@ def _hematoxylin(rgb: np.ndarray) -> np.ndarray:
     return rgb2hed(rgb)[..., 0].astype(np.float32)
 
 
+def gray_plane(image, *, channels: bool, colour: str) -> np.ndarray:
+    """One float32 channel by a rule decided beforehand (no test of the colours).
+
+    Parameters
+    ----------
+    image : array-like
+        (H, W), or (H, W, C) with ``channels``.
+    channels : bool
+        Whether the last axis holds channels.
+    colour : {"mean", "hematoxylin"}
+        "mean" as :func:`to_gray`; "hematoxylin": the haematoxylin optical density of
+        the first three channels, whether they differ in this part of the plane or not
+        (:attr:`PlaneStatistics.colour`, decided on the whole plane).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W)
+    """
+    if colour == "hematoxylin":
+        return _hematoxylin(np.asarray(image)[..., :3])
+    return to_gray(image, channels=channels, colour="mean")
+
+
 def _missing(plane: np.ndarray) -> np.ndarray | None:
     """The mask of NaN / infinite pixels of a float32 plane, or None when there are none.
 
@@ -284,15 +330,20 @@ def _specs(metadata: dict | None) -> tuple[dict, dict]:
 
 
 def _normalized_gray(image, percentiles, invert: bool, channels: bool | None,
-                     colour: str = "mean") -> tuple[np.ndarray, np.ndarray | None]:
+                     colour: str = "mean", given: PlaneStatistics | None = None
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Gray plane normalised with the plane's own percentiles: (H, W, 1) float32.
 
     The percentiles reorder their input. The cheap channel mean is computed twice so that
     two plane-sized copies never coexist; the haematoxylin channel (a colour
     deconvolution, whose own temporaries are several planes) is computed once and copied.
+    ``given``: the whole plane's statistics instead of this array's own.
     """
     statistics = (*percentiles, 50.0)
-    if colour == "hematoxylin":
+    if given is not None:
+        x = gray_plane(image, channels=bool(channels), colour=given.colour)
+        missing, (low, high, median) = _missing(x), given.values
+    elif colour == "hematoxylin":
         x = to_gray(image, channels=channels, colour=colour)
         missing, (low, high, median) = _finite_percentiles(x.copy(), statistics)
     else:
@@ -307,9 +358,13 @@ def _normalized_gray(image, percentiles, invert: bool, channels: bool | None,
     return x[..., np.newaxis], missing
 
 
-def _normalized_channels(image, percentiles, n_channels: int
+def _normalized_channels(image, percentiles, n_channels: int,
+                         given: PlaneStatistics | None = None
                          ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Each channel normalised with its own percentiles: (H, W, n_channels) float32."""
+    """Each channel normalised with its own percentiles: (H, W, n_channels) float32.
+
+    ``given``: the whole plane's statistics (low, high per channel) instead of its own.
+    """
     array = np.asarray(image)
     check_numeric(array.dtype)
     if array.ndim == 2:
@@ -322,7 +377,10 @@ def _normalized_channels(image, percentiles, n_channels: int
     x = array.astype(np.float32)
     missing_any = np.zeros(array.shape[:2], bool)
     for c in range(n_channels):
-        missing, (low, high) = _finite_percentiles(x[..., c].copy(), percentiles)
+        if given is None:
+            missing, (low, high) = _finite_percentiles(x[..., c].copy(), percentiles)
+        else:
+            missing, (low, high) = _missing(x[..., c]), given.values[2 * c:2 * c + 2]
         _scale_in_place(x[..., c], low, high)
         if missing is not None:
             missing_any |= missing
@@ -332,9 +390,13 @@ def _normalized_channels(image, percentiles, n_channels: int
     return x, missing_any
 
 
-def prepare_plane(image, metadata: dict | None = None, *, channels: bool | None = None
+def prepare_plane(image, metadata: dict | None = None, *, channels: bool | None = None,
+                  statistics: PlaneStatistics | None = None
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`prepare_image` and the mask of its missing pixels, without a warning.
+
+    ``statistics``: normalise with these (a whole plane's, of which ``image`` is a part:
+    :mod:`.lazy_stats`) instead of the image's own; None: the image's own.
 
     Returns
     -------
@@ -347,9 +409,11 @@ def prepare_plane(image, metadata: dict | None = None, *, channels: bool | None 
     percentiles = tuple(normalization["percentiles"])
     if input_spec["mode"] == "gray":
         return _normalized_gray(image, percentiles, bool(input_spec.get(
-            "invert_bright_background")), channels, input_spec.get("colour", "mean"))
+            "invert_bright_background")), channels, input_spec.get("colour", "mean"),
+            statistics)
     if input_spec["mode"] == "channels":
-        return _normalized_channels(image, percentiles, int(input_spec["n_channels"]))
+        return _normalized_channels(image, percentiles, int(input_spec["n_channels"]),
+                                    statistics)
     raise ValueError(
         f"unsupported input mode {input_spec['mode']!r}; expected 'gray' or 'channels'.")
 

@@ -1,0 +1,212 @@
+"""``napari-unet-weights check``: find the annotation errors in label files, list them,
+write them as CSV and, with ``--fix``, write fixed copies (never over the inputs).
+
+The checks are :func:`~.label_checks.check_labels`, the fixes
+:func:`~.label_fixes.fix_labels`; the output files follow the rules of :mod:`._batch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._cli_common import _add_overwrite_argument, _non_negative, _output_problem, _usage_error
+from .label_checks import PROBLEMS
+
+HELP = ("Check label images for annotation errors (ids in several pieces, small fragments, "
+        "holes, touching objects, ids reused across planes) and write fixed copies.")
+
+#: The suffix of the fixed copies: ``OUTDIR/<name>_fixed.tif``.
+FIXED_SUFFIX = "_fixed"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Problems: 'disconnected' (one id in several separate pieces, 8-connectivity; "
+        "26 in 3-D), 'small' (fewer than --min-size pixels), 'hole' (background enclosed "
+        "by one object), 'touching' (two objects with no background between them, which "
+        "the 2-class training target cuts apart), 'reused' (with --per-plane: one id in "
+        "several planes). Each file gets a summary line on stdout (files that cannot be read, "
+        "and the fixed copies written, are reported on stderr). --fix writes "
+        f"OUTDIR/<name>{FIXED_SUFFIX}.tif for every file, problems or not: pieces split "
+        "into new ids, small objects removed (or merged), holes filled, touching objects "
+        "separated by a one-pixel gap, reused ids renumbered. An input file is never "
+        "replaced, an existing output only with --overwrite, and a file named like the "
+        f"output of a file beside it (a{FIXED_SUFFIX}.tif beside a.tif) is not an input. "
+        "Exit status: 0 no problem found, 1 problems found (or a file could not be read "
+        "as labels), 2 usage error."
+    )
+    parser.add_argument(
+        "labels", nargs="+", metavar="LABELS",
+        help="instance label images (.tif/.tiff/.png/.npy, 0 = background) or folders of them",
+    )
+    parser.add_argument("--min-size", type=_non_negative, default=10.0, metavar="N",
+                        help="objects with fewer pixels are 'small' (default: %(default)g; "
+                        "0: no check)")
+    parser.add_argument("--per-plane", action="store_true",
+                        help="check each 2-D plane of a stack on its own (slices annotated "
+                        "one by one); an id in several planes is then 'reused'")
+    parser.add_argument("--ignore", action="append", choices=PROBLEMS, default=[],
+                        metavar="PROBLEM",
+                        help="do not look for this problem (repeatable), e.g. 'touching' for "
+                        "labels of a 3-class target, 'reused' for tracked ids")
+    parser.add_argument("--list", action="store_true",
+                        help="list every problem (id, plane, box) under its file's summary")
+    parser.add_argument("--csv", metavar="OUT",
+                        help="write all problems of all files to the CSV file OUT")
+    parser.add_argument("--fix", metavar="OUTDIR",
+                        help="write fixed copies to OUTDIR (created if missing)")
+    parser.add_argument("--merge-small", action="store_true",
+                        help="with --fix: merge a small object into the neighbour it touches "
+                        "most instead of removing it")
+    parser.add_argument("--relabel", action="store_true",
+                        help="with --fix: number the objects 1..N in the fixed copies")
+    _add_overwrite_argument(parser)
+    parser.add_argument(
+        "--force-labels", action="store_true",
+        help="check files that do not look like instance labels (colour images, or grey "
+        "levels that change from pixel to pixel) all the same",
+    )
+
+
+# -- one file ------------------------------------------------------------------
+def _read(path: Path, force: bool):
+    from .io import implausible_labels_reason, read_labels
+
+    labels = read_labels(path)
+    reason = None if force else implausible_labels_reason(labels)
+    if reason is None:
+        return labels
+    raise ValueError(f"{path} does not look like instance labels: {reason} "
+                     "(--force-labels checks it all the same)")
+
+
+def _options(args: argparse.Namespace, ndim: int) -> dict:
+    return {"min_size": args.min_size, "spatial_dims": min(2, ndim) if args.per_plane else None}
+
+
+def _summary(report) -> str:
+    counts = [f"{count} {name}" for name, count in report.summary.items() if count]
+    objects = f"{report.n_objects} object{'s' if report.n_objects != 1 else ''}"
+    return f"{', '.join(counts)} ({objects})" if counts else f"clean ({objects})"
+
+
+def _listing(report) -> str:
+    table = report.problems[["label", "problem", "plane", "other", "area", "bbox",
+                             "detail"]].copy()
+    if not report.shape[: len(report.shape) - report.spatial_dims]:
+        table = table.drop(columns="plane")
+    if "touching" not in report.checks:
+        table = table.drop(columns="other")
+    return "\n".join("    " + line for line in table.to_string(index=False).splitlines())
+
+
+def _csv_rows(path: Path, report):
+    table = report.problems.copy()
+    table.insert(0, "file", str(path))
+    table["plane"] = [",".join(map(str, plane)) for plane in table["plane"]]
+    for column in ("bbox", "centroid"):
+        table[column] = [" ".join(f"{v:g}" for v in values) for values in table[column]]
+    return table
+
+
+def _write_fixed(labels, out: Path, args: argparse.Namespace, checks) -> str:
+    from .io import write_tiff
+    from .label_checks import check_labels
+    from .label_fixes import fix_labels
+
+    options = _options(args, labels.ndim)
+    fix = fix_labels(labels, checks=checks, merge_small=args.merge_small,
+                     sequential=args.relabel, **options)
+    write_tiff(out, fix.labels)
+    left = check_labels(fix.labels, checks=checks, **options)
+    return (f"fixed copy → {out} ({fix.changed} pixels changed; "
+            f"{'clean' if left.clean else 'still: ' + _summary(left)})")
+
+
+def _check_file(path: Path, args: argparse.Namespace, checks, out: Path | None, tables: list):
+    """Check one file, print its lines; True if it has problems (or cannot be read)."""
+    from .label_checks import check_labels
+
+    try:
+        labels = _read(path, args.force_labels)
+        report = check_labels(labels, checks=checks, **_options(args, labels.ndim))
+    except (OSError, ValueError, TypeError) as error:
+        print(f"{path}: not checked: {error}", file=sys.stderr)
+        return True
+    print(f"{path}: {_summary(report)}")
+    if args.list and not report.clean:
+        print(_listing(report))
+    if args.csv:
+        tables.append(_csv_rows(path, report))
+    if out is not None:
+        try:
+            print(f"{path}: {_write_fixed(labels, out, args, checks)}", file=sys.stderr)
+        except OSError as error:
+            print(f"{path}: fixed copy not written: {error}", file=sys.stderr)
+    return not report.clean
+
+
+# -- the command -------------------------------------------------------------------
+def _inputs(args: argparse.Namespace):
+    """(files, {file: output} or None, {file: why it gets no output}), or an exit status."""
+    from ._batch import plan_batch
+    from .io import expand_inputs
+
+    try:
+        if args.fix is None:
+            files = expand_inputs(args.labels)
+            if not files:
+                raise ValueError(f"no label images found in {', '.join(args.labels)}.")
+            return files, None, {}
+        batch = plan_batch(args.labels, args.fix, FIXED_SUFFIX, "label images",
+                           overwrite=args.overwrite)
+    except (OSError, ValueError) as error:
+        return _usage_error(str(error))
+    return batch.inputs(), batch.outputs, batch.refused
+
+
+def _write_csv(tables: list, path: str) -> None:
+    import pandas as pd
+
+    from .io import atomic_output
+
+    columns = ["file", "label", "problem", "plane", "other", "area", "bbox", "centroid",
+               "detail"]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    with atomic_output(path) as partial:
+        table.to_csv(partial, index=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every file; the exit status (0 clean, 1 problems, 2 usage error)."""
+    if (args.merge_small or args.relabel) and args.fix is None:
+        return _usage_error("--merge-small and --relabel change the fixed copies: give --fix.")
+    if args.csv:
+        problem = _output_problem([args.csv], args.overwrite)
+        if problem is not None:
+            return _usage_error(problem)
+    planned = _inputs(args)
+    if isinstance(planned, int):
+        return planned
+    files, outputs, refused = planned
+    checks = tuple(name for name in PROBLEMS if name not in args.ignore)
+    tables: list = []
+    flagged = 0
+    for path in files:
+        out = None if outputs is None else outputs.get(path)
+        flagged += _check_file(path, args, checks, out, tables)
+        if path in refused:
+            print(f"{path}: no fixed copy: {refused[path]}", file=sys.stderr)
+    if args.csv:
+        try:
+            _write_csv(tables, args.csv)
+        except OSError as error:
+            print(f"napari-unet-weights check: could not write {args.csv}: {error}",
+                  file=sys.stderr)
+            return 1
+        print(f"wrote {args.csv}", file=sys.stderr)
+    print(f"checked {len(files)} file{'s' if len(files) != 1 else ''}: "
+          + (f"{flagged} with problems" if flagged else "no problem found"))
+    return 1 if flagged else 0
