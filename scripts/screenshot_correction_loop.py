@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "scripts" / "dsb2018_split.json"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dsb2018"
+from screenshot_lib import add_data_argument, wait_until  # noqa: E402
+
 DEFAULT_SAMPLE = "610f32e2d9d270d7"  # H&E, test split, 256 × 320, 55 nuclei
 #: The rectangle corrected and added, in pixels (rows, columns).
 BOX = ((32, 160), (48, 208))
@@ -37,9 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", default=DEFAULT_SAMPLE,
                         help="an H&E image id of the test split (default: %(default)s)")
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("NAPARI_UNET_WEIGHTS_DSB", DEFAULT_DATA)),
-                        help="the DSB 2018 folder (images/, labels/)")
+    add_data_argument(parser)
     parser.add_argument("--minutes", type=float, default=1.0,
                         help="time budget of the fine-tuning (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=4,
@@ -47,18 +45,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path,
                         default=ROOT / "docs" / "images" / "correction-loop.png")
     return parser.parse_args(argv)
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    """Process Qt events until ``predicate()`` or ``timeout`` seconds; its last value."""
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    end = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def check_sample(sample: str) -> None:

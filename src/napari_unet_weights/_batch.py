@@ -6,7 +6,9 @@ The rules that keep a user's files safe are decided here, before any work starts
 - an existing output is replaced only with ``overwrite``, otherwise its input is skipped;
 - a file named like the output of a file beside it (``a_labels.tif`` beside ``a.tif``:
   a ground truth or an earlier result) is not taken as an input;
-- the output folder must be writable (it is created only when the first file is written).
+- the output folder must be writable (it is created only when the first file is written);
+- an output that is a zarr store (a folder, :mod:`.big_io`) is never written inside an
+  input store, nor over a folder that holds an input or that is not a zarr store.
 
 Then :func:`run_batch` writes each output (atomically: see :func:`..io.atomic_output`)
 and reports on stderr.
@@ -74,18 +76,35 @@ def _report_left_out(left_out: list[Path], suffix: str) -> None:
           "not inputs; name such a file alone to process it.", file=sys.stderr)
 
 
+def _replaces_an_input(out: Path, protected: set[Path]) -> bool:
+    """Whether writing ``out`` replaces an input, or (a store) writes inside or over one."""
+    out = out.resolve()
+    return out in protected or any(
+        path.is_relative_to(out) or (path.is_dir() and out.is_relative_to(path))
+        for path in protected)
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.suffix.lower() == ".zarr":
+        from .big_io import check_output_store
+
+        check_output_store(out, overwrite=overwrite)
+    else:
+        check_output_file(out, overwrite=overwrite)
+
+
 def _sort_outputs(outputs: dict[Path, Path], inputs: list[Path], overwrite: bool) -> Batch:
     """Split ``outputs`` into those to write and those refused; OSError if none can be."""
     protected = {path.resolve() for path in inputs}
     batch = Batch()
     for path, out in outputs.items():
-        if out.resolve() in protected:
+        if _replaces_an_input(out, protected):
             batch.refused[path] = (f"its output {out} would replace an input file, which is "
                                    "never done (not even with --overwrite); choose another "
                                    "output folder (-o)")
             continue
         try:
-            check_output_file(out, overwrite=overwrite)
+            _check_output(out, overwrite)
         except FileExistsError:
             batch.refused[path] = f"{out} exists; {OVERWRITE_HINT}"
             batch.existing += 1
@@ -97,7 +116,8 @@ def _sort_outputs(outputs: dict[Path, Path], inputs: list[Path], overwrite: bool
 
 
 def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
-               overwrite: bool) -> Batch:
+               overwrite: bool, output_for: Callable[[Path], Path] | None = None,
+               expand: Callable[[list[str]], list[Path]] = expand_inputs) -> Batch:
     """Find the input files and check every output, creating nothing.
 
     Parameters
@@ -112,6 +132,12 @@ def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
         What the inputs are, for messages (``"images"``).
     overwrite : bool
         Whether existing outputs may be replaced.
+    output_for : callable, optional
+        ``output_for(input) -> output``, instead of ``OUTDIR/<stem><suffix>.tif``; it may
+        raise ValueError (a usage error).
+    expand : callable
+        Inputs as given → the input files (:func:`.io.expand_inputs`; zarr-aware:
+        :func:`.big_io.expand_lazy_inputs`).
 
     Returns
     -------
@@ -124,14 +150,15 @@ def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
     ValueError
         If no input is found or two inputs would write the same output.
     """
-    found = expand_inputs(inputs)
+    found = expand(inputs)
     left_out = _named_like_outputs(found, suffix)
     files = [path for path in found if path not in left_out]
     if not files:
         raise ValueError(f"no {what} found in {', '.join(inputs)}.")
     if left_out:
         _report_left_out(left_out, suffix)
-    outputs = _output_names(files, outdir, suffix)
+    outputs = (_output_names(files, outdir, suffix) if output_for is None
+               else {path: Path(output_for(path)) for path in files})
     clashes = _clashes(outputs)
     if clashes:
         raise ValueError(f"inputs would write the same output file: {'; '.join(clashes)}.")

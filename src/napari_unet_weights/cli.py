@@ -5,8 +5,9 @@ Each subcommand has an ``_add_<name>_arguments(parser)`` and a ``_run_<name>(arg
 functions as the widgets. What the subcommands share (argument types, common options, output
 checks, TensorFlow's quiet start) is in :mod:`._cli_common`. The batches of ``weights`` and
 ``predict`` (which outputs may be written) are planned in :mod:`._batch`, the demo's
-window lives in :mod:`._demo`. Every output is checked before the work starts and written
-atomically; Ctrl-C ends a command with status 130 and no partial file.
+window lives in :mod:`._demo`; zarr outputs (computed lazily on dask) in :mod:`._cli_big`.
+Every output is checked before the work starts and written atomically; Ctrl-C ends a
+command with status 130 and no partial file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _cli_check, _cli_train
+from . import _cli_big, _cli_check, _cli_train
 from ._cli_common import (
     _add_overwrite_argument,
     _add_verbose_argument,
@@ -67,16 +68,6 @@ def _read_instance_labels(path, force: bool):
     return labels
 
 
-def _plan_batch(inputs: list[str], outdir, suffix: str, what: str, overwrite: bool):
-    """The :class:`._batch.Batch` of ``plan_batch``, or the exit status of a usage error."""
-    from ._batch import plan_batch
-
-    try:
-        return plan_batch(inputs, outdir, suffix, what, overwrite=overwrite)
-    except (OSError, ValueError) as error:
-        return _usage_error(str(error))
-
-
 # -- weights -----------------------------------------------------------------
 def _class_weights(text: str) -> str | tuple[float, float]:
     """``balanced``, ``inverse``, ``none`` or ``"BG,FG"`` → weight_map's class_weights."""
@@ -101,16 +92,18 @@ def _add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         "Each LABELS file gives OUTDIR/<name>_weights.tif (float32, zlib-compressed). A file "
         "that cannot be read or used, or that is plainly not instance labels (a colour or "
         "intensity image), is reported and skipped. "
-        + BATCH_RULES.format(suffix="_weights")
+        + _cli_big.zarr_rules("weights") + BATCH_RULES.format(suffix="_weights")
         + " Exit status: 0 all written, 1 some skipped, 2 usage error."
     )
     parser.add_argument(
         "labels", nargs="+", metavar="LABELS",
-        help="instance label images (.tif/.tiff/.png/.npy, 0 = background) or folders of them",
+        help="instance label images (.tif/.tiff/.png/.npy/.zarr, 0 = background) or folders "
+        "of them",
     )
     parser.add_argument(
         "-o", "--outdir", required=True, metavar="OUTDIR",
-        help="folder for the weight maps (created if missing)",
+        help="folder for the weight maps (created if missing); NAME.zarr: the zarr weight map "
+        "of a single input",
     )
     parser.add_argument("--w0", type=_non_negative, default=10.0,
                         help="weight of the border term (default: %(default)s)")
@@ -131,6 +124,7 @@ def _add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         "--per-plane", action="store_true",
         help="treat each 2-D plane of a stack separately (slices annotated one by one)",
     )
+    _cli_big.add_arguments(parser, "weights")
     _add_overwrite_argument(parser)
     _add_force_labels_argument(parser)
 
@@ -148,9 +142,7 @@ def _write_weight_map(path, out, args: argparse.Namespace) -> None:
 
 
 def _run_weights(args: argparse.Namespace) -> int:
-    from ._batch import run_batch
-
-    batch = _plan_batch(args.labels, args.outdir, "_weights", "label images", args.overwrite)
+    batch = _cli_big.plan(args, args.labels, "_weights", "label images")
     if isinstance(batch, int):
         return batch
 
@@ -158,7 +150,7 @@ def _run_weights(args: argparse.Namespace) -> int:
         _write_weight_map(path, out, args)
         return ""
 
-    return run_batch(batch, write, "weight map(s)", args.outdir)
+    return _cli_big.run(args, batch, write, _cli_big.write_weights, "weight map(s)")
 
 
 # -- evaluate ----------------------------------------------------------------
@@ -287,14 +279,16 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         "gives OUTDIR/<name>_labels.tif: instance labels (uint16, uint32 beyond 65534 "
         "objects, ids unique over a stack, zlib-compressed), with the model file's "
         "normalisation and post-processing. A file that cannot be read or used is reported "
-        "and skipped. " + BATCH_RULES.format(suffix="_labels")
+        "and skipped. "
+        + _cli_big.zarr_rules("predict") + BATCH_RULES.format(suffix="_labels")
         + " Needs TensorFlow: pip install \"napari-unet-weights[unet]\". Exit "
         "status: 0 all written, 1 some skipped, 2 usage error or unusable model."
     )
     parser.add_argument("images", nargs="+", metavar="IMAGES",
-                        help="images (.tif/.tiff/.png/.jpg/.npy) or folders of them")
+                        help="images (.tif/.tiff/.png/.jpg/.npy/.zarr) or folders of them")
     parser.add_argument("-o", "--outdir", required=True, metavar="OUTDIR",
-                        help="folder for the label images (created if missing)")
+                        help="folder for the label images (created if missing); NAME.zarr: "
+                        "the zarr labels of a single input")
     parser.add_argument("--model", metavar="FILE",
                         help="a .keras model file (default: the bundled nuclei model)")
     parser.add_argument("--tile", type=lambda text: _integer(text, 1), metavar="N",
@@ -309,6 +303,7 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average over 8 flips/rotations: "
                         "~8x slower, usually a little more accurate")
+    _cli_big.add_arguments(parser, "predict")
     _add_overwrite_argument(parser)
     _add_verbose_argument(parser)
 
@@ -353,32 +348,19 @@ def _load_predict_model(args: argparse.Namespace):
 
 def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
     """Segment one file and write its labels; say on stderr if pixels were missing."""
-    import warnings
-
     from .io import read_image, write_tiff
     from .unet.predict import segment
-    from .unet.preprocess import MissingDataWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MissingDataWarning)
+    with _cli_big.missing_data_reported(path, before=progress.clear):
         labels = segment(read_image(path), model, tile_shape=args.tile, overlap=args.overlap,
                          batch_size=args.batch_size, progress=progress,
                          use_gpu=False if args.cpu else None, tta=args.tta)
-    for warning in caught:
-        if issubclass(warning.category, MissingDataWarning):
-            progress.clear()
-            print(f"warning: {path}: {warning.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno)
     write_tiff(out, labels)
     return int(labels.max())
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ._batch import run_batch
-
-    batch = _plan_batch(args.images, args.outdir, "_labels", "images", args.overwrite)
+    batch = _cli_big.plan(args, args.images, "_labels", "images")
     if isinstance(batch, int):
         return batch
     model = _load_predict_model(args) if batch.outputs else None  # none if all are skipped
@@ -393,7 +375,10 @@ def _run_predict(args: argparse.Namespace) -> int:
             progress.clear()
         return f"{count} objects, "
 
-    return run_batch(batch, write, "label image(s)", args.outdir)
+    def write_zarr(path, out, args, run, prefix: str) -> str:
+        return _cli_big.write_labels(path, out, model, args, run, prefix)
+
+    return _cli_big.run(args, batch, write, write_zarr, "label image(s)")
 
 
 # -- demo --------------------------------------------------------------------

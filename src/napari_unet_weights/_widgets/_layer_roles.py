@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from napari.layers import Layer
 
 __all__ = [
+    "CHECK_LABELS_KEY",
     "EVALUATE_VIEW_KEY",
     "GT_HINTS",
     "OUTPUT_KEYS",
@@ -35,7 +36,9 @@ SEGMENT_OUTPUT_KEY = "napari_unet_weights_segment"
 EVALUATE_VIEW_KEY = "napari_unet_weights_evaluate_view"
 #: Train U-Net's weight-map preview layer.
 TRAIN_PREVIEW_KEY = "napari_unet_weights_train_preview"
-OUTPUT_KEYS = (SEGMENT_OUTPUT_KEY, EVALUATE_VIEW_KEY, TRAIN_PREVIEW_KEY)
+#: Check labels' problem highlight layer: the id of the labels layer it shows.
+CHECK_LABELS_KEY = "napari_unet_weights_check_labels"
+OUTPUT_KEYS = (SEGMENT_OUTPUT_KEY, EVALUATE_VIEW_KEY, TRAIN_PREVIEW_KEY, CHECK_LABELS_KEY)
 
 #: Parts of layer names (lower case) that suggest annotations.
 GT_HINTS = ("gt", "truth", "ground", "annot", "manual", "label", "mask")

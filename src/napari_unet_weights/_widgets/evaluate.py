@@ -25,6 +25,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QVBoxLayout
 
 from napari_unet_weights._widgets._base import LayerWidget, update_layer, user_message
+from napari_unet_weights._widgets._camera import focus_on
 from napari_unet_weights._widgets._evaluate_views import (
     FALSE_POSITIVE_COLOR,
     MISS_COLOR,
@@ -497,24 +498,7 @@ class EvaluateWidget(LayerWidget):
         area : float
             Its size in pixels (voxels), to estimate how far to zoom.
         """
-        world = np.asarray(layer.data_to_world(centroid), dtype=float)
-        dims = self.viewer.dims
-        offset = dims.ndim - layer.ndim  # layer axes are the last viewer axes
-        displayed = list(dims.displayed)
-        for axis in range(layer.ndim):
-            if axis + offset not in displayed:
-                dims.set_point(axis + offset, world[axis])
-        current = list(self.viewer.scene.camera.center)[-len(displayed):]
-        center = [
-            world[axis - offset] if axis >= offset else current[i]
-            for i, axis in enumerate(displayed)
-        ]
-        self.viewer.scene.camera.center = tuple(center)
-        scales = np.abs(np.asarray(layer.scale, dtype=float))
-        shown_scales = [scales[axis - offset] for axis in displayed if axis >= offset] or [1.0]
-        field = FOCUS_CONTEXT * _ball_diameter(area, layer.ndim) * max(shown_scales)
-        field = max(field, 16 * min(shown_scales))
-        self.viewer.scene.camera.zoom = 0.95 * float(min(self.viewer.canvas.size)) / field
+        focus_on(self.viewer, layer, centroid, FOCUS_CONTEXT * _ball_diameter(area, layer.ndim))
 
     # -- IoU view -------------------------------------------------------------------
     def _update_views(self, _value: Any = None) -> None:

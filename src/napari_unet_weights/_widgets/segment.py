@@ -14,11 +14,17 @@ post-processing defaults are read from its file without TensorFlow
 (:class:`~._model_choice.ModelChoice`), so the widget opens at once. "Add to training
 set" copies the image and its corrected labels (whole, the view or a drawn rectangle:
 :mod:`._snapshots`) into the Train U-Net widget's training set.
+
+A large image (dask, zarr, multiscale or more than
+:data:`~._lazy_layers.LARGE_PIXELS` pixels) is never copied: the same worker segments it
+block by block into a zarr store, chosen in the "output zarr" row or temporary, and the
+labels layer reads that store lazily (:mod:`._segment_big`). The output layers and the
+hand-offs are :class:`~._segment_outputs.SegmentOutputs`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from time import perf_counter
@@ -36,24 +42,29 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from napari_unet_weights._widgets._base import RunWidget, update_layer, user_message
+from napari_unet_weights._widgets._base import RunWidget, user_message
 from napari_unet_weights._widgets._controls import push_button, set_row_visible, spin_box
-from napari_unet_weights._widgets._handoff import dock_plugin_widget
-from napari_unet_weights._widgets._layer_roles import (
-    SEGMENT_OUTPUT_KEY,
-    is_plugin_output,
-    likely_ground_truth,
-    same_shape,
-)
+from napari_unet_weights._widgets._layer_roles import is_plugin_output
+from napari_unet_weights._widgets._lazy_layers import as_dask, is_large
 from napari_unet_weights._widgets._model_choice import ModelChoice, file_key
-from napari_unet_weights._widgets._snapshots import REGIONS, take_snapshot
-from napari_unet_weights._widgets._train_data import BadInput
+from napari_unet_weights._widgets._segment_big import (
+    ZarrOutput,
+    segment_to_zarr,
+    store_problem,
+    temporary_store,
+)
+from napari_unet_weights._widgets._segment_outputs import SegmentOutputs
+from napari_unet_weights._widgets._snapshots import REGIONS
 from napari_unet_weights._widgets._workers import Job
 from napari_unet_weights.unet.device import call_in_new_thread
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import PredictionCancelled
-from napari_unet_weights.unet.preprocess import count_missing, missing_data_message
+from napari_unet_weights.unet.preprocess import (
+    count_missing,
+    guess_channels,
+    missing_data_message,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -63,10 +74,6 @@ __all__ = ["SegmentWidget"]
 
 PROGRESS_DELAY_MS = 100
 TILE_CHOICES = ("auto", "256", "512", "1024", "2048")
-PROBABILITY_SUFFIX = " probability"
-LABELS_SUFFIX = " labels"
-#: Used instead of LABELS_SUFFIX when another layer (e.g. the ground truth) has that name.
-PREDICTED_SUFFIX = " predicted labels"
 NO_GPU_TIP = "no GPU seen by TensorFlow"
 UNKNOWN_GPU_TIP = (
     "Predict on the GPU when TensorFlow sees one (checked on the first run, when "
@@ -77,6 +84,8 @@ TTA_TIP = (
     "by 90° × a mirror) and average the probabilities, turned back. About 8× slower; "
     "usually a little more accurate."
 )
+TEMPORARY_NOTE = (", a temporary folder deleted when napari quits: choose an output zarr to "
+                  "keep them.")
 
 
 # -- the prediction core, imported only in the worker -------------------------------------
@@ -86,6 +95,7 @@ class _Core:
 
     load_model: Any
     predict: Any
+    segment: Any
     to_instances: Any
     device_name: Any
     gpu_available: Any
@@ -102,11 +112,12 @@ def _load_core() -> _Core:
     from napari_unet_weights.unet.device import device_name, gpu_available, keras_or_error
     from napari_unet_weights.unet.model_file import load_model
     from napari_unet_weights.unet.postprocess import to_instances
-    from napari_unet_weights.unet.predict import predict
+    from napari_unet_weights.unet.predict import predict, segment
 
     keras_or_error()
-    return _Core(load_model=load_model, predict=predict, to_instances=to_instances,
-                 device_name=device_name, gpu_available=gpu_available)
+    return _Core(load_model=load_model, predict=predict, segment=segment,
+                 to_instances=to_instances, device_name=device_name,
+                 gpu_available=gpu_available)
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -123,6 +134,10 @@ class _Request:
     check_gpu: bool
     postprocess: dict
     tta: bool = False
+    store: Path | None = None  #: a large image: the zarr store to segment it into
+    scale: tuple = ()  #: a large image: the layer's scale, written into the store
+    temporary: bool = False  #: the store is in a temporary folder of its own
+    block_shape: int | None = None  #: a large image's blocks (None: the core's default)
 
 
 @dataclass
@@ -131,13 +146,16 @@ class _Outcome:
 
     model: Any
     model_key: tuple
-    probability: np.ndarray
-    labels: np.ndarray
+    probability: np.ndarray | None  #: None for a large image
+    labels: Any  #: an array, or a large image's levels (dask arrays reading ``store``)
+    n_objects: int
     seconds: float
     device: str
     gpu: bool | None = None
     load_seconds: float = 0.0
     n_missing: int = 0
+    store: Path | None = None
+    temporary: bool = False
 
 
 def _foreground(probabilities: np.ndarray) -> np.ndarray:
@@ -145,10 +163,26 @@ def _foreground(probabilities: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(probabilities[..., 1], dtype=np.float32)
 
 
+def _in_memory(core: _Core, request: _Request, model: Any, use_gpu: bool | None,
+               progress: Any, should_stop: Any) -> tuple:
+    """Predict and label an image in memory: (probability, labels, objects, missing)."""
+    probabilities = core.predict(
+        request.image, model, rgb=request.rgb, tile_shape=request.tile_shape,
+        progress=progress, should_stop=should_stop, use_gpu=use_gpu, tta=request.tta,
+    )
+    labels = core.to_instances(probabilities, n_classes=model.n_classes, **request.postprocess)
+    n_objects = int(labels.max()) if labels.size else 0
+    return (_foreground(probabilities), labels, n_objects,
+            count_missing(request.image, request.rgb))
+
+
 def _run_segmentation(
     request: _Request, model: Any, progress: Any, should_stop: Any
 ) -> _Outcome:
     """Worker body: load the core (TensorFlow) and the model if needed, predict, label.
+
+    A large image (``request.store`` set) is segmented block by block into the store
+    (:func:`._segment_big.segment_to_zarr`).
 
     Parameters
     ----------
@@ -157,7 +191,8 @@ def _run_segmentation(
     model : UNetModel or None
         The model loaded by an earlier run of the same file, or None to load it.
     progress : callable
-        ``progress(done, total)``, called after each batch of tiles.
+        ``progress(done, total)``, called after each batch of tiles (a large image:
+        ``progress(done, total, phase)``).
     should_stop : callable
         Returns True once the user cancelled.
 
@@ -172,22 +207,24 @@ def _run_segmentation(
     if model is None:
         model = core.load_model(request.model_path)
     loaded = perf_counter()
-    probabilities = core.predict(
-        request.image, model, rgb=request.rgb, tile_shape=request.tile_shape,
-        progress=progress, should_stop=should_stop, use_gpu=use_gpu, tta=request.tta,
-    )
-    labels = core.to_instances(probabilities, n_classes=model.n_classes, **request.postprocess)
-    device = str(core.device_name(use_gpu))
+    if request.store is None:
+        probability, labels, n_objects, n_missing = _in_memory(
+            core, request, model, use_gpu, progress, should_stop)
+    else:
+        probability, n_missing = None, 0
+        labels, n_objects = segment_to_zarr(core.segment, request, model, use_gpu, progress,
+                                            should_stop)
     return _Outcome(
-        model=model, model_key=request.model_key, probability=_foreground(probabilities),
-        labels=labels, seconds=perf_counter() - loaded, device=device, gpu=gpu,
-        load_seconds=loaded - start if loaded - start > 0.05 else 0.0,
-        n_missing=count_missing(request.image, request.rgb),
+        model=model, model_key=request.model_key, probability=probability, labels=labels,
+        n_objects=n_objects, seconds=perf_counter() - loaded,
+        device=str(core.device_name(use_gpu)), gpu=gpu,
+        load_seconds=loaded - start if loaded - start > 0.05 else 0.0, n_missing=n_missing,
+        store=request.store, temporary=request.temporary,
     )
 
 
 # -- the widget ---------------------------------------------------------------------------------
-class SegmentWidget(RunWidget):
+class SegmentWidget(SegmentOutputs, RunWidget):
     """Dock widget segmenting an Image layer with the weighted U-Net.
 
     Parameters
@@ -205,8 +242,10 @@ class SegmentWidget(RunWidget):
     ``segmented`` is emitted with the new Labels layer after each finished run.
     Outputs: ``"<image> probability"`` (object / interior probability, 0–1) and
     ``"<image> labels"`` (or ``"<image> predicted labels"`` when another layer has
-    that name), both with the image's scale and translate. TensorFlow is imported in
-    the worker of the first run; until then "Use GPU" means "if TensorFlow sees one".
+    that name), both with the image's scale and translate; a large image gets the
+    labels only, read lazily from the zarr store the run wrote (``block_shape``: its
+    blocks, None for the core's default). TensorFlow is imported in the worker of the
+    first run; until then "Use GPU" means "if TensorFlow sees one".
     """
 
     TITLE = "Segment"
@@ -219,6 +258,7 @@ class SegmentWidget(RunWidget):
         self._loaded: tuple[tuple, Any] | None = None
         self._outputs: dict[int, tuple[Image, Layer | None, Layer | None]] = {}
         self._gpu: bool | None = None
+        self.block_shape: int | None = None
         self._build_layout()
         self._watch_viewer()
         self._refresh_choices()
@@ -282,6 +322,8 @@ class SegmentWidget(RunWidget):
         form.addRow(self.fill_holes_checkbox)
         form.addRow(self.tta_checkbox)
         form.addRow(self.gpu_checkbox)
+        self.output_zarr = ZarrOutput()  # a row of its own, label included
+        form.addRow(self.output_zarr)
         self._form = form
 
     def _build_handoff_row(self) -> QHBoxLayout:
@@ -411,7 +453,7 @@ class SegmentWidget(RunWidget):
         """Segment the picked image in the background (Run).
 
         Problems found before anything runs (no image, a model file that is not one,
-        a multiscale image) are reported by a napari notification.
+        an output zarr that cannot be written) are reported by a napari notification.
         """
         if self._closed:
             return
@@ -425,8 +467,6 @@ class SegmentWidget(RunWidget):
             return "Add or open an Image layer first."
         if self.model_choice.error is not None:
             return self.model_choice.error
-        if image.multiscale:
-            return f"'{image.name}' is multiscale; multiscale images are not supported yet."
         return None
 
     def _prepare_job(self) -> Job | None:
@@ -447,6 +487,10 @@ class SegmentWidget(RunWidget):
             tile_shape=self.tile_shape, use_gpu=self._use_gpu(), check_gpu=self._gpu is None,
             postprocess=self.postprocess(), tta=self.tta_checkbox.isChecked(),
         )
+        if is_large(image):
+            request = self._chunked_request(image, request)
+            if request is None:
+                return None
         model = self._loaded[1] if self._loaded is not None and self._loaded[0] == key else None
         run_id, stop = self._begin_run()
         self.progress_bar.setRange(0, 0)
@@ -455,9 +499,25 @@ class SegmentWidget(RunWidget):
         return Job(
             work=partial(call_in_new_thread, _run_segmentation, request, model,
                          self._progress_callback(run_id), stop.is_set),
-            on_result=partial(self._on_result, image, request.image, run_id),
+            on_result=partial(self._on_result, image, image.data, run_id),
             on_error=partial(self._on_error, run_id),
         )
+
+    def _chunked_request(self, image: Image, request: _Request) -> _Request | None:
+        """``request`` for a large image: its full resolution, wrapped (never copied), and
+        the zarr store to write; None (and a notification) if the store cannot be used."""
+        chosen = self.output_zarr.path
+        own = self.labels_of(image)
+        problem = None if chosen is None else store_problem(chosen, self.viewer, own)
+        if problem is not None:
+            self._report(problem)
+            return None
+        full = image.data[0] if image.multiscale else image.data
+        channels = bool(image.rgb) or guess_channels(tuple(full.shape))
+        return replace(request, image=as_dask(full, channels), rgb=channels,
+                       scale=tuple(float(s) for s in image.scale), temporary=chosen is None,
+                       store=chosen or temporary_store(image.name),
+                       block_shape=self.block_shape)
 
     def _use_gpu(self) -> bool | None:
         """``use_gpu`` for the core: the box, or None (automatic) while a GPU is unknown."""
@@ -473,14 +533,18 @@ class SegmentWidget(RunWidget):
         self._runner.cancel()
         self._set_status("Cancelled: no layer was added or changed.")
 
-    def _on_progress(self, done: int, total: int) -> None:
-        """A report of the core's progress callback (after each batch of tiles)."""
+    def _on_progress(self, done: int, total: int, phase: str | None = None) -> None:
+        """A report of the core's progress callback (after each batch of tiles; a large
+        image: each block, chunk or region of a ``phase``, total 0 when unknown)."""
         if self._stop.is_set():
             return
         done, total = int(done), int(total)
-        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setRange(0, max(total, 1) if phase is None or total else 0)
         self.progress_bar.setValue(min(done, total))
-        self._set_status(f"Predicting: {done} / {total} tile batches…")
+        if phase is None:
+            self._set_status(f"Predicting: {done} / {total} tile batches…")
+        else:
+            self._set_status(f"{phase}: {done} / {total}…" if total else f"{phase}…")
 
     def _on_result(self, image: Image, snapshot: Any, run_id: int, outcome: _Outcome) -> None:
         if not self._is_current(run_id):
@@ -496,9 +560,12 @@ class SegmentWidget(RunWidget):
                          "added or changed. Run again.")
             return
         self._show(image, outcome)
-        n = int(outcome.labels.max()) if outcome.labels.size else 0
         loading = f" (model loaded in {outcome.load_seconds:.1f} s)" if outcome.load_seconds else ""
-        self._set_status(f"{n} objects · {outcome.seconds:.2f} s on {outcome.device}{loading}")
+        self._set_status(f"{outcome.n_objects} objects · {outcome.seconds:.2f} s on "
+                         f"{outcome.device}{loading}")
+        if outcome.store is not None:
+            self._notify(f"'{image.name}': labels written to {outcome.store}"
+                         + (TEMPORARY_NOTE if outcome.temporary else "."), "info")
         if outcome.n_missing:
             self._notify(f"'{image.name}': "
                          + missing_data_message(outcome.n_missing, outcome.probability.size),
@@ -541,158 +608,4 @@ class SegmentWidget(RunWidget):
         self.evaluate_button.setEnabled(has_labels)
         image = self.image_layer
         self.snapshot_button.setEnabled(image is not None and self.labels_of(image) is not None)
-
-    # -- output layers ---------------------------------------------------------------------
-    def _show(self, image: Image, outcome: _Outcome) -> None:
-        """Write the outcome into the image's output layers (added if missing)."""
-        _, probability, labels = self._outputs.get(id(image), (image, None, None))
-        probability = self._find_output(image, "probability", probability)
-        labels = self._find_output(image, "labels", labels)
-        probability = self._write_probability(image, probability, outcome.probability)
-        labels = self._write_labels(image, labels, outcome.labels)
-        self._outputs[id(image)] = (image, probability, labels)
-        self.probability_layer, self.labels_layer = probability, labels
-
-    def _find_output(self, image: Image, kind: str, tracked: Layer | None) -> Layer | None:
-        """The existing output layer of ``image`` (tracked, or marked in its metadata)."""
-        if tracked is not None and tracked in self.viewer.layers:
-            return tracked
-        mark = {"source": image.name, "output": kind}
-        return next((layer for layer in self.viewer.layers
-                     if layer.metadata.get(SEGMENT_OUTPUT_KEY) == mark), None)
-
-    def _output_name(self, image: Image, kind: str, layer: Layer | None) -> str:
-        if kind == "probability":
-            return f"{image.name}{PROBABILITY_SUFFIX}"
-        name = f"{image.name}{LABELS_SUFFIX}"
-        taken = name in self.viewer.layers and self.viewer.layers[name] is not layer
-        return f"{image.name}{PREDICTED_SUFFIX}" if taken else name
-
-    def _write_probability(self, image: Image, layer: Image | None, data: np.ndarray) -> Image:
-        name = self._output_name(image, "probability", layer)
-        if layer is not None:
-            update_layer(layer, image, data=data, name=name)
-            return layer
-        return self._add_output(
-            self.viewer.add_image, data, image, active=None, name=name,
-            colormap="inferno", blending="additive", contrast_limits=(0.0, 1.0), opacity=0.6,
-            metadata={SEGMENT_OUTPUT_KEY: {"source": image.name, "output": "probability"}},
-        )
-
-    def _write_labels(self, image: Image, layer: Labels | None, data: np.ndarray) -> Labels:
-        name = self._output_name(image, "labels", layer)
-        if layer is not None:
-            update_layer(layer, image, data=data, name=name)
-            return layer
-        return self._add_output(
-            self.viewer.add_labels, data, image, active=None, name=name,
-            metadata={SEGMENT_OUTPUT_KEY: {"source": image.name, "output": "labels"}},
-        )
-
-    # -- hand-offs --------------------------------------------------------------------------
-    def send_to_weight_map(self) -> Any:
-        """Dock (or raise) the "Weight map" widget showing the predicted labels.
-
-        Returns
-        -------
-        WeightMapWidget or None
-            The widget, or None if there is no prediction yet.
-        """
-        from napari_unet_weights._widgets.weight_map import WeightMapWidget
-
-        widget, labels = self._hand_off(WeightMapWidget)
-        if widget is not None:
-            widget.layer_combo.value = labels
-        return widget
-
-    def send_to_evaluate(self) -> Any:
-        """Dock (or raise) the "Evaluate" widget: the predicted labels against ground truth.
-
-        The ground truth is another Labels layer of the same shape (one whose name
-        suggests annotations first), or none.
-
-        Returns
-        -------
-        EvaluateWidget or None
-            The widget, or None if there is no prediction yet.
-        """
-        from napari_unet_weights._widgets.evaluate import EvaluateWidget
-
-        widget, labels = self._hand_off(EvaluateWidget)
-        if widget is not None:
-            widget.set_layers(self.ground_truth_for(labels), labels)
-        return widget
-
-    def ground_truth_for(self, labels: Labels) -> Labels | None:
-        """A Labels layer to score ``labels`` against: same shape, not a plugin output.
-
-        Parameters
-        ----------
-        labels : napari.layers.Labels
-            The predicted labels.
-
-        Returns
-        -------
-        napari.layers.Labels or None
-        """
-        layers = [layer for layer in self.viewer.layers
-                  if isinstance(layer, Labels) and not is_plugin_output(layer)]
-        return likely_ground_truth(same_shape(labels, layers))
-
-    def labels_of(self, image: Image) -> Labels | None:
-        """The predicted (maybe corrected) Labels layer of ``image``, if still in the viewer."""
-        tracked = self._outputs.get(id(image), (None, None, None))[2]
-        return self._find_output(image, "labels", tracked)
-
-    def release_labels(self, image: Image) -> Labels | None:
-        """Stop treating the labels of ``image`` as output: the next run adds new ones, so
-        a re-run never overwrites corrections (the layer keeps its data and name)."""
-        labels = self.labels_of(image)
-        if labels is not None:
-            labels.metadata = {key: value for key, value in labels.metadata.items()
-                               if key != SEGMENT_OUTPUT_KEY}
-            self._outputs.pop(id(image), None)
-        return labels
-
-    def add_to_training_set(self, region: str | None = None) -> Any:
-        """Copy the image and its corrected labels into the Train U-Net widget's training set.
-
-        Parameters
-        ----------
-        region : str, optional
-            One of :data:`~._snapshots.REGIONS` (default: the one picked): the whole
-            image, the part the canvas shows, or a rectangle drawn in a Shapes layer.
-
-        Returns
-        -------
-        TrainWidget or None
-            The Train U-Net widget (docked and raised), or None if nothing was added (a
-            notification says why).
-        """
-        image = self.image_layer
-        labels = self.labels_of(image) if image is not None else None
-        if labels is None:
-            self._report("Segment the image first, then correct its labels.")
-            return None
-        try:
-            snapshot = take_snapshot(self.viewer, image, labels,
-                                     region or self.region_combo.currentText())
-            train = dock_plugin_widget(self.viewer, "Train U-Net")
-            train.add_snapshot(snapshot)
-        except BadInput as error:
-            self._report(str(error))
-            return None
-        self._set_status(f"Added '{snapshot.name}' to the training set.")
-        return train
-
-    def _hand_off(self, widget_class: type) -> tuple[Any, Labels | None]:
-        """The plugin's ``widget_class`` docked and raised, and the labels to hand it.
-
-        ``(None, None)`` (and a notification) if there is no prediction to hand off.
-        """
-        labels = self.labels_layer
-        if labels is None or labels not in self.viewer.layers:
-            self._report("Run the segmentation first.")
-            return None, None
-        return dock_plugin_widget(self.viewer, widget_class.TITLE, widget_class), labels
-
+        self.output_zarr.setVisible(image is not None and is_large(image))

@@ -61,6 +61,7 @@ from napari_unet_weights._widgets._controls import (
     set_control_value,
 )
 from napari_unet_weights._widgets._handoff import dock_plugin_widget
+from napari_unet_weights._widgets._labels_warning import TrainLabelsWarning
 from napari_unet_weights._widgets._layer_roles import TRAIN_PREVIEW_KEY
 from napari_unet_weights._widgets._plot import LossPlot
 from napari_unet_weights._widgets._snapshots import Snapshot, check_side
@@ -180,6 +181,8 @@ class TrainWidget(RunWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self._build_start_from())
         layout.addWidget(self._build_data_box())
+        self.labels_warning = TrainLabelsWarning(self.viewer, self.data_source)
+        layout.addWidget(self.labels_warning)
         layout.addWidget(self._build_parameters_box())
         layout.addLayout(self._build_preview_row())
         layout.addLayout(self._build_run_rows())

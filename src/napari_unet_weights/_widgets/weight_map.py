@@ -5,10 +5,17 @@ and writes one Image layer, ``"<labels name> weight map"``. Slider moves that th
 already covers render at once on the GUI thread (about 1 ms for 512²); everything else
 (first computation, larger radius, new border / plane settings, painted edits) runs in a
 background worker, one job at a time, the latest request winning.
+
+A large labels layer (dask, zarr, multiscale, or more than
+:data:`~._lazy_layers.LARGE_PIXELS` pixels, see :mod:`._lazy_layers`) is never copied:
+the output gets a lazy map instead, one dask array per level, rebuilt in the background
+on every change (the graph only) and computed by napari where it shows it
+(:mod:`._lazy_weight_map`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -20,7 +27,16 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 
 from napari_unet_weights._widgets._base import LayerWidget, update_layer, user_message
+from napari_unet_weights._widgets._labels_warning import LabelsWarning
+from napari_unet_weights._widgets._lazy_layers import is_large, label_levels, layer_data
+from napari_unet_weights._widgets._lazy_weight_map import (
+    LazyInput,
+    LazyOutcome,
+    compute_lazy,
+    lazy_status,
+)
 from napari_unet_weights._widgets._workers import Job
+from napari_unet_weights.lazy_weights import is_dask_array
 from napari_unet_weights.weights import BORDER_MODES, CLASS_WEIGHT_MODES, WeightMapCache
 
 if TYPE_CHECKING:
@@ -35,6 +51,8 @@ OUTPUT_SUFFIX = " weight map"
 # (which fire no other event in napari 0.9), but also every refresh, e.g. a dims step:
 # the job then compares the labels with the cache and renders only if they changed.
 EDIT_EVENTS = ("paint", "data", "set_data")
+# A large layer: not set_data, which would re-read the labels on every dims step.
+LAZY_EDIT_EVENTS = ("paint", "data")
 NO_LABELS = "Add or open a Labels layer to see its weight map."
 
 
@@ -140,6 +158,10 @@ class WeightMapWidget(LayerWidget):
         self._output: Image | None = None
         self._n_objects: int | None = None
         self._shown: _Settings | None = None
+        self._large = False  # computed lazily: see ._lazy_layers.is_large
+        self._events = EDIT_EVENTS  # the edit events followed
+        self._counts: tuple[Any, int, Any] | None = None  # (labels data, spatial dims, counts)
+        self._stop = threading.Event()  # stops the running lazy job's count
         self._build_controls()
         self._build_layout()
         self._watch_viewer()
@@ -190,6 +212,8 @@ class WeightMapWidget(LayerWidget):
         progress_row.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.controls.native)
+        self.labels_warning = LabelsWarning(self.viewer)  # labels with problems
+        layout.addWidget(self.labels_warning)
         layout.addWidget(self.status_label)
         layout.addLayout(progress_row)
         layout.addStretch(1)
@@ -238,8 +262,10 @@ class WeightMapWidget(LayerWidget):
             return
         self._disconnect_inputs()
         self._layer = layer
+        self._large = layer is not None and is_large(layer)
+        self.labels_warning.set_layer(None if self._large else layer)  # it copies the labels
         self._layer_name = None if layer is None else layer.name
-        self._cache = self._cache_key = self._failed_key = self._output = None
+        self._cache = self._cache_key = self._failed_key = self._output = self._counts = None
         self._labels_dirty = False
         self._n_objects = None
         self._shown = None
@@ -248,7 +274,8 @@ class WeightMapWidget(LayerWidget):
         if layer is None:
             self._set_status(NO_LABELS)
             return
-        self._follow_edits([layer], EDIT_EVENTS)
+        self._events = LAZY_EDIT_EVENTS if self._large else EDIT_EVENTS
+        self._follow_edits([layer], self._events)
         layer.events.scale.connect(self.refresh)
         self.refresh()
 
@@ -256,7 +283,7 @@ class WeightMapWidget(LayerWidget):
         layer, self._layer = self._layer, None
         if layer is None:
             return
-        self._follow_edits([layer], EDIT_EVENTS, follow=False)
+        self._follow_edits([layer], self._events, follow=False)
         layer.events.scale.disconnect(self.refresh)
 
     def _on_edit(self) -> None:
@@ -296,7 +323,7 @@ class WeightMapWidget(LayerWidget):
         if self._can_render_now(settings):
             self._render_now(settings)
         elif not self._has_failed(settings):
-            self._runner.request(self._prepare_job)
+            self._runner.request(self._prepare_lazy_job if self._large else self._prepare_job)
 
     def _can_render_now(self, settings: _Settings) -> bool:
         return (
@@ -321,9 +348,10 @@ class WeightMapWidget(LayerWidget):
         layer, settings = self._layer, self.settings()
         if layer is None or settings is None:
             return None
-        if layer.multiscale:
-            self._report_error(ValueError("Multiscale labels are not supported yet."), settings)
-            return None
+        if is_large(layer):  # it got large data (layer.data = a dask array): lazy from now on
+            self._large = True
+            self.labels_warning.set_layer(None)
+            return self._prepare_lazy_job()
         new_cache = self._cache is None or self._cache_key != settings.cache_key
         labels = None
         if new_cache or self._labels_dirty:
@@ -338,6 +366,39 @@ class WeightMapWidget(LayerWidget):
             on_result=partial(self._on_result, layer, settings),
             on_error=partial(self._on_error, layer, settings),
         )
+
+    def _prepare_lazy_job(self) -> Job | None:
+        """As :meth:`_prepare_job`, for a large layer: its levels, its counts if known."""
+        layer, settings = self._layer, self.settings()
+        if layer is None or settings is None:
+            return None
+        known = self._counts
+        same = (known is not None and not self._labels_dirty and known[0] is layer.data
+                and known[1] == settings.spatial_dims)
+        if same and settings == self._shown and self._output_layer(layer) is not None:
+            return None
+        self._labels_dirty = False
+        self._stop = threading.Event()
+        source = LazyInput(label_levels(layer), known[2] if same else None)
+        if source.counts is None:
+            self._set_status("Building the lazy map…")
+        return Job(
+            work=partial(compute_lazy, settings, source, self._stop.is_set),
+            on_result=partial(self._on_lazy_result, layer, settings, layer.data),
+            on_error=partial(self._on_error, layer, settings),
+        )
+
+    def _on_lazy_result(
+        self, layer: Labels, settings: _Settings, data: Any, outcome: LazyOutcome
+    ) -> None:
+        if layer is not self._layer:
+            return
+        counted = outcome.counts is not None
+        self._counts = (data, settings.spatial_dims, outcome.counts) if counted else None
+        self._failed_key = None
+        paintable = not (layer.multiscale or is_dask_array(layer.data))
+        self._write_output(*layer_data(outcome.levels), (0.0, outcome.upper), settings)
+        self._set_status(lazy_status(outcome, paintable))
 
     def _on_result(self, layer: Labels, settings: _Settings, outcome: _Outcome) -> None:
         if layer is not self._layer:
@@ -367,6 +428,7 @@ class WeightMapWidget(LayerWidget):
         """Stop waiting for the running job; the viewer keeps showing the last result."""
         if not self._runner.waiting:
             return
+        self._stop.set()
         self._runner.cancel()
         self._set_status("Cancelled: the weight map shows the previous result.")
 
@@ -383,22 +445,32 @@ class WeightMapWidget(LayerWidget):
 
     def _show(self, image: np.ndarray, settings: _Settings, seconds: float) -> None:
         """Write ``image`` into the output layer (created if missing) and the status."""
+        self._write_output(image, False, _contrast_limits(image, settings), settings)
+        objects = "" if self._n_objects is None else f"{self._n_objects} objects · "
+        self._set_status(f"{objects}{seconds * 1000:.0f} ms")
+
+    def _write_output(
+        self, data: Any, multiscale: bool, limits: tuple[float, float], settings: _Settings
+    ) -> None:
+        """Write ``data`` into the output layer, added if missing or if it must change to or
+        from multiscale (which napari cannot change in a layer)."""
         labels = self._layer
-        limits = _contrast_limits(image, settings)
         output = self._output_layer(labels)
+        if output is not None and output.multiscale != multiscale:
+            self.viewer.layers.remove(output)
+            output = None
         if output is None:
             output = self._add_output(
                 self.viewer.add_image,
-                image,
+                data,
                 labels,
                 active=labels,  # keep painting on the labels
                 name=f"{labels.name}{OUTPUT_SUFFIX}",
                 colormap="magma",
                 blending="additive",
                 contrast_limits=limits,
+                multiscale=multiscale,
             )
         else:
-            update_layer(output, labels, data=image, contrast_limits=limits)
+            update_layer(output, labels, data=data, contrast_limits=limits)
         self._output, self._shown = output, settings
-        objects = "" if self._n_objects is None else f"{self._n_objects} objects · "
-        self._set_status(f"{objects}{seconds * 1000:.0f} ms")

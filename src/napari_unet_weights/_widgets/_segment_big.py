@@ -1,0 +1,173 @@
+"""The Segment widget on a large image: chunked segmentation into a zarr store.
+
+A large image layer (:func:`._lazy_layers.is_large`: dask, zarr, multiscale, or more than
+:data:`~._lazy_layers.LARGE_PIXELS` pixels) is never copied whole. Its full-resolution
+data, wrapped by :func:`._lazy_layers.as_dask`, goes to
+:func:`napari_unet_weights.unet.predict.segment` with ``out``, in the widget's worker
+(:func:`segment_to_zarr`): block by block, the labels stitched across the blocks' faces,
+written to level 0 of an OME-Zarr labels image as the CLI writes it
+(:func:`napari_unet_weights.big_io.create_labels_zarr`, with the image's scale); the
+objects are counted, then :func:`~napari_unet_weights.big_io.write_pyramid` adds the
+lower levels (every other pixel: ids stay ids). The widget then shows a Labels layer
+that reads the levels lazily (:func:`~napari_unet_weights.big_io.open_pyramid`): napari
+loads only the part it shows, at the level that suits the zoom. No probability layer:
+the chunked path does not keep the probabilities.
+
+The store is the one chosen in the "output zarr" row (:class:`ZarrOutput`; a zarr store
+there is replaced, a folder that is not one refused), else a new temporary folder, named
+in the notification and deleted when Python exits. It is written under a hidden name and
+renamed once complete (:func:`~napari_unet_weights.big_io.atomic_store`): a failed or
+cancelled run leaves no store, and an existing one as it was. Progress: the core's steps
+(blocks segmented, then chunks written), the count, then the pyramid's levels; cancel
+is polled throughout (:class:`~napari_unet_weights.engine.Engine`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+
+from napari_unet_weights import big_io
+from napari_unet_weights.engine import Engine
+from napari_unet_weights.unet.predict import PredictionCancelled
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Layer
+
+__all__ = ["STORE_KEY", "ZarrOutput", "segment_to_zarr", "store_problem", "temporary_store"]
+
+#: Layer metadata: the zarr store a Labels layer of the widget reads.
+STORE_KEY = "napari_unet_weights_store"
+TEMPORARY_TIP = "Empty: a temporary folder, named in the notification, deleted at exit."
+
+Progress = Callable[..., None]
+
+
+class ZarrOutput(QWidget):
+    """The "output zarr" row: where a large image's labels go (empty: a temporary folder)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("temporary folder")
+        self.edit.setToolTip(f"Large images are segmented into this zarr store. {TEMPORARY_TIP}")
+        button = QPushButton("…")
+        button.setToolTip("Choose the output zarr")
+        button.clicked.connect(lambda: self.choose())
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("output zarr"))
+        row.addWidget(self.edit, 1)
+        row.addWidget(button)
+
+    @property
+    def path(self) -> Path | None:
+        """The chosen store, or None for a temporary one."""
+        text = self.edit.text().strip()
+        return Path(text).expanduser() if text else None
+
+    def choose(self, path: str | Path | None = None) -> None:
+        """Use ``path`` (asked with a file dialog when not given); ``.zarr`` is appended."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Output zarr", "", "Zarr store (*.zarr)")
+            if not path:
+                return
+        path = str(path)
+        self.edit.setText(path if path.endswith(".zarr") else f"{path}.zarr")
+
+
+def store_problem(path: Path, viewer: napari.viewer.Viewer, own: Layer | None) -> str | None:
+    """What keeps ``path`` from being written, or None.
+
+    ``own``: the image's output labels layer, which the run replaces (it may read
+    ``path``); any other layer reading it keeps it from being replaced.
+    """
+    try:
+        big_io.check_output_store(path, overwrite=True)
+    except OSError as error:
+        return f"{error} Choose another output zarr."
+    reader = next((layer for layer in viewer.layers if layer is not own
+                   and layer.metadata.get(STORE_KEY) == str(path.resolve())), None)
+    if reader is not None:
+        return (f"{path} is read by layer '{reader.name}': choose another output zarr, or "
+                "remove that layer first.")
+    return None
+
+
+def temporary_store(name: str) -> Path:
+    """A store in a new temporary folder (deleted when Python exits), named after ``name``."""
+    folder = Path(tempfile.mkdtemp(prefix="napari-unet-weights-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name).strip('_') or 'image'}_labels.zarr"
+
+
+def _step(progress: Progress, phase: str) -> Progress:
+    """A core's ``progress(done, total)`` reporting ``phase``."""
+    return lambda done, total: progress(done, total, phase)
+
+
+def segment_to_zarr(segment: Callable, request: Any, model: Any, use_gpu: bool | None,
+                    progress: Progress, should_stop: Callable[[], bool]) -> tuple[list, int]:
+    """Worker body of a large image: chunked segmentation into ``request.store`` (see module).
+
+    Parameters
+    ----------
+    segment : callable
+        :func:`napari_unet_weights.unet.predict.segment`.
+    request : segment._Request
+        The run's inputs: ``image`` (dask), ``rgb`` (whether its last axis holds
+        channels), ``scale``, ``store``, ``temporary``, ``block_shape``, and the options
+        of an in-memory run.
+    model : UNetModel
+        The loaded model.
+    use_gpu : bool or None
+        As for the core.
+    progress : callable
+        ``progress(done, total, phase)``.
+    should_stop : callable
+        Returns True once the user cancelled.
+
+    Returns
+    -------
+    (list of dask.array.Array, int)
+        The store's levels (level 0 first) and the number of objects.
+
+    Raises
+    ------
+    PredictionCancelled
+        On cancel. Whatever the error, nothing is left at ``request.store``.
+    """
+    import dask.array as da
+
+    image, store = request.image, request.store
+    keep = image.ndim - (1 if request.rgb else 0)
+    engine = Engine(should_stop=should_stop)
+    compute = partial(engine.compute, cancelled=PredictionCancelled)
+    try:
+        with big_io.atomic_store(store) as partial_store:
+            level0 = big_io.create_labels_zarr(
+                partial_store, image.shape[:keep], [c[0] for c in image.chunks[:keep]],
+                transforms=[{"type": "scale", "scale": list(request.scale)}], name=store.stem)
+            segment(image, model, rgb=request.rgb, tile_shape=request.tile_shape,
+                    use_gpu=use_gpu, tta=request.tta, out=level0,
+                    block_shape=request.block_shape, should_stop=should_stop,
+                    progress=_step(progress, "Segmenting (blocks, then writing)"),
+                    **request.postprocess)
+            progress(0, 0, "Counting the objects")
+            (count,) = compute(da.from_zarr(level0).max())
+            big_io.write_pyramid(partial_store, compute=compute,
+                          progress=_step(progress, "Writing the pyramid levels"))
+    except BaseException:
+        if request.temporary:
+            shutil.rmtree(store.parent, ignore_errors=True)
+        raise
+    return big_io.open_pyramid(store), int(count)
