@@ -138,6 +138,14 @@ def test_the_validation_options(data, tmp_path, runs, capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_a_val_dir_called_training_is_a_folder(data, tmp_path, runs, monkeypatch):
+    _folder(tmp_path / "training")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(data), "--out", str(tmp_path / "a.keras"),
+                 "--val-dir", "training"]) == 0
+    assert runs[1]["validation"] == str(tmp_path / "training")  # not --val-on-training
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--val-dir", "{tmp}/nothing"], "--val-dir {tmp}/nothing: no such folder."),
     (["--val-dir", "{tmp}/val/images"], "must hold an images/ and a labels/ folder"),

@@ -124,6 +124,17 @@ def test_the_budget_keeps_time_for_the_measured_final_validation():
     assert not train_module._out_of_time(state)
 
 
+def test_the_budget_keeps_time_for_a_batch_and_an_epoch_s_end():
+    now = time.monotonic()
+    state = train_module._RunState(
+        epochs=1, steps=1, progress=None, should_stop=None, deadline=None, patience=1,
+        val_map_every=1, val_samples=[], multiple=4, end_by=now + 10,
+        step_seconds=2.0, epoch_end_seconds=2.0)  # 2 + 2 + 3 (saving) = 7 s kept
+    assert not train_module._out_of_time(state)
+    state.epoch_end_seconds = 5.5  # the next check may come after the epoch's validation
+    assert train_module._out_of_time(state)
+
+
 def test_a_run_with_a_hard_budget_returns_within_it(keras):
     images, labels = synthetic(4, seed=18)
     budget = 12.0

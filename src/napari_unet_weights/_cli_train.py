@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import textwrap
 import time
@@ -267,8 +268,11 @@ def _plan(args: argparse.Namespace) -> _Plan | str:
     initial_model = args.initial_model
     if initial_model not in (None, "bundled"):  # the lineage names the file wherever it is
         initial_model = str(Path(initial_model).resolve())
-    return _Plan(overrides=given, initial_model=initial_model,
-                 validation="training" if args.val_on_training else args.val_dir)
+    # --val-dir as an absolute path: train() reads the word "training" as --val-on-training,
+    # and a folder may be called that.
+    validation = "training" if args.val_on_training else (
+        None if args.val_dir is None else os.path.abspath(args.val_dir))
+    return _Plan(overrides=given, initial_model=initial_model, validation=validation)
 
 
 # -- progress, time, summary ------------------------------------------------------------

@@ -162,6 +162,10 @@ class _RunState:
     predict_seconds: float = 0.0
     score_seconds: float = 0.0
     build_seconds: float = 0.0
+    step_seconds: float = 0.0  # the last batch's
+    epoch_end_seconds: float = 0.0  # the longest end of an epoch: validation, mAP, checkpoint
+    batch_started: float = 0.0
+    batch_ended: float = 0.0
     epoch: int = 0
     select_by: str = "val_loss"
     best_val_loss: float = math.inf
@@ -201,10 +205,17 @@ def _reserve(state: _RunState) -> float:
 
 
 def _out_of_time(state: _RunState) -> bool:
+    """Whether fitting must stop now: past ``max_seconds``, or ``end_by`` would be overrun.
+
+    Between two checks a batch runs and, at most once, the end of an epoch (its Keras
+    validation and validation mAP): both are kept besides :func:`_reserve`.
+    """
     now = time.monotonic()
     if state.deadline is not None and now > state.deadline:
         return True
-    return state.end_by is not None and now + _reserve(state) > state.end_by
+    until_next_check = state.step_seconds + state.epoch_end_seconds
+    return (state.end_by is not None
+            and now + until_next_check + _reserve(state) > state.end_by)
 
 
 def _improved(state: _RunState, val_loss: float, val_map: float | None) -> bool:
@@ -225,7 +236,12 @@ def _monitor(keras, state: _RunState):
         def on_epoch_begin(self, epoch, logs=None):
             state.epoch = epoch + 1
 
+        def on_train_batch_begin(self, batch, logs=None):
+            state.batch_started = time.monotonic()
+
         def on_train_batch_end(self, batch, logs=None):
+            state.batch_ended = time.monotonic()
+            state.step_seconds = state.batch_ended - state.batch_started
             logs = logs or {}
             _report(state, {"stage": "batch", "epoch": state.epoch, "epochs": state.epochs,
                             "step": batch + 1, "steps": state.steps,
@@ -256,6 +272,8 @@ def _monitor(keras, state: _RunState):
             if epoch + 1 - state.best_epoch >= state.patience:
                 state.stopped_early = True
                 self.model.stop_training = True
+            state.epoch_end_seconds = max(state.epoch_end_seconds,
+                                          time.monotonic() - state.batch_ended)
 
     return Monitor()
 
@@ -348,6 +366,9 @@ def _fit(keras, model, config: TrainConfig, train_set, val_patches, state: _RunS
     sampler = PatchSampler(train_set, config.patch_size, config.augment)
     dataset = _patch_dataset(keras, sampler, config.batch_size, config.steps_per_epoch,
                              config.seed)
+    # Until the first epoch ends, its end is estimated by the last validation mAP's time.
+    state.epoch_end_seconds = max(state.epoch_end_seconds,
+                                  state.predict_seconds + state.score_seconds)
     if _out_of_time(state):  # the budget is spent before the first step
         state.timed_out = True
         return
