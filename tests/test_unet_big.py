@@ -316,3 +316,12 @@ def test_cancel_stops_between_blocks_and_leaves_nothing(tmp_path):
     assert 3 <= len(steps) < 25
     assert not (tmp_path / "labels.zarr").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_segment_passes_temp_dir_to_the_blocks(no_network, tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    truth = cut_and_touching_objects()
+    labels = segment(da.from_array(truth, chunks=100), block_shape=128, temp_dir=scratch)
+    assert len(list(scratch.iterdir())) == 1  # the lazy labels' temporary zarr is there
+    assert_same_objects(truth, labels.compute())

@@ -295,20 +295,6 @@ def missing_data_reported(path, before=None) -> Iterator[None]:
                                    warning.lineno)
 
 
-@contextlib.contextmanager
-def _temporary_files_beside(folder: Path, wanted: bool) -> Iterator[None]:
-    """Python's temporary folder set to ``folder`` (where a cluster's workers see it)."""
-    import tempfile
-
-    saved = tempfile.tempdir
-    if wanted:
-        tempfile.tempdir = str(folder)
-    try:
-        yield
-    finally:
-        tempfile.tempdir = saved
-
-
 def write_labels(path, out, model, args: argparse.Namespace, run: LazyRun, prefix: str) -> str:
     """Segment an image block by block into an OME-Zarr labels image with its pyramid."""
     import dask.array as da
@@ -331,11 +317,13 @@ def write_labels(path, out, model, args: argparse.Namespace, run: LazyRun, prefi
         level0 = create_labels_zarr(partial, image.data.shape[:keep], image.chunks[:keep],
                                     axes=axes, transforms=transforms, name=file_stem(out))
         run.begin(f"{label}: segmentation")
-        with missing_data_reported(path), _temporary_files_beside(partial.parent, run.remote):
+        with missing_data_reported(path):
             segment(image.data, model, rgb=channels, tile_shape=args.tile,
                     overlap=args.overlap, batch_size=args.batch_size,
                     use_gpu=False if args.cpu else None, tta=args.tta, out=level0,
-                    block_shape=args.block, scheduler=run.engine)
+                    block_shape=args.block, scheduler=run.engine,
+                    # an existing cluster's workers see the output's folder, not our /tmp
+                    temp_dir=partial.parent if run.remote else None)
         run.begin(f"{label}: objects counted")
         (count,) = run.engine.compute(da.from_zarr(level0).max())
         run.begin(f"{label}: pyramid")

@@ -323,7 +323,7 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
             tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
-            workers: int | None = None, scheduler=None):
+            workers: int | None = None, scheduler=None, temp_dir=None):
     """Class probabilities of an image, a stack or a time series, tile by tile.
 
     Parameters
@@ -384,6 +384,9 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         Chunked prediction on an existing dask cluster (its scheduler's address, or a
         client), or on an :class:`..engine.Engine` (reused: one cluster for many calls,
         its progress bar, its progress and ``should_stop`` callbacks).
+    temp_dir : str or path, optional
+        Chunked prediction's temporary files (a folder every worker of the cluster sees);
+        default: beside ``out`` (a path), else the system's temporary folder.
 
     Returns
     -------
@@ -415,8 +418,8 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
         return predict_blocks(image, model, _block_probabilities, options,
                               out=out, block_shape=block_shape, workers=workers,
-                              scheduler=scheduler, progress=progress, should_stop=should_stop,
-                              cancelled=PredictionCancelled)
+                              scheduler=scheduler, temp_dir=temp_dir, progress=progress,
+                              should_stop=should_stop, cancelled=PredictionCancelled)
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
                               should_stop, tta)
     probabilities = _predict_run(image, run, use_gpu)
@@ -440,7 +443,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
             tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
-            workers: int | None = None, scheduler=None, **postprocess):
+            workers: int | None = None, scheduler=None, temp_dir=None, **postprocess):
     """Instance labels of an image, a stack or a time series.
 
     :func:`predict`, then :func:`..postprocess.to_instances` on each plane as soon as its
@@ -451,7 +454,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     ----------
     image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu, tta
         As in :func:`predict` (``tta``: test-time augmentation, 8× the network time).
-    out, block_shape, workers, scheduler
+    out, block_shape, workers, scheduler, temp_dir
         Chunked segmentation, as in :func:`predict`; the labels are stitched across the
         blocks (:func:`.big.segment_blocks`).
     **postprocess
@@ -486,8 +489,8 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
         options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
         return segment_blocks(image, model, _block_labels, options, postprocess,
                               out=out, block_shape=block_shape, workers=workers,
-                              scheduler=scheduler, progress=progress, should_stop=should_stop,
-                              cancelled=PredictionCancelled)
+                              scheduler=scheduler, temp_dir=temp_dir, progress=progress,
+                              should_stop=should_stop, cancelled=PredictionCancelled)
     image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
                               should_stop, tta)
     parameters = _postprocess_parameters(run.unet, postprocess)
