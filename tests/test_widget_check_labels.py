@@ -226,6 +226,21 @@ def test_painting_rechecks_and_the_highlight_follows(viewer, qtbot, bad_scene):
     assert highlight.data[HOLE] == CODE["hole"]
 
 
+def test_unchanged_recheck_does_not_repaint_the_highlight(viewer, bad_scene, wait_idle):
+    _labels, layer, widget = bad_scene
+    highlight = _highlight(viewer, layer)
+    report, repaints = widget.report, []
+    highlight.events.data.connect(repaints.append)
+    layer.refresh()  # a refresh (a dims step) emits set_data: labels unchanged
+    widget.refresh()
+    wait_idle(widget)
+    assert widget.report is report and repaints == []
+    viewer.layers.remove(highlight)  # deleted by the user: an unchanged check brings it back
+    widget.refresh()
+    wait_idle(widget)
+    assert _highlight(viewer, layer).data[HOLE] == CODE["hole"]
+
+
 def test_bad_input_is_notified_and_nothing_is_written(viewer, make_widget, wait_idle,
                                                       notifications):
     negative = np.zeros((16, 16), dtype=np.int32)
@@ -247,6 +262,28 @@ def test_bad_input_is_notified_and_nothing_is_written(viewer, make_widget, wait_
     np.testing.assert_array_equal(layer.data, full)
     np.testing.assert_array_equal(bad.data, negative)
     assert len(layer._undo_history) == 0
+
+
+def test_large_lazy_labels_are_refused_without_reading_them():
+    import dask.array as da
+    from napari.layers import Labels
+
+    from napari_unet_weights._widgets._label_problems import layer_labels
+
+    calls = []
+
+    def block(x):
+        calls.append(1)
+        return x
+
+    lazy = da.zeros((9000, 9000), dtype=np.uint16, chunks=3000).map_blocks(block)
+    layer = Labels(lazy)
+    read = len(calls)  # napari's own slicing reads some blocks
+    with pytest.raises(ValueError, match="too large"):
+        layer_labels(layer)
+    assert len(calls) == read
+    small = da.ones((8, 8), dtype=np.uint8, chunks=4)
+    np.testing.assert_array_equal(layer_labels(Labels(small)), np.ones((8, 8)))
 
 
 # -- the warnings of Weight map and Train U-Net ------------------------------------------

@@ -396,8 +396,9 @@ class CheckLabelsWidget(LayerWidget):
             return
         name = f"{layer.name}{OUTPUT_SUFFIX}"
         output = self._output_layer()
-        if output is not None:
-            update_layer(output, layer, data=image, name=name)
+        if output is not None:  # an unchanged re-check (a dims step) does not repaint it
+            update_layer(output, layer, **({} if output.data is image else {"data": image}),
+                         name=name)
         elif image.any():
             output = self._add_output(
                 self.viewer.add_labels, image, layer, self.viewer.layers.selection.active,
