@@ -17,7 +17,9 @@ DOCUMENTED_DEFAULTS = {
     "n_classes": 3, "w0": 10.0, "sigma": 5.0, "use_weights": True, "epochs": 30,
     "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128, "validation_fraction": 0.15,
     "learning_rate": 1e-3, "depth": 4, "base_filters": 16, "batch_norm": True, "dropout": 0.0,
-    "augment": True, "class_weights": "none", "colour": "mean",
+    "augment": True, "augment_intensity": True, "augment_objects": True,
+    "augment_noise": True, "augment_blur": True, "augment_scale": 2.0, "augment_stain": True,
+    "class_weights": "none", "colour": "mean",
     "lr_schedule": "cosine", "select_by": "val_map", "seed": 0,
     "early_stopping_patience": 8, "val_map_every": 1,
     "max_seconds": None, "tune_postprocess": True,
@@ -145,7 +147,10 @@ def test_without_a_training_entry_the_model_sections_are_read():
     assert config == TrainConfig(n_classes=2, depth=3, base_filters=8, batch_norm=False,
                                  dropout=0.25, w0=4.0, sigma=2.0, class_weights="none",
                                  colour="hematoxylin", lr_schedule="constant",
-                                 select_by="val_loss")  # what training did before
+                                 select_by="val_loss", augment_intensity=False,
+                                 augment_objects=False, augment_noise=False,
+                                 augment_blur=False, augment_scale=1.0,
+                                 augment_stain=False)  # what training did before
 
 
 def test_a_model_from_before_the_choices_existed_reads_as_it_was_trained():

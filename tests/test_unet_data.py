@@ -108,9 +108,11 @@ def test_augmentation_moves_image_target_and_weights_together():
 
 def test_patches_are_cut_from_padded_samples_and_are_reproducible():
     images, labels = pairs(2, size=20)
-    prepared = [prepare_sample(s, TrainConfig(patch_size=32, depth=2))
-                for s in load_samples(images, labels)]
-    sampler = PatchSampler(prepared, 32, augment=False)
+    config = TrainConfig(patch_size=32, depth=2, augment=False, augment_intensity=False,
+                         augment_objects=False, augment_noise=False, augment_blur=False,
+                         augment_scale=1.0, augment_stain=False)
+    prepared = [prepare_sample(s, config) for s in load_samples(images, labels)]
+    sampler = PatchSampler(prepared, config)
     xs, ys, ws = sampler.batch(np.random.default_rng(5), 3)
     assert xs.shape == (3, 32, 32, 1) and ys.dtype == np.uint8 and ws.dtype == np.float32
     # a 20-px sample padded to 32 by mirroring: the patch is the whole padded sample

@@ -13,14 +13,14 @@ import time
 from typing import Any
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox, QProgressBar, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QProgressBar, QWidget
 
 from napari_unet_weights._widgets._base import number_text
 from napari_unet_weights._widgets._controls import spin_box
 from napari_unet_weights.unet.config import TrainConfig
 
-__all__ = ["CHOICE_CONTROLS", "CONTROL_MAXIMA", "LOSS_FORMAT", "TrainBar", "config_combo",
-           "config_spin_box", "status_text"]
+__all__ = ["AUGMENT_CONTROLS", "CHOICE_CONTROLS", "CONTROL_MAXIMA", "LOSS_FORMAT", "TrainBar",
+           "augment_controls", "config_combo", "config_spin_box", "status_text"]
 
 #: Losses in the status line: 4 significant digits.
 LOSS_FORMAT = ".4g"
@@ -33,6 +33,11 @@ CLOCK_MS = 500
 #: The TrainConfig text fields shown as drop-downs (in "Advanced"), with their labels.
 CHOICE_CONTROLS = {"colour": "colour images", "class_weights": "class weights",
                    "lr_schedule": "learning rate", "select_by": "keep the epoch by"}
+#: The TrainConfig augmentation fields (in "Advanced"), with their labels.
+AUGMENT_CONTROLS = {"augment": "flips, rotations", "augment_intensity": "gamma, contrast",
+                    "augment_objects": "dim some nuclei", "augment_noise": "noise",
+                    "augment_blur": "blur", "augment_scale": "zoom up to ×",
+                    "augment_stain": "stain jitter (colour)"}
 #: Upper limits of the controls where the training configuration sets none.
 CONTROL_MAXIMA = {"w0": 1000, "sigma": 100, "epochs": 100_000, "steps_per_epoch": 100_000,
                   "batch_size": 1024, "patch_size": 4096, "validation_fraction": 0.9,
@@ -66,6 +71,21 @@ def config_combo(name: str) -> QComboBox:
     combo.setCurrentIndex(parameter.choices.index(parameter.default))
     combo.setToolTip(parameter.help[:1].upper() + parameter.help[1:])
     return combo
+
+
+def config_check_box(name: str) -> QCheckBox:
+    """A check box for the boolean :class:`TrainConfig` field ``name``: default and help."""
+    parameter = TrainConfig.parameter(name)
+    checkbox = QCheckBox()
+    checkbox.setChecked(parameter.default)
+    checkbox.setToolTip(parameter.help[:1].upper() + parameter.help[1:])
+    return checkbox
+
+
+def augment_controls() -> dict[str, QWidget]:
+    """The control of each augmentation field of :data:`AUGMENT_CONTROLS`."""
+    return {name: (config_spin_box(name, 0.25, 2) if TrainConfig.parameter(name).kind is float
+                   else config_check_box(name)) for name in AUGMENT_CONTROLS}
 
 
 # -- status text ------------------------------------------------------------------------------

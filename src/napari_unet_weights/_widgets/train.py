@@ -67,8 +67,10 @@ from napari_unet_weights._widgets._plot import LossPlot
 from napari_unet_weights._widgets._snapshots import Snapshot, check_side
 from napari_unet_weights._widgets._start_from import StartFrom
 from napari_unet_weights._widgets._train_controls import (
+    AUGMENT_CONTROLS,
     CHOICE_CONTROLS,
     TrainBar,
+    augment_controls,
     config_combo,
     config_spin_box,
     status_text,
@@ -260,9 +262,7 @@ class TrainWidget(RunWidget):
         self.batch_norm_checkbox = QCheckBox()
         self.batch_norm_checkbox.setChecked(True)
         self.dropout_spin = config_spin_box("dropout", 0.05, 2)
-        self.augment_checkbox = QCheckBox()
-        self.augment_checkbox.setChecked(True)
-        self.augment_checkbox.setToolTip("Flips, 90° rotations and intensity changes")
+        self.augment_controls = augment_controls()
         self.patience_spin = config_spin_box("early_stopping_patience")
         self.map_every_spin = config_spin_box("val_map_every")
         self.choice_combos = {name: config_combo(name) for name in CHOICE_CONTROLS}
@@ -271,7 +271,8 @@ class TrainWidget(RunWidget):
         form.addRow("base filters", self.filters_spin)
         form.addRow("batch norm", self.batch_norm_checkbox)
         form.addRow("dropout", self.dropout_spin)
-        form.addRow("augment", self.augment_checkbox)
+        for name, label in AUGMENT_CONTROLS.items():
+            form.addRow(f"augment: {label}", self.augment_controls[name])
         form.addRow("early stopping patience", self.patience_spin)
         form.addRow("val mAP every (epochs)", self.map_every_spin)
         for name, label in CHOICE_CONTROLS.items():
@@ -374,7 +375,7 @@ class TrainWidget(RunWidget):
             "patch_size": self.patch_spin, "validation_fraction": self.validation_spin,
             "learning_rate": self.lr_spin, "depth": self.depth_spin,
             "base_filters": self.filters_spin, "batch_norm": self.batch_norm_checkbox,
-            "dropout": self.dropout_spin, "augment": self.augment_checkbox,
+            "dropout": self.dropout_spin, **self.augment_controls,
             "seed": self.seed_spin, "early_stopping_patience": self.patience_spin,
             "val_map_every": self.map_every_spin, **self.choice_combos,
         }

@@ -43,7 +43,10 @@ class TrainConfigError(ValueError):
 #: What training did before these parameters existed: read for model files that lack them
 #: (their defaults changed when they were added, after the issue 10 ablation).
 BEFORE_THEY_EXISTED = {"class_weights": "balanced", "colour": "mean",
-                       "lr_schedule": "constant", "select_by": "val_loss"}
+                       "lr_schedule": "constant", "select_by": "val_loss",
+                       "augment_intensity": False, "augment_objects": False,
+                       "augment_noise": False, "augment_blur": False, "augment_scale": 1.0,
+                       "augment_stain": False}
 
 
 def _number_text(value: float) -> str:
@@ -235,6 +238,19 @@ class TrainConfig:
                                 minimum=0.0, maximum=1.0, exclusive_maximum=True)
     augment: bool = _parameter(
         True, bool, "random flips, 90° rotations and intensity scale / shift / gamma")
+    augment_intensity: bool = _parameter(
+        True, bool, "half the patches get a gamma of 0.5-2, contrast 0.6-1.5× and an offset")
+    augment_objects: bool = _parameter(
+        True, bool, "half the patches get each nucleus dimmed to 0.2-1× its brightness")
+    augment_noise: bool = _parameter(
+        True, bool, "half the patches get Gaussian (SNR 2-20) or Poisson noise")
+    augment_blur: bool = _parameter(
+        True, bool, "half the patches get a Gaussian blur of sigma 0.5-2 px")
+    augment_scale: float = _parameter(
+        2.0, float, "half the patches are zoomed by a factor in [1/s, s] (1: never); their "
+        "targets and weights come from the zoomed labels", minimum=1.0, maximum=4.0)
+    augment_stain: bool = _parameter(
+        True, bool, "half the colour patches get an H&E stain jitter in HED space")
     class_weights: str = _parameter(
         "none", str, "class term w_c of the weight map: 'balanced' (inverse class "
         "frequency) or 'none' (1 everywhere; only the border term weighs)",

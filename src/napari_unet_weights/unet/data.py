@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..weights import validate_labels
+from .augment import Augmentation, context_margin, hed_jitter, resize_image, resize_labels, window
 from .config import TrainConfig
 from .preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION, check_training_image, prepare_image
 from .targets import targets
@@ -58,6 +59,7 @@ class PreparedSample:
     target: np.ndarray   # (H, W) uint8
     weights: np.ndarray  # (H, W) float32
     labels: np.ndarray   # (H, W) instance labels, for the mAP
+    image: np.ndarray | None = None  # the image as read (colour ones: for stain jitter)
 
 
 # -- loading and checking inputs -------------------------------------------------
@@ -217,7 +219,7 @@ def prepare_sample(sample: Sample, config: TrainConfig) -> PreparedSample:
                       channels=sample.image.ndim == 3)
     target, weights = targets(sample.labels, config.n_classes, config.w0, config.sigma,
                               config.use_weights, config.class_weights)
-    return PreparedSample(sample.name, x, target, weights, sample.labels)
+    return PreparedSample(sample.name, x, target, weights, sample.labels, sample.image)
 
 
 def _pad_to_size(array: np.ndarray, size: int) -> np.ndarray:
@@ -233,7 +235,7 @@ def _crop(sample: PreparedSample, top: int, left: int, size: int):
 def _padded(sample: PreparedSample, size: int) -> PreparedSample:
     return PreparedSample(sample.name, _pad_to_size(sample.x, size),
                           _pad_to_size(sample.target, size),
-                          _pad_to_size(sample.weights, size), sample.labels)
+                          _pad_to_size(sample.weights, size), sample.labels, sample.image)
 
 
 def augment_patch(rng: np.random.Generator, x, y, w):
@@ -250,13 +252,60 @@ def augment_patch(rng: np.random.Generator, x, y, w):
     return x, y, w
 
 
-class PatchSampler:
-    """Random patches of the training samples (padded to the patch size)."""
+#: Pixels of a colour image from which its normalisation is estimated under stain jitter.
+STAIN_STATISTICS_PIXELS = 65536
 
-    def __init__(self, samples: list[PreparedSample], patch_size: int, augment: bool) -> None:
-        self.samples = [_padded(s, patch_size) for s in samples]
-        self.patch_size = patch_size
-        self.augment = augment
+
+@dataclass
+class _ColourSource:
+    """A colour sample's raw RGB, for stain jitter: a subsample of it (the percentiles
+    of the jittered image are estimated there) and its HED ranges."""
+
+    rgb: np.ndarray
+    subsample: np.ndarray
+    hed_range: np.ndarray
+    rule: str
+
+
+def _colour_source(image: np.ndarray, colour: str) -> _ColourSource | None:
+    """The stain-jitter source of a colour image; None for other images."""
+    from skimage.color import rgb2hed
+
+    from .preprocess import is_colour
+
+    rgb = np.asarray(image)
+    if rgb.ndim != 3 or rgb.shape[-1] < 3 or not is_colour(rgb[..., :3]):
+        return None
+    rgb = rgb[..., :3]
+    step = max(1, math.isqrt(rgb.shape[0] * rgb.shape[1] // STAIN_STATISTICS_PIXELS))
+    subsample = rgb[::step, ::step]
+    low, high = np.percentile(rgb2hed(subsample).reshape(-1, 3), [1, 99], axis=0)
+    return _ColourSource(rgb, subsample, high - low, colour)
+
+
+class PatchSampler:
+    """Random patches of the training samples, augmented as ``config`` says.
+
+    Parameters
+    ----------
+    samples : list of PreparedSample
+        The training samples (padded here to the patch size where smaller).
+    config : TrainConfig
+        ``patch_size``; ``augment`` (flips, 90° rotations, mild intensity changes); the
+        ``augment_*`` options (:class:`.augment.Augmentation`); the targets' parameters,
+        for zoomed patches, whose targets and weights come from their zoomed labels.
+    """
+
+    def __init__(self, samples: list[PreparedSample], config: TrainConfig) -> None:
+        self.patch_size = size = config.patch_size
+        self.samples = [_padded(s, size) for s in samples]
+        self.labels = [_pad_to_size(s.labels, size) for s in samples]
+        self.config = config
+        self.augmentation = Augmentation.from_config(config)
+        self.margin = context_margin(config.w0, config.sigma) if config.use_weights else 2
+        self.colour = [_colour_source(s.image, config.colour)
+                       if self.augmentation.stain and s.image is not None else None
+                       for s in samples]
 
     def batch(self, rng: np.random.Generator, batch_size: int):
         """``(x, y, w)``: (B, P, P, 1) float32 images, (B, P, P) uint8 targets, float32
@@ -266,15 +315,81 @@ class PatchSampler:
         ys = np.empty((batch_size, size, size), np.uint8)
         ws = np.empty((batch_size, size, size), np.float32)
         for b in range(batch_size):
-            sample = self.samples[int(rng.integers(len(self.samples)))]
-            height, width = sample.target.shape
-            top = int(rng.integers(height - size + 1))
-            left = int(rng.integers(width - size + 1))
-            x, y, w = _crop(sample, top, left, size)
-            if self.augment:
-                x, y, w = augment_patch(rng, x, y, w)
-            xs[b], ys[b], ws[b] = x, y, w
+            xs[b], ys[b], ws[b] = self.patch(rng, int(rng.integers(len(self.samples))))
         return xs, ys, ws
+
+    def patch(self, rng: np.random.Generator, index: int):
+        """One random patch ``(x, y, w)`` of sample ``index``, augmented."""
+        sample, labels, size = self.samples[index], self.labels[index], self.patch_size
+        zoom = self.augmentation.draw_scale(rng)
+        colour = self.colour[index]
+        stain = self.augmentation.draw_stain(rng) if colour is not None else None
+        height, width = sample.target.shape
+        inner = min(round(size / zoom), height, width) if zoom != 1.0 else size
+        top = int(rng.integers(height - inner + 1))
+        left = int(rng.integers(width - inner + 1))
+        if zoom == 1.0:
+            x, y, w = _crop(sample, top, left, size)
+            labels = labels[top:top + size, left:left + size]
+            if stain is not None:
+                x = _stained_input(colour, stain, top, left, size, self._input_metadata())
+        else:
+            x, y, w, labels = self.zoomed(sample, labels, top, left, zoom,
+                                          colour if stain is not None else None, stain)
+        x = self.augmentation.apply(rng, x, labels)
+        if self.config.augment:
+            x, y, w = augment_patch(rng, x, y, w)
+        return x, y, w
+
+    def _input_metadata(self) -> dict:
+        return {"input": input_spec(self.config), "normalization": DEFAULT_NORMALIZATION}
+
+    def zoomed(self, sample: PreparedSample, labels: np.ndarray, top: int, left: int,
+               zoom: float, colour: _ColourSource | None = None, stain=None):
+        """The patch whose top-left pixel is at ``(top, left)`` of the sample, zoomed.
+
+        A window of ``patch_size + 2·margin`` pixels at the zoomed scale is cut (mirrored
+        beyond the image), the image resized linearly and the labels by nearest neighbour,
+        the targets and weights computed on those labels, and the centre kept: the
+        weights equal those of the whole zoomed label image
+        (:func:`.augment.context_margin`).
+
+        Returns
+        -------
+        x, target, weights, labels : the patch's arrays at the zoomed scale
+        """
+        size, margin = self.patch_size, self.margin
+        source = max(1, round((size + 2 * margin) / zoom))
+        corner = (top - round(margin / zoom), left - round(margin / zoom))
+        if colour is not None:
+            x = _stained_input(colour, stain, *corner, source, self._input_metadata())
+        else:
+            x = window(sample.x, *corner, source)
+        shape = (size + 2 * margin,) * 2
+        zoomed_labels = resize_labels(window(labels, *corner, source), shape)
+        x = resize_image(x, shape)
+        config = self.config
+        target, weights = targets(zoomed_labels, config.n_classes, config.w0, config.sigma,
+                                  config.use_weights, config.class_weights)
+        centre = (slice(margin, margin + size),) * 2
+        return x[centre], target[centre], weights[centre], zoomed_labels[centre]
+
+
+def _stained_input(colour: _ColourSource, stain, top: int, left: int, size: int,
+                   metadata: dict) -> np.ndarray:
+    """The network input of a window of a colour image after the HED jitter ``stain``,
+    normalised with the percentiles of the whole jittered image (from its subsample)."""
+    from .preprocess import PlaneStatistics, gray_plane, prepare_plane
+
+    scales, shifts = stain
+    jittered = hed_jitter(window(colour.rgb, top, left, size), scales, shifts,
+                          colour.hed_range)
+    reference = gray_plane(hed_jitter(colour.subsample, scales, shifts, colour.hed_range),
+                           channels=True, colour=colour.rule)
+    percentiles = (*metadata["normalization"]["percentiles"], 50.0)
+    statistics = PlaneStatistics(tuple(float(v) for v in np.percentile(reference, percentiles)),
+                                 colour=colour.rule)
+    return prepare_plane(jittered, metadata, channels=True, statistics=statistics)[0]
 
 
 def validation_patches(samples: list[PreparedSample], size: int, seed: int):

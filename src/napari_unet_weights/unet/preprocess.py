@@ -45,6 +45,7 @@ __all__ = [
     "count_missing",
     "gray_plane",
     "guess_channels",
+    "is_colour",
     "missing_data_message",
     "prepare_image",
     "prepare_plane",
@@ -208,7 +209,7 @@ def to_gray(image, *, channels: bool | None = None, colour: str = "mean") -> np.
     multichannel = guess_channels(array.shape) if channels is None else channels
     if array.ndim == 3 and multichannel and array.shape[-1] > 0:
         colours = array[..., :3] if array.shape[-1] == 4 else array
-        if colour == "hematoxylin" and _is_colour(colours):
+        if colour == "hematoxylin" and is_colour(colours):
             return _hematoxylin(colours)
         return np.mean(colours, axis=-1, dtype=np.float32)
     raise ValueError(
@@ -217,7 +218,7 @@ def to_gray(image, *, channels: bool | None = None, colour: str = "mean") -> np.
     )
 
 
-def _is_colour(rgb: np.ndarray) -> bool:
+def is_colour(rgb: np.ndarray) -> bool:
     """Three channels that differ somewhere (not a grayscale image stored as RGB)."""
     return rgb.shape[-1] == 3 and bool(
         np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 1] != rgb[..., 2]))

@@ -363,7 +363,7 @@ def _learning_rate(keras, config: TrainConfig):
 
 # -- the training loop -----------------------------------------------------------------
 def _fit(keras, model, config: TrainConfig, train_set, val_patches, state: _RunState) -> None:
-    sampler = PatchSampler(train_set, config.patch_size, config.augment)
+    sampler = PatchSampler(train_set, config)
     dataset = _patch_dataset(keras, sampler, config.batch_size, config.steps_per_epoch,
                              config.seed)
     # Until the first epoch ends, its end is estimated by the last validation mAP's time.
