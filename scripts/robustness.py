@@ -136,6 +136,14 @@ def inverted(image, labels, rng):
     return as_dtype(full_scale(image) - image.astype(np.float64), image), labels
 
 
+def blue_channel_rgb(image, labels, rng):
+    """A fluorescence image saved as an RGB composite: the signal in the blue channel
+    (DAPI / Hoechst), red and green empty."""
+    rgb = np.zeros((*labels.shape, 3), image.dtype)
+    rgb[..., 2] = image
+    return rgb, labels
+
+
 def stain_jitter(image, labels, rng):
     """HED jitter of the training augmentation's range (Tellez et al. 2018)."""
     scales = rng.uniform(1 - augment.STAIN_SCALE, 1 + augment.STAIN_SCALE, 3)
@@ -162,6 +170,7 @@ TRANSFORMS: dict[str, tuple[Transform, Callable[[str], bool]]] = {
     "dim_nuclei": (dim_nuclei, lambda m: True),
     "narrow_16bit": (narrow_16bit, _grayscale),
     "inverted": (inverted, _grayscale),
+    "blue_channel_rgb": (blue_channel_rgb, _grayscale),
     "stain_jitter": (stain_jitter, lambda m: m == "he"),
 }
 

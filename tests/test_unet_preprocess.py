@@ -65,6 +65,19 @@ def test_grayscale_images_are_unchanged_by_the_colour_rule():
                                   gray.astype(np.float32))
 
 
+@pytest.mark.parametrize("channel", [0, 1, 2])
+def test_a_one_channel_rgb_composite_is_read_as_grayscale(channel):
+    """DAPI saved in the blue channel of an RGB file (red and green empty, or constant)."""
+    gray = np.random.default_rng(2).integers(0, 255, (40, 48)).astype(np.uint8)
+    composite = np.full((40, 48, 3), 7, np.uint8)
+    composite[..., channel] = gray
+    np.testing.assert_allclose(prepare_image(composite, HEMATOXYLIN),
+                               prepare_image(gray, HEMATOXYLIN), atol=1e-6)
+    two = composite.copy()
+    two[..., (channel + 1) % 3] = gray[::-1]  # a second channel with signal: a colour image
+    assert not np.allclose(prepare_image(two, HEMATOXYLIN), prepare_image(two, MEAN))
+
+
 def test_an_unknown_colour_rule_is_named():
     with pytest.raises(ValueError, match="colour must be one of"):
         to_gray(np.zeros((8, 8, 3)), colour="eosin")

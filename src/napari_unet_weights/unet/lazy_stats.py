@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocess import PlaneStatistics, _specs, gray_plane
+from .preprocess import PlaneStatistics, _specs, gray_plane, is_colour
 
 __all__ = ["FLOAT_BINS", "MAX_BINS", "ImageStatistics", "plane_statistics",
            "statistics_from_histogram"]
@@ -91,12 +91,6 @@ class _Values:
         return gray.astype(np.float64)[..., np.newaxis]
 
 
-def _is_colour(block: np.ndarray) -> bool:
-    rgb = block[..., :3]
-    return rgb.shape[-1] == 3 and bool(np.any(rgb[..., 0] != rgb[..., 1])
-                                       or np.any(rgb[..., 1] != rgb[..., 2]))
-
-
 def _bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     finite = np.isfinite(values)
     low = np.where(finite, values, np.inf).min(axis=(0, 1))
@@ -111,7 +105,7 @@ def _first_pass_block(block: np.ndarray, spec: _Values, lead: int, n_stats: int)
     low, high = _bounds(values)
     missing = np.count_nonzero(~np.isfinite(values).all(axis=-1))
     colour, hed = 0.0, (np.inf, -np.inf)
-    if spec.hematoxylin and spec.channels and _is_colour(plane):
+    if spec.hematoxylin and spec.channels and is_colour(plane[..., :3]):
         colour = 1.0
         hed_low, hed_high = _bounds(spec.of(plane, "hematoxylin"))
         hed = (hed_low[0], hed_high[0])

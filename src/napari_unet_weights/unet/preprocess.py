@@ -219,9 +219,19 @@ def to_gray(image, *, channels: bool | None = None, colour: str = "mean") -> np.
 
 
 def is_colour(rgb: np.ndarray) -> bool:
-    """Three channels that differ somewhere (not a grayscale image stored as RGB)."""
-    return rgb.shape[-1] == 3 and bool(
-        np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 1] != rgb[..., 2]))
+    """Whether three channels hold a colour (stained) image.
+
+    Not colour: a grayscale image stored as RGB (equal channels), and a one-channel
+    image stored as an RGB composite, such as DAPI in the blue channel with red and green
+    empty (at most one channel varies). Both are read as grayscale.
+    """
+    if rgb.shape[-1] != 3:
+        return False
+    if not (np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 1] != rgb[..., 2])):
+        return False
+    flat = rgb.reshape(-1, 3)
+    varying = np.any(flat != flat[:1], axis=0) if flat.size else np.zeros(3, bool)
+    return int(np.count_nonzero(varying)) >= 2
 
 
 def _hematoxylin(rgb: np.ndarray) -> np.ndarray:
