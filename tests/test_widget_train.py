@@ -154,6 +154,20 @@ def test_the_choice_options_reach_the_training_configuration(viewer, qtbot):
     assert widget._weight_parameters()["class_weights"] == "balanced"  # the preview follows
 
 
+def test_the_augmentation_options_reach_the_training_configuration(viewer, qtbot):
+    from napari_unet_weights._widgets._controls import set_control_value
+    from napari_unet_weights.unet.config import TrainConfig
+
+    widget = _make_widget(viewer, qtbot)
+    chosen = {"augment_noise": False, "augment_blur": False, "augment_stain": False,
+              "augment_scale": 1.5}  # none of them the default
+    for name, value in chosen.items():
+        set_control_value(widget.augment_controls[name], value)
+    config = TrainConfig(**widget.parameters())
+    assert {name: getattr(config, name) for name in chosen} == chosen
+    assert config.augment_objects and config.augment_intensity  # the others untouched
+
+
 def test_starts_with_a_guessed_pair(viewer, qtbot):
     image, labels = _add_pair(viewer)
     viewer.add_image(np.zeros((8, 8), np.float32), name="other")

@@ -42,7 +42,7 @@ AUGMENT_CONTROLS = {"augment": "flips, rotations", "augment_intensity": "gamma, 
 CONTROL_MAXIMA = {"w0": 1000, "sigma": 100, "epochs": 100_000, "steps_per_epoch": 100_000,
                   "batch_size": 1024, "patch_size": 4096, "validation_fraction": 0.9,
                   "seed": 2**31 - 1, "depth": 8, "base_filters": 512, "dropout": 0.9,
-                  "early_stopping_patience": 10_000, "val_map_every": 1000}
+                  "early_stopping_patience": 10_000, "val_map_every": 1000, "augment_scale": 4}
 
 
 def config_spin_box(name: str, step: float = 1, decimals: int | None = None):
