@@ -156,3 +156,55 @@ def test_fixed_copies_beside_the_inputs_are_not_inputs(folder, capsys):
     assert "checked 3 files" in captured.out
     assert "left out 3 file(s)" in captured.err
     assert not list(folder.glob("*_fixed_fixed.tif"))
+
+
+def _split_id(top: int, dtype) -> np.ndarray:
+    """Labels whose id ``top`` is painted in two pieces, beside a clean id 3."""
+    labels = np.zeros((20, 20), dtype=dtype)
+    labels[1:5, 1:5] = top
+    labels[10:15, 10:15] = top
+    labels[15:19, 1:5] = 3
+    return labels
+
+
+def test_a_fix_that_fails_is_said_and_the_batch_goes_on(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a_largest.tif", _split_id(np.iinfo(np.int64).max, np.int64))
+    tifffile.imwrite(folder / "b_clean.tif", clean_labels())
+    fixed = tmp_path / "fixed"
+    assert main(["check", str(folder), "--fix", str(fixed)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "float64" not in captured.err
+    assert (f"{folder / 'a_largest.tif'}: fixed copy not written: the fix needs ids up to "
+            f"{2**63}, more than int64 holds: renumber the labels first") in captured.err
+    assert "--relabel numbers the objects 1..N first." in captured.err
+    assert sorted(path.name for path in fixed.iterdir()) == ["b_clean_fixed.tif"]
+    assert "checked 2 files: 1 with problems; 1 without a fixed copy" in captured.out
+    # --relabel has room for the new id: the pieces are separated, in integers
+    assert main(["check", str(folder), "--fix", str(fixed), "--relabel", "--overwrite"]) == 1
+    labels = tifffile.imread(fixed / "a_largest_fixed.tif")
+    assert labels.dtype == np.int64 and check_labels(labels).clean
+    np.testing.assert_array_equal(np.unique(labels), [0, 1, 2, 3])
+
+
+def test_relabelled_copies_take_the_dtype_of_their_ids(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "top.tif", _split_id(65535, np.uint16))
+    assert main(["check", str(tmp_path / "top.tif"), "--fix", str(tmp_path / "fixed"),
+                 "--relabel"]) == 1
+    labels = tifffile.imread(tmp_path / "fixed" / "top_fixed.tif")
+    assert labels.dtype == np.uint16
+    np.testing.assert_array_equal(np.unique(labels), [0, 1, 2, 3])
+
+
+def test_refused_files_are_counted_as_not_checked(tmp_path, capsys):
+    rgb = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb)
+    assert main(["check", str(tmp_path / "rgb.tif")]) == 1
+    captured = capsys.readouterr()
+    assert "rgb.tif: not checked" in captured.err
+    assert captured.out.splitlines()[-1] == "checked 0 of 1 file: 1 not checked"
+    tifffile.imwrite(tmp_path / "labels.tif", clean_labels())
+    assert main(["check", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "checked 1 of 2 files: no problem found; 1 not checked")

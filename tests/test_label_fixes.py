@@ -9,6 +9,7 @@ import pytest
 import napari_unet_weights.label_fixes as label_fixes
 from napari_unet_weights.label_checks import check_labels
 from napari_unet_weights.label_fixes import (
+    IdOverflowError,
     LabelFix,
     cut_touching,
     fill_holes,
@@ -96,6 +97,37 @@ def test_split_ties_and_dtype_widening():
     assert fix.labels[0, 0] == 255
     assert sorted(np.unique(fix.labels[0, 2::2])) == list(range(256, 256 + 129))
     assert_edit(fix, old)
+
+
+def _split_at(top: int, dtype) -> np.ndarray:
+    """Id ``top`` in two pieces (the second larger), and id 3 beside them."""
+    labels = np.zeros((12, 12), dtype=dtype)
+    labels[1:3, 1:3] = top
+    labels[6:10, 6:10] = top
+    labels[1:4, 8:11] = 3
+    return labels
+
+
+def test_the_largest_int64_id_is_never_rounded_through_float():
+    old = _split_at(np.iinfo(np.int64).max, np.int64)
+    with pytest.raises(IdOverflowError, match="more than int64 holds: renumber the labels"):
+        split_disconnected(old)
+    with pytest.raises(ValueError, match="renumber"):
+        fix_labels(old, min_size=0)
+    fixed = fix_labels(old, min_size=0, sequential=True).labels  # 1..N first: room for ids
+    assert fixed.dtype == np.int64
+    np.testing.assert_array_equal(fixed, relabel(split_disconnected(
+        relabel(old).labels).labels).labels)
+    assert len(np.unique(fixed)) == 4 and check_labels(fixed, min_size=0).clean
+
+
+def test_fixed_labels_keep_the_input_dtype_when_the_ids_fit():
+    old = _split_at(65535, np.uint16)
+    assert split_disconnected(old).labels.dtype == np.uint32  # 65536 needs it
+    fixed = fix_labels(old, min_size=0, sequential=True).labels
+    assert fixed.dtype == np.uint16
+    np.testing.assert_array_equal(np.unique(fixed), [0, 1, 2, 3])
+    assert relabel(old.astype(np.uint32) * 2).labels.dtype == np.uint32
 
 
 def test_remove_small_exact_and_merge():

@@ -264,6 +264,23 @@ def test_bad_input_is_notified_and_nothing_is_written(viewer, make_widget, wait_
     assert len(layer._undo_history) == 0
 
 
+def test_fix_all_of_the_largest_int64_id_says_to_renumber(viewer, make_widget, wait_idle,
+                                                          notifications):
+    labels = np.zeros((16, 16), dtype=np.int64)
+    labels[1:4, 1:4] = np.iinfo(np.int64).max
+    labels[8:14, 8:14] = np.iinfo(np.int64).max  # split, and no larger id to give a piece
+    layer = viewer.add_labels(labels.copy(), name="largest")
+    widget = make_widget()
+    widget.set_layer(layer)
+    wait_idle(widget)
+    assert widget.fix_all() is None
+    message = notifications["error"][-1]
+    assert "Could not fix 'largest'" in message and "renumber the labels first" in message
+    assert "float64" not in message
+    np.testing.assert_array_equal(layer.data, labels)
+    assert layer.data.dtype == np.int64 and len(layer._undo_history) == 0
+
+
 def test_large_lazy_labels_are_refused_without_reading_them():
     import dask.array as da
     from napari.layers import Labels

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._cli_common import _add_overwrite_argument, _non_negative, _output_problem, _usage_error
@@ -34,8 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "separated by a one-pixel gap, reused ids renumbered. An input file is never "
         "replaced, an existing output only with --overwrite, and a file named like the "
         f"output of a file beside it (a{FIXED_SUFFIX}.tif beside a.tif) is not an input. "
-        "Exit status: 0 no problem found, 1 problems found (or a file could not be read "
-        "as labels), 2 usage error."
+        "A fix whose new ids do not fit the file's integer type (an id at its largest value "
+        "split in two) writes no copy and says so; the batch goes on (with --relabel the ids "
+        "are numbered 1..N first). The fixed copies keep the input's type when their ids "
+        "fit it. The last line counts the files checked, those with problems, those not "
+        "checked (unreadable, or not labels) and those left without a fixed copy. "
+        "Exit status: 0 every file checked and clean (and every fixed copy written), 1 "
+        "otherwise, 2 usage error."
     )
     parser.add_argument(
         "labels", nargs="+", metavar="LABELS",
@@ -125,27 +131,70 @@ def _write_fixed(labels, out: Path, args: argparse.Namespace, checks) -> str:
             f"{'clean' if left.clean else 'still: ' + _summary(left)})")
 
 
-def _check_file(path: Path, args: argparse.Namespace, checks, out: Path | None, tables: list):
-    """Check one file, print its lines; True if it has problems (or cannot be read)."""
+@dataclass
+class _Tally:
+    """What became of the files: the last line and the exit status."""
+
+    files: int
+    checked: int = 0
+    flagged: int = 0
+    refused: int = 0
+    unfixed: int = 0
+
+    def line(self) -> str:
+        """``checked 3 files: 1 with problems; 1 not checked; 1 without a fixed copy``."""
+        of = "" if self.checked == self.files else f" of {self.files}"
+        parts = []
+        if self.checked:
+            parts.append(f"{self.flagged} with problems" if self.flagged else "no problem found")
+        if self.refused:
+            parts.append(f"{self.refused} not checked")
+        if self.unfixed:
+            parts.append(f"{self.unfixed} without a fixed copy")
+        return (f"checked {self.checked}{of} file{'s' if self.files != 1 else ''}: "
+                + "; ".join(parts))
+
+    @property
+    def status(self) -> int:
+        """0 all clean (and every fixed copy written), else 1."""
+        return 1 if self.flagged or self.refused or self.unfixed else 0
+
+
+def _fixed_copy(path: Path, labels, out: Path, args: argparse.Namespace, checks,
+                tally: _Tally) -> None:
+    """Write the fixed copy of one file, or say why not (the batch goes on)."""
+    try:
+        print(f"{path}: {_write_fixed(labels, out, args, checks)}", file=sys.stderr)
+    except (OSError, ValueError, TypeError) as error:
+        from .label_fixes import IdOverflowError
+
+        tally.unfixed += 1
+        hint = (" --relabel numbers the objects 1..N first."
+                if isinstance(error, IdOverflowError) else "")
+        print(f"{path}: fixed copy not written: {error}{hint}", file=sys.stderr)
+
+
+def _check_file(path: Path, args: argparse.Namespace, checks, out: Path | None, tables: list,
+                tally: _Tally) -> None:
+    """Check one file, print its lines and count it in ``tally``."""
     from .label_checks import check_labels
 
     try:
         labels = _read(path, args.force_labels)
         report = check_labels(labels, checks=checks, **_options(args, labels.ndim))
     except (OSError, ValueError, TypeError) as error:
+        tally.refused += 1
         print(f"{path}: not checked: {error}", file=sys.stderr)
-        return True
+        return
+    tally.checked += 1
+    tally.flagged += not report.clean
     print(f"{path}: {_summary(report)}")
     if args.list and not report.clean:
         print(_listing(report))
     if args.csv:
         tables.append(_csv_rows(path, report))
     if out is not None:
-        try:
-            print(f"{path}: {_write_fixed(labels, out, args, checks)}", file=sys.stderr)
-        except OSError as error:
-            print(f"{path}: fixed copy not written: {error}", file=sys.stderr)
-    return not report.clean
+        _fixed_copy(path, labels, out, args, checks, tally)
 
 
 # -- the command -------------------------------------------------------------------
@@ -193,11 +242,12 @@ def run(args: argparse.Namespace) -> int:
     files, outputs, refused = planned
     checks = tuple(name for name in PROBLEMS if name not in args.ignore)
     tables: list = []
-    flagged = 0
+    tally = _Tally(len(files))
     for path in files:
         out = None if outputs is None else outputs.get(path)
-        flagged += _check_file(path, args, checks, out, tables)
+        _check_file(path, args, checks, out, tables, tally)
         if path in refused:
+            tally.unfixed += 1
             print(f"{path}: no fixed copy: {refused[path]}", file=sys.stderr)
     if args.csv:
         try:
@@ -207,6 +257,5 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         print(f"wrote {args.csv}", file=sys.stderr)
-    print(f"checked {len(files)} file{'s' if len(files) != 1 else ''}: "
-          + (f"{flagged} with problems" if flagged else "no problem found"))
-    return 1 if flagged else 0
+    print(tally.line())
+    return tally.status

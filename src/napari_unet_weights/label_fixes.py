@@ -42,11 +42,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "IdOverflowError",
     "LabelFix",
     "cut_touching",
     "fill_holes",
     "fix_labels",
     "fix_problems",
+    "label_dtype",
     "relabel",
     "remove_small",
     "split_disconnected",
@@ -78,7 +80,13 @@ class LabelFix:
 
     @classmethod
     def between(cls, old: np.ndarray, new: np.ndarray) -> LabelFix:
-        """The fix that turns ``old`` into ``new`` (same shape)."""
+        """The fix that turns ``old`` into ``new`` (same shape).
+
+        ``new`` gets the dtype that :func:`label_dtype` chooses from its ids: ``old``'s
+        when they fit it (ids widened by one step and relabelled by the next go back).
+        """
+        if new.dtype != old.dtype:
+            new = new.astype(label_dtype(old.dtype, int(new.max(initial=0))), copy=False)
         changed = old != new
         if not changed.any():
             return cls(new, None, None)
@@ -111,13 +119,58 @@ class LabelFix:
         return f"<LabelFix {self.changed} pixels changed in {self.region}>"
 
 
-# -- helpers -------------------------------------------------------------------
+# -- the dtype of fixed labels -----------------------------------------------------
+class IdOverflowError(ValueError):
+    """A fix needs new ids that the labels' dtype (or any integer dtype) cannot hold."""
+
+
+def label_dtype(dtype, top: int, *, widen: bool = True) -> np.dtype:
+    """The integer dtype of labels whose ids go up to ``top``: the rule of every fix.
+
+    ``dtype`` itself when it holds ``top``; else, with ``widen``, the narrowest integer
+    type that holds both (numpy's promotion: uint8 → uint16, int16 → int32, ...).
+
+    Parameters
+    ----------
+    dtype : numpy.dtype or type
+        The labels' own integer dtype.
+    top : int
+        The largest id the labels will hold.
+    widen : bool
+        Whether a wider type may be chosen (False: labels that must keep ``dtype``,
+        such as a napari layer's data).
+
+    Returns
+    -------
+    numpy.dtype
+
+    Raises
+    ------
+    IdOverflowError
+        A ValueError, when ``top`` does not fit (or no integer type holds it: ids
+        beyond int64 are never made, the arithmetic stays integer), saying to renumber
+        the labels.
+    """
+    dtype = np.dtype(dtype)
+    if top <= np.iinfo(dtype).max:
+        return dtype
+    wider = np.promote_types(dtype, np.min_scalar_type(top))
+    if widen and np.issubdtype(wider, np.integer):
+        return wider
+    convert = (" or convert them to a wider type" if np.issubdtype(wider, np.integer)
+               else "")
+    raise IdOverflowError(
+        f"the fix needs ids up to {top}, more than {dtype} holds: renumber the labels "
+        f"first (ids 1..N, e.g. skimage.segmentation.relabel_sequential){convert}.")
+
+
 def _with_room(work: np.ndarray, new_ids: int) -> np.ndarray:
     """``work``, in a wider dtype if ``max + new_ids`` does not fit its own."""
     top = int(work.max(initial=0)) + new_ids
-    if top <= np.iinfo(work.dtype).max:
-        return work
-    return work.astype(np.promote_types(work.dtype, np.min_scalar_type(top)))
+    return work.astype(label_dtype(work.dtype, top), copy=False)
+
+
+# -- helpers -------------------------------------------------------------------
 
 
 def _where(label=None, plane=None, other=None):
@@ -192,6 +245,11 @@ def split_disconnected(labels, label: int | None = None, *, plane: Sequence[int]
     LabelFix
         New ids follow the largest id, in the order of the rows, then of the pieces
         (raster order); of two largest pieces of equal size the first keeps the id.
+
+    Raises
+    ------
+    IdOverflowError
+        When the new ids fit no integer dtype (see :func:`label_dtype`).
     """
     old = np.asarray(labels)
     return LabelFix.between(old, _fix(old, "disconnected", _where(label, plane),
@@ -376,8 +434,7 @@ def relabel(labels, *, spatial_dims: int | None = None) -> LabelFix:
     keys = np.where(old != 0, plane * len(values) + dense, -1)
     unique, new = np.unique(keys, return_inverse=True)
     new = new.reshape(old.shape) + (0 if unique.size and unique[0] == -1 else 1)
-    dtype = np.promote_types(old.dtype, np.min_scalar_type(int(new.max(initial=0))))
-    return LabelFix.between(old, new.astype(dtype))
+    return LabelFix.between(old, new)
 
 
 def _new_ids(old: np.ndarray, report: LabelReport, rows: list[int]) -> np.ndarray:
@@ -467,14 +524,38 @@ def fix_labels(labels, *, min_size: float = 10, spatial_dims: int | None = None,
     merge_small : bool
         Merge small objects into the neighbour they touch most instead of removing them.
     sequential : bool
-        Finally number the objects 1..N (:func:`relabel`).
+        Finally number the objects 1..N (:func:`relabel`). Where the dtype has no room
+        for the new ids of a split (an id at its maximum), the objects are numbered
+        1..N first as well.
 
     Returns
     -------
     LabelFix
+        In the input's dtype if the ids fit it (:func:`label_dtype`).
+
+    Raises
+    ------
+    IdOverflowError
+        Without ``sequential``, when new ids do not fit any integer dtype (an id
+        2**63 - 1 split in two): renumber the labels first.
     """
     old = np.asarray(labels)
     options = {"min_size": min_size, "spatial_dims": spatial_dims, "spacing": spacing}
+    try:
+        work = _fix_rounds(old, checks, merge_small, options)
+    except IdOverflowError:
+        if not sequential:
+            raise
+        # no room for new ids; they are numbered 1..N in the end anyway
+        work = _fix_rounds(relabel(old, spatial_dims=spatial_dims).labels, checks,
+                           merge_small, options)
+    if sequential:
+        work = relabel(work, spatial_dims=spatial_dims).labels
+    return LabelFix.between(old, work)
+
+
+def _fix_rounds(old: np.ndarray, checks, merge_small: bool, options: dict) -> np.ndarray:
+    """The rounds of :func:`fix_labels`: the fixed labels."""
     report = check_labels(old, checks=checks, **options)
     work = old
     for _ in range(MAX_ROUNDS):
@@ -484,10 +565,8 @@ def fix_labels(labels, *, min_size: float = 10, spatial_dims: int | None = None,
             if not report.summary.get(problem, 0):
                 continue
             if problem == "touching":
-                work = cut_touching(work, spatial_dims=spatial_dims).labels
+                work = cut_touching(work, spatial_dims=options["spatial_dims"]).labels
             else:
                 work = _fix(work, problem, _where(), merge=merge_small, **options)
         report = check_labels(work, checks=report.checks, **options)
-    if sequential:
-        work = relabel(work, spatial_dims=spatial_dims).labels
-    return LabelFix.between(old, work)
+    return work

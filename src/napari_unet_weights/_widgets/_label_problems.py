@@ -17,6 +17,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from napari_unet_weights._widgets._lazy_layers import LARGE_PIXELS
 from napari_unet_weights.label_checks import PROBLEMS
+from napari_unet_weights.label_fixes import label_dtype
 
 if TYPE_CHECKING:
     from napari.layers import Labels
@@ -116,11 +117,8 @@ def apply_fix(layer: Labels, fix: LabelFix) -> int:
         return 0
     values = fix.values
     dtype = np.dtype(layer.data.dtype)
-    if np.issubdtype(dtype, np.integer) and int(values.max()) > np.iinfo(dtype).max:
-        raise ValueError(
-            f"the fix needs ids up to {int(values.max())}, more than the layer's {dtype} "
-            "holds: renumber the labels first (skimage.segmentation.relabel_sequential) "
-            "or convert them to a wider type.")
+    if np.issubdtype(dtype, np.integer):
+        label_dtype(dtype, int(values.max()), widen=False)  # the layer keeps its dtype
     with layer.block_history():
         layer.data_setitem(indices, values.astype(dtype, copy=False))
     return len(indices[0])
