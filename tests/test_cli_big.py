@@ -79,6 +79,16 @@ def test_weights_of_a_zarr_store_are_the_in_memory_map_with_its_chunks(tmp_path,
     assert ", step 1: " in err and "done (" in err  # a plain line per step: not a terminal
 
 
+def test_weights_of_a_thin_zarr_stack_whose_overlap_reaches_past_it(tmp_path, crowded,
+                                                                     capsys):
+    stack = np.stack([crowded[1][:128, :128]] * 5)  # 3-D, 5 planes: the overlap is 25 deep
+    source = _zarr(tmp_path / "stack.zarr", stack, (5, 64, 64))
+    assert main(["weights", str(source), "-o", str(tmp_path / "out")]) == 0
+    out = zarr.open_array(str(tmp_path / "out" / "stack_weights.zarr"), mode="r")
+    np.testing.assert_allclose(out[...], weight_map(stack), rtol=0, atol=DEFAULT_TOLERANCE)
+    assert "overlapping depth" not in capsys.readouterr().err
+
+
 def test_weights_of_ome_zarr_labels_and_a_big_tiff_beside_a_small_one(tmp_path, crowded,
                                                                       monkeypatch, capsys):
     """A TIFF over the pixel threshold gives a zarr map with its tiles as chunks; a small

@@ -152,6 +152,30 @@ def test_anisotropic_volume(border):
     assert_close(lazy, in_memory)
 
 
+@pytest.mark.parametrize("border", ["background", "all"])
+def test_an_overlap_past_the_array_maps_it_as_one_block(border):
+    stack = np.stack([rectangles((128, 128), 12, seed=8 + z, largest=24) * (z + 1)
+                      for z in range(5)])  # 3-D, 5 planes deep
+    lazy, in_memory = lazy_and_in_memory(stack, (5, 128, 128), border=border)  # depth 25 > 5
+    assert_close(lazy, in_memory)
+    lazy, in_memory = lazy_and_in_memory(stack, (5, 64, 64), border=border, memory_budget=1)
+    assert_close(lazy, in_memory)
+    lazy, in_memory = lazy_and_in_memory(stack[0], (128, 128), border=border, sigma=1e6)
+    assert_close(lazy, in_memory)
+
+
+def test_unknown_chunk_sizes_are_computed_and_the_input_kept():
+    labels = rectangles((96, 80), 12, seed=9)
+    lazy = da.from_array(labels, chunks=32)
+    picked = lazy[lazy[:, 0] >= 0]  # boolean indexing: dask no longer knows the chunk sizes
+    assert np.isnan(picked.shape[0])
+    for class_weights in ("balanced", (1.0, 2.0)):
+        weights = weight_map(picked, class_weights=class_weights)
+        assert weights.shape == labels.shape
+        assert_close(weights.compute(), weight_map(labels, class_weights=class_weights))
+    assert np.isnan(picked.shape[0])  # the caller's array is as it was
+
+
 # -- lazy, with the input's dtype-independent float32 and its chunks ---------------------
 def _refuse(block):
     raise RuntimeError("computed")

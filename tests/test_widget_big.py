@@ -125,6 +125,16 @@ def test_dask_labels_get_a_lazy_map_equal_to_the_in_memory_one(viewer, qtbot, mo
     np.testing.assert_allclose(output.data[crop].compute(), expected[crop], atol=ATOL)
 
 
+def test_a_dask_layer_smaller_than_the_border_radius_gets_its_map(viewer, qtbot,
+                                                                  notifications):
+    labels = discs((20, 24), [(6, 6), (12, 17)], radius=4)  # σ = 5 reaches 25 px: past it
+    layer = viewer.add_labels(da.from_array(labels, chunks=10), name="small")
+    _weight_widget(viewer, qtbot)
+    output = _output(viewer, layer)
+    np.testing.assert_allclose(np.asarray(output.data), weight_map(labels, 10, 5), atol=ATOL)
+    assert not notifications["error"]
+
+
 def test_multiscale_labels_get_a_map_per_level(viewer, qtbot):
     """Level 0 is the exact map; level 1 is the map of level 1's labels, σ in world units."""
     labels = _labels((160, 128))

@@ -227,7 +227,9 @@ def plan_blocks(
     Returns
     -------
     block, depth : tuple of int
-        The working block's shape, and the overlap per axis (0 on leading axes).
+        The working block's shape, and the overlap per axis: 0 on leading axes and
+        along an axis one block spans (the whole axis when the overlap, from the
+        radius, reaches past the array).
 
     Raises
     ------
@@ -242,7 +244,9 @@ def plan_blocks(
     block = working_block_shape(
         shape, chunks, depth, spatial_dims=len(spacing), max_pixels=max(1, pixels)
     )
-    return block, depth
+    # One block spans an axis whose overlap reaches past the array (blocks are never
+    # thinner than their overlap): it has no neighbour there to see.
+    return block, tuple(0 if b >= n else d for b, n, d in zip(block, shape, depth))
 
 
 # -- the map -----------------------------------------------------------------------
@@ -317,6 +321,16 @@ def _map_block(block, *, render, border: str, pairs, single, block_info=None) ->
     return out
 
 
+def _with_known_chunks(labels):
+    """``labels``, or a copy whose unknown chunk sizes (NaN, e.g. after boolean
+    indexing) are computed: one pass over the labels, the caller's array unchanged."""
+    if not any(math.isnan(n) for n in labels.shape):
+        return labels
+    known = labels.copy()
+    known.compute_chunk_sizes()
+    return known
+
+
 def lazy_weight_map(
     labels,
     render: Callable[..., np.ndarray],
@@ -364,7 +378,8 @@ def lazy_weight_map(
     dask.array.Array
         float32, with the labels' shape and chunks. Nothing is computed yet except,
         for class weights from counts or ``border="all"``, one reduction over the
-        labels (the only pass made at call time).
+        labels, and, for labels of unknown chunk sizes (boolean indexing), one pass
+        that computes them.
 
     Raises
     ------
@@ -375,6 +390,7 @@ def lazy_weight_map(
     import dask.array as da
 
     validate_labels(np.zeros((0,) * labels.ndim, labels.dtype))
+    labels = _with_known_chunks(labels)
     if labels.size == 0:
         return da.zeros(labels.shape, dtype=np.float32, chunks=labels.chunks)
     pairs, single = _plane_constants(labels, spatial_dims, border, class_weights)
