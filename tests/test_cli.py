@@ -164,7 +164,8 @@ def test_files_named_like_outputs_are_not_inputs_and_never_replaced(tmp_path, ca
     err = capsys.readouterr().err
     assert (tmp_path / "a_weights.tif").read_bytes() == before
     assert "left out 1 file(s)" in err and "(a_weights.tif)" in err
-    assert "a_weights.tif would replace an input file" in err and "(-o)" in err
+    assert (f"its output would replace {tmp_path / 'a_weights.tif'}, a file beside it named "
+            "like its output (a ground truth or an earlier result)") in err and "(-o)" in err
     assert "[2/2]" in err and "wrote 1 weight map(s)" in err
     assert not (tmp_path / "a_weights_weights.tif").exists()
     b_output = (tmp_path / "b_weights.tif").read_bytes()
@@ -174,6 +175,10 @@ def test_files_named_like_outputs_are_not_inputs_and_never_replaced(tmp_path, ca
     assert "left out 2 file(s)" in err and "wrote 0 weight map(s)" in err
     assert (tmp_path / "a_weights.tif").read_bytes() == before
     assert (tmp_path / "b_weights.tif").read_bytes() == b_output
+    # The same when a.npy is named alone: the file beside it is not replaced either.
+    assert main(["weights", str(tmp_path / "a.npy"), "-o", str(tmp_path), "--overwrite"]) == 1
+    assert "a file beside it named like its output" in capsys.readouterr().err
+    assert (tmp_path / "a_weights.tif").read_bytes() == before
 
 
 def test_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, label_files,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ import tifffile
 
 from napari_unet_weights.cli import main
 from napari_unet_weights.label_checks import check_labels
+from napari_unet_weights.label_fixes import fix_labels
 from reference import discs
 
 CENTRES = [(12, 12), (12, 40), (40, 12), (40, 40)]
@@ -208,3 +211,63 @@ def test_refused_files_are_counted_as_not_checked(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == (
         "checked 1 of 2 files: no problem found; 1 not checked")
+
+
+def test_fix_into_the_input_folder_runs_again_with_overwrite(folder, capsys):
+    """The fixed copies beside their labels are check's own: replaced with --overwrite,
+    whether the folder or the file alone is given; without it, kept."""
+    assert main(["check", str(folder), "--fix", str(folder)]) == 1
+    copy = folder / "faulty_fixed.tif"
+    copy.write_bytes(b"an older fixed copy")
+    capsys.readouterr()
+    assert main(["check", str(folder), "--fix", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"no fixed copy: {copy} exists; --overwrite replaces it" in err
+    assert copy.read_bytes() == b"an older fixed copy"
+    for given in (folder, folder / "faulty.tif"):
+        copy.write_bytes(b"an older fixed copy")
+        assert main(["check", str(given), "--fix", str(folder), "--overwrite"]) == 1
+        err = capsys.readouterr().err
+        assert "would replace" not in err and "(-o)" not in err
+        assert f"fixed copy → {copy}" in err
+        assert check_labels(tifffile.imread(copy)).clean
+
+
+def test_an_output_that_would_replace_an_input_names_the_fix_option(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    tifffile.imwrite(tmp_path / "x" / "a.tif", faulty_labels())
+    tifffile.imwrite(tmp_path / "y" / "a_fixed.tif", clean_labels())  # an input, elsewhere
+    before = (tmp_path / "y" / "a_fixed.tif").read_bytes()
+    assert main(["check", str(tmp_path / "x" / "a.tif"), str(tmp_path / "y" / "a_fixed.tif"),
+                 "--fix", str(tmp_path / "y"), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "would replace an input file" in err and "(--fix OUTDIR)" in err and "(-o)" not in err
+    assert (tmp_path / "y" / "a_fixed.tif").read_bytes() == before
+
+
+def test_zarr_stores_are_checked_and_fixed(tmp_path, capsys):
+    import zarr
+
+    store = zarr.create_array(str(tmp_path / "cells.zarr"), shape=(54, 54), chunks=(20, 20),
+                              dtype=np.uint16)
+    store[...] = faulty_labels()
+    assert main(["check", str(tmp_path / "cells.zarr")]) == 1
+    assert (f"{tmp_path / 'cells.zarr'}: 1 disconnected, 1 small, 1 hole, 1 touching "
+            "(5 objects)") in capsys.readouterr().out
+    assert main(["check", str(tmp_path), "--fix", str(tmp_path / "fixed")]) == 1
+    fixed = tifffile.imread(tmp_path / "fixed" / "cells_fixed.tif")
+    np.testing.assert_array_equal(fixed, fix_labels(faulty_labels()).labels)
+
+
+def test_an_image_with_no_pixel_is_clean(tmp_path, capsys):
+    with pytest.warns(UserWarning, match="zero-size"):
+        tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 0), np.uint16))
+    with warnings.catch_warnings():  # nor tifffile's warning on writing the fixed copy
+        warnings.filterwarnings("error", ".*zero-size", UserWarning)
+        assert main(["check", str(tmp_path / "empty.tif"), "--fix",
+                     str(tmp_path / "fixed")]) == 0
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'empty.tif'}: clean (0 objects)" in captured.out
+    assert "reshape" not in captured.err
+    assert tifffile.imread(tmp_path / "fixed" / "empty_fixed.tif").shape == (0, 0)

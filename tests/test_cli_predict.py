@@ -120,8 +120,12 @@ def test_predict_into_the_image_folder_never_replaces_a_ground_truth(tmp_path, m
         err = capsys.readouterr().err
         assert status == 1
         assert (folder / "img1_labels.tif").read_bytes() == ground_truth
-        assert "img1_labels.tif would replace an input file" in err
+        assert f"would replace {folder / 'img1_labels.tif'}, a file beside it" in err
         assert "not even with --overwrite" in err
+    status = main(["predict", str(folder / "img1.tif"), "-o", str(folder), "--model",
+                   str(model_file), "--overwrite"])  # named alone: the same
+    assert status == 1 and "a file beside it named like its output" in capsys.readouterr().err
+    assert (folder / "img1_labels.tif").read_bytes() == ground_truth
     assert not (folder / "img1_labels_labels.tif").exists()  # the ground truth is no input
     assert sorted(p.name for p in folder.iterdir()) == [
         "img1.tif", "img1_labels.tif", "img2.tif", "img2_labels.tif"]

@@ -5,7 +5,10 @@ The rules that keep a user's files safe are decided here, before any work starts
 - an output never replaces an input file of the run, not even with ``overwrite``;
 - an existing output is replaced only with ``overwrite``, otherwise its input is skipped;
 - a file named like the output of a file beside it (``a_labels.tif`` beside ``a.tif``:
-  a ground truth or an earlier result) is not taken as an input;
+  a ground truth or an earlier result) is not taken as an input; for ``weights`` and
+  ``predict`` it is never replaced either (it may be a ground truth), whether the folder
+  or ``a.tif`` alone is given; ``check``'s fixed copies (``a_fixed.tif``) are its own
+  earlier results, replaced with ``overwrite`` whichever way ``a.tif`` is given;
 - the output folder must be writable (it is created only when the first file is written);
 - an output that is a zarr store (a folder, :mod:`.big_io`) is never written inside an
   input store, nor over a folder that holds an input or that is not a zarr store.
@@ -76,6 +79,13 @@ def _report_left_out(left_out: list[Path], suffix: str) -> None:
           "not inputs; name such a file alone to process it.", file=sys.stderr)
 
 
+def _named_like_its_output(path: Path, out: Path, suffix: str) -> bool:
+    """Whether ``out`` exists beside ``path``, named like its output (``a_labels.*`` by
+    ``a.*``): a ground truth or an earlier result."""
+    return (out.exists() and out.parent.resolve() == path.parent.resolve()
+            and file_stem(out) == file_stem(path) + suffix)
+
+
 def _replaces_an_input(out: Path, protected: set[Path]) -> bool:
     """Whether writing ``out`` replaces an input, or (a store) writes inside or over one."""
     out = out.resolve()
@@ -93,15 +103,33 @@ def _check_output(out: Path, overwrite: bool) -> None:
         check_output_file(out, overwrite=overwrite)
 
 
-def _sort_outputs(outputs: dict[Path, Path], inputs: list[Path], overwrite: bool) -> Batch:
+@dataclass(frozen=True)
+class _Protection:
+    """What no output may replace, and how a refusal ends."""
+
+    inputs: set[Path]  # resolved
+    suffix: str | None  # files named like an output beside their source; None: not kept
+    option: str  # the command's output folder option
+
+    def refusal(self, path: Path, out: Path) -> str | None:
+        """Why ``out`` may not be written for ``path``, or None."""
+        advice = (f"which is never done (not even with --overwrite); choose another output "
+                  f"folder ({self.option})")
+        if self.suffix is not None and _named_like_its_output(path, out, self.suffix):
+            return (f"its output would replace {out}, a file beside it named like its "
+                    f"output (a ground truth or an earlier result), {advice}")
+        if _replaces_an_input(out, self.inputs):
+            return f"its output {out} would replace an input file, {advice}"
+        return None
+
+
+def _sort_outputs(outputs: dict[Path, Path], protection: _Protection, overwrite: bool) -> Batch:
     """Split ``outputs`` into those to write and those refused; OSError if none can be."""
-    protected = {path.resolve() for path in inputs}
     batch = Batch()
     for path, out in outputs.items():
-        if _replaces_an_input(out, protected):
-            batch.refused[path] = (f"its output {out} would replace an input file, which is "
-                                   "never done (not even with --overwrite); choose another "
-                                   "output folder (-o)")
+        refusal = protection.refusal(path, out)
+        if refusal is not None:
+            batch.refused[path] = refusal
             continue
         try:
             _check_output(out, overwrite)
@@ -117,7 +145,8 @@ def _sort_outputs(outputs: dict[Path, Path], inputs: list[Path], overwrite: bool
 
 def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
                overwrite: bool, output_for: Callable[[Path], Path] | None = None,
-               expand: Callable[[list[str]], list[Path]] = expand_inputs) -> Batch:
+               expand: Callable[[list[str]], list[Path]] = expand_inputs,
+               own_earlier_outputs: bool = False, output_option: str = "-o") -> Batch:
     """Find the input files and check every output, creating nothing.
 
     Parameters
@@ -138,6 +167,13 @@ def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
     expand : callable
         Inputs as given → the input files (:func:`.io.expand_inputs`; zarr-aware:
         :func:`.big_io.expand_lazy_inputs`).
+    own_earlier_outputs : bool
+        Whether a file named like an output beside its source is this command's own
+        earlier result, replaced with ``overwrite`` (``check``'s fixed copies); False:
+        it may be a ground truth and is never replaced, also when the source is given
+        alone.
+    output_option : str
+        The command's output folder option, for the refusals' advice.
 
     Returns
     -------
@@ -162,7 +198,10 @@ def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
     clashes = _clashes(outputs)
     if clashes:
         raise ValueError(f"inputs would write the same output file: {'; '.join(clashes)}.")
-    return _sort_outputs(outputs, found, overwrite)
+    protection = _Protection({path.resolve() for path in (files if own_earlier_outputs
+                                                          else found)},
+                             None if own_earlier_outputs else suffix, output_option)
+    return _sort_outputs(outputs, protection, overwrite)
 
 
 def run_batch(batch: Batch, write: Callable[[Path, Path, str], str], written: str,

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ._cli_common import _add_overwrite_argument, _non_negative, _output_problem, _usage_error
 from .label_checks import PROBLEMS
 
@@ -34,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "into new ids, small objects removed (or merged), holes filled, touching objects "
         "separated by a one-pixel gap, reused ids renumbered. An input file is never "
         "replaced, an existing output only with --overwrite, and a file named like the "
-        f"output of a file beside it (a{FIXED_SUFFIX}.tif beside a.tif) is not an input. "
+        f"output of a file beside it (a{FIXED_SUFFIX}.tif beside a.tif) is not an input: "
+        "it is an earlier fixed copy, replaced with --overwrite (--fix into the labels' "
+        "own folder can be run again), whether the folder or a.tif alone is given. "
         "A fix whose new ids do not fit the file's integer type (an id at its largest value "
         "split in two) writes no copy and says so; the batch goes on (with --relabel the ids "
         "are numbered 1..N first). The fixed copies keep the input's type when their ids "
@@ -45,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "labels", nargs="+", metavar="LABELS",
-        help="instance label images (.tif/.tiff/.png/.npy, 0 = background) or folders of them",
+        help="instance label images (.tif/.tiff/.png/.npy, 0 = background), zarr / OME-Zarr "
+        "stores (level 0, read whole: the check works in memory) or folders of them",
     )
     parser.add_argument("--min-size", type=_non_negative, default=10.0, metavar="N",
                         help="objects with fewer pixels are 'small' (default: %(default)g; "
@@ -77,13 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- one file ------------------------------------------------------------------
-def _read(path: Path, force: bool):
+def _read(path: Path, force: bool) -> np.ndarray:
+    """The labels of a file, or of a zarr store's level 0 (judged on a window of it
+    before it is read whole: the check works in memory)."""
+    from .big_io import is_zarr_store, labels_problem, open_lazy
     from .io import implausible_labels_reason, read_labels
 
-    labels = read_labels(path)
-    reason = None if force else implausible_labels_reason(labels)
+    if is_zarr_store(path):
+        labels, judge = open_lazy(path, labels=True).data, labels_problem
+    else:
+        labels, judge = read_labels(path), implausible_labels_reason
+    reason = None if force else judge(labels)
     if reason is None:
-        return labels
+        return np.asarray(labels)
     raise ValueError(f"{path} does not look like instance labels: {reason} "
                      "(--force-labels checks it all the same)")
 
@@ -201,16 +212,17 @@ def _check_file(path: Path, args: argparse.Namespace, checks, out: Path | None, 
 def _inputs(args: argparse.Namespace):
     """(files, {file: output} or None, {file: why it gets no output}), or an exit status."""
     from ._batch import plan_batch
-    from .io import expand_inputs
+    from .big_io import expand_lazy_inputs
 
     try:
         if args.fix is None:
-            files = expand_inputs(args.labels)
+            files = expand_lazy_inputs(args.labels)
             if not files:
                 raise ValueError(f"no label images found in {', '.join(args.labels)}.")
             return files, None, {}
         batch = plan_batch(args.labels, args.fix, FIXED_SUFFIX, "label images",
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, expand=expand_lazy_inputs,
+                           own_earlier_outputs=True, output_option="--fix OUTDIR")
     except (OSError, ValueError) as error:
         return _usage_error(str(error))
     return batch.inputs(), batch.outputs, batch.refused

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import secrets
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -268,7 +269,7 @@ def implausible_labels_reason(labels: np.ndarray) -> str | None:
     if _looks_like_colour(labels):
         return (f"its shape {labels.shape} is that of a colour or multichannel image "
                 f"({labels.shape[-1]} values per pixel)")
-    if labels.ndim < 2:
+    if labels.ndim < 2 or labels.size == 0:  # nothing to judge (a 0×0 image is labels)
         return None
     pairs = changes = 0
     for plane in labels.reshape(-1, *labels.shape[-2:]):
@@ -394,7 +395,9 @@ def write_tiff(path: PathLike, array: np.ndarray, *, level: int = 6) -> Path:
     path = Path(path)
     array = np.asarray(array)
     try:
-        with atomic_output(path) as partial:
+        with atomic_output(path) as partial, warnings.catch_warnings():
+            # an image with no pixel (0×0) is written as tifffile reads it back
+            warnings.filterwarnings("ignore", ".*writing zero-size array", UserWarning)
             tifffile.imwrite(
                 partial, array, compression="zlib", compressionargs={"level": level},
                 photometric="minisblack",
