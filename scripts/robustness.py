@@ -77,23 +77,24 @@ def full_scale(image: np.ndarray) -> float:
 
 # -- the transforms ------------------------------------------------------------------------
 def gaussian(snr: float) -> Transform:
+    """Additive Gaussian noise, float32 and unclipped: rounded and clipped at 0 in 8 bits,
+    a dark background would lose half its noise and the SNR would not be the one named."""
     def transform(image, labels, rng):
         background, foreground = levels(image, labels)
         sd = max(abs(foreground - background), 1e-6) / snr
-        return as_dtype(augment.gaussian_noise(rng, image.astype(np.float32), sd), image), labels
+        return augment.gaussian_noise(rng, image.astype(np.float32), sd), labels
     return transform
 
 
 def poisson(snr: float) -> Transform:
-    """Shot noise above the background with the given SNR at the mean nucleus level."""
+    """Shot noise above the image's minimum, the SNR named at the mean nucleus (float32)."""
     def transform(image, labels, rng):
         background, foreground = levels(image, labels)
-        contrast = max(abs(foreground - background), 1e-6)
-        # counts (c = contrast·k) have sd sqrt(c): SNR = sqrt(contrast·k)
-        photons = snr**2 / contrast
         base = float(np.min(gray(image)))
-        noisy = augment.poisson_noise(rng, image.astype(np.float32), photons, base)
-        return as_dtype(noisy, image), labels
+        signal = max(foreground - base, 1e-6)
+        # signal·k photons have sd sqrt(signal·k): SNR = sqrt(signal·k)
+        photons = snr**2 / signal
+        return augment.poisson_noise(rng, image.astype(np.float32), photons, base), labels
     return transform
 
 
@@ -110,18 +111,20 @@ def rescaled(factor: float) -> Transform:
 
 
 def gamma(value: float) -> Transform:
+    """``max · (I / max) ** gamma`` with the image's own maximum, as float32: rounded to
+    8 bits, gamma 2 would leave the nuclei of a dim image 2 or 3 grey levels, a test of
+    quantisation rather than of the intensity curve (``narrow_16bit`` tests that)."""
     def transform(image, labels, rng):
-        top = full_scale(image)
-        return as_dtype(top * (np.clip(image, 0, None) / top) ** value, image), labels
+        top = float(np.max(image)) or 1.0
+        return (top * (np.clip(image, 0, None) / top) ** value).astype(np.float32), labels
     return transform
 
 
 def dim_nuclei(image, labels, rng):
-    """Each nucleus' contrast × a gain drawn from 0.2-1."""
+    """Each nucleus' contrast × a gain drawn from 0.2-1 (float32, as :func:`gamma`)."""
     gains = rng.uniform(0.2, 1.0, int(labels.max()) + 1)
-    dimmed = augment.object_brightness(image.astype(np.float32), labels, gains,
-                                       background_level(image, labels))
-    return as_dtype(dimmed, image), labels
+    return augment.object_brightness(image.astype(np.float32), labels, gains,
+                                     background_level(image, labels)), labels
 
 
 def narrow_16bit(image, labels, rng):
