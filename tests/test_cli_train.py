@@ -320,6 +320,29 @@ def test_fine_tuning_a_file_within_the_budget_records_its_lineage(tiny_parent, t
     assert last.endswith(f"saved {out}")
 
 
+def test_a_val_dir_of_the_training_images_is_no_independent_score(tiny_parent, tmp_path,
+                                                                  capsys):
+    from napari_unet_weights.unet.model_file import read_metadata
+
+    parent, few = tiny_parent
+    out = tmp_path / "m.keras"
+    assert main(["train", str(few), "--from", str(parent), "--val-dir", str(few),
+                 "--minutes", "0.25", "--out", str(out), "--patch-size", "32"]) == 0
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "on the 3 training images (not an independent score)" in last
+    assert read_metadata(out)["validation"]["on"] == "training images"
+
+
+def test_some_val_dir_images_that_train_are_counted(data, tmp_path, runs, monkeypatch,
+                                                    capsys):
+    monkeypatch.setattr(train_module, "train", lambda data, **kwargs: fake_result(
+        kwargs, n_images=4, on="validation set", also_training=1))
+    assert main(["train", str(data), "--out", str(tmp_path / "m.keras"), "--val-dir",
+                 str(data)]) == 0
+    assert ("on 4 images of --val-dir (1 of them training images: not an independent "
+            "score)") in capsys.readouterr().err.splitlines()[-1]
+
+
 # -- output and data checks ---------------------------------------------------------------
 def test_missing_data_and_an_empty_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: None)
@@ -330,6 +353,26 @@ def test_missing_data_and_an_empty_folder(tmp_path, monkeypatch, capsys):
     _folder(tmp_path / "empty")
     assert main(["train", str(tmp_path / "empty"), "--out", str(tmp_path / "m.keras")]) == 1
     assert "holds no image files" in capsys.readouterr().err  # the real train() said so
+
+
+def test_labels_without_any_object_are_refused_before_training(tmp_path, monkeypatch,
+                                                               capsys):
+    import numpy as np
+    import tifffile
+
+    def no_training():
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(train_module, "keras_or_error", no_training)
+    data = _folder(tmp_path / "data")
+    tifffile.imwrite(data / "images" / "a.tif", np.random.default_rng(0).random((32, 32)))
+    tifffile.imwrite(data / "labels" / "a.tif", np.zeros((32, 32), np.uint16))
+    out = tmp_path / "m.keras"
+    assert main(["train", str(data), "--out", str(out), "--val-on-training"]) == 1
+    assert ("the label image of the training data holds no object (every pixel is 0)"
+            in capsys.readouterr().err)
+    assert not out.exists()
 
 
 def test_out_under_a_file_fails_at_once(data, tmp_path, runs, capsys):

@@ -79,7 +79,8 @@ def test_split_indices_hold_out_the_fraction_with_the_seed():
 
 def test_a_given_validation_set_replaces_the_split(tmp_path):
     images, labels = pairs(4)
-    val_folder = write_folder(tmp_path / "val", *pairs(2))
+    others = pairs(6)
+    val_folder = write_folder(tmp_path / "val", others[0][4:], others[1][4:])
     train_set, val_set, record = datasets(images, labels, val_folder, 0.5, seed=3)
     assert [s.name for s in train_set] == [0, 1, 2, 3]  # all train
     assert [s.name for s in val_set] == ["s0", "s1"]
@@ -89,6 +90,41 @@ def test_a_given_validation_set_replaces_the_split(tmp_path):
     assert record["seed"] == 3 and record["validation_fraction"] == 0.5
     assert sorted(record["train"] + record["validation"]) == [0, 1, 2, 3]
     assert [s.name for s in val_set] == record["validation"]
+
+
+def test_a_validation_set_of_training_images_is_validation_on_training(tmp_path):
+    images, labels = pairs(3)
+    data = write_folder(tmp_path / "data", images, labels)
+    train_set, val_set, record = datasets(data, None, data, 0.2, seed=0)
+    assert record["source"] == "training" and record["given"] is True
+    assert [s.name for s in val_set] == ["s0", "s1", "s2"]
+    copy = write_folder(tmp_path / "copy", images[1:], labels[1:])  # other names, same pixels
+    for name in ("s0", "s1"):
+        for kind in ("images", "labels"):
+            (copy / kind / f"{name}.tif").rename(copy / kind / f"copy_{name}.tif")
+    assert datasets(data, None, copy, 0.2, seed=0)[2]["source"] == "training"
+    others = pairs(6)
+    mixed = write_folder(tmp_path / "mixed", [images[0], others[0][5]],
+                         [labels[0], others[1][5]])
+    record = datasets(data, None, mixed, 0.2, seed=0)[2]
+    assert record["source"] == "given" and record["also_training"] == 1
+    changed = [labels[0].copy()]
+    changed[0][0, 0] = 9  # one pixel differs: an independent image
+    record = datasets(images, labels, (images[:1], changed), 0.2, seed=0)[2]
+    assert record["source"] == "given" and "also_training" not in record
+
+
+def test_training_labels_without_any_object_are_refused(tmp_path):
+    images, labels = pairs(2)
+    empty = [np.zeros_like(labels[0])]
+    with pytest.raises(ValueError, match="the label image of the training data holds no "
+                                         "object .every pixel is 0.: a model would only "
+                                         "learn background"):
+        datasets(write_folder(tmp_path / "empty", images[:1], empty), None, "training", 0.2,
+                 seed=0)
+    with pytest.raises(ValueError, match="the 2 label images of the training data hold no"):
+        datasets(images, empty * 2, "training", 0.2, seed=0)
+    datasets(images, [empty[0], labels[1]], "training", 0.2, seed=0)  # one with objects: fine
 
 
 def test_augmentation_moves_image_target_and_weights_together():

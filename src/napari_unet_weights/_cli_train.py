@@ -82,7 +82,11 @@ def _epilog() -> str:
         "Validation: the validation mAP is measured on --val-fraction of DATA_DIR held out "
         "(chosen with --seed); on the images of --val-dir (all of DATA_DIR then trains); or, "
         "with --val-on-training, on the training images themselves (when a few annotated "
-        "images leave none to hold out; the score is then not independent). With --from "
+        "images leave none to hold out; the score is then not independent). --val-dir "
+        "images with the pixels of a training pair (under any name) are training images: "
+        "all of them, and the score is that of --val-on-training; some, and the summary "
+        "says how many. Training data whose label images hold no object at all is "
+        "refused (exit status 1). With --from "
         f"and at most {FEW_SAMPLES} images in DATA_DIR, the training images are used unless "
         "--val-dir is given. The post-processing is tuned on independent validation images "
         f"(at least {TUNE_MIN_IMAGES} with --from); else the starting model's (or the "
@@ -334,6 +338,9 @@ def _summary(result, used: float, budget: float | None) -> str:
     validation, epochs = result.validation, len(result.history)
     n = validation["n_images"]
     on = MEASURED_ON.get(validation["on"], validation["on"]).format(n=n, s="" if n == 1 else "s")
+    shared = validation.get("also_training")
+    if shared:
+        on += f" ({shared} of them training images: not an independent score)"
     parent_map = (result.model.metadata.get("lineage") or {}).get("parent_val_map")
     before = "" if parent_map is None else f" (starting model: {parent_map:.4f})"
     postprocess = POSTPROCESS_FROM.get(validation["postprocess_from"],

@@ -9,6 +9,7 @@ Data flow: arrays or folders → :func:`load_samples` (checked :class:`Sample` p
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -176,28 +177,71 @@ def _split_record(train_set: list[Sample], val_set: list[Sample], **extra) -> di
             "validation": [s.name for s in val_set]}
 
 
+def _check_some_object(samples: list[Sample]) -> None:
+    """Refuse training samples whose labels are all background: nothing to learn."""
+    if not any(np.any(sample.labels) for sample in samples):
+        count = (f"the {len(samples)} label images of the training data hold"
+                 if len(samples) > 1 else "the label image of the training data holds")
+        raise ValueError(f"{count} no object (every pixel is 0): a model would only learn "
+                         "background. Paint the objects (ids 1..N) first, or add images "
+                         "with objects.")
+
+
+def _fingerprint(sample: Sample) -> str:
+    """What makes two samples the same pixels: shapes, dtypes and a digest of both."""
+    digest = hashlib.sha256()
+    for array in (sample.image, sample.labels):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+def _also_training(train_set: list[Sample], val_set: list[Sample]) -> int:
+    """How many validation samples are training samples (the same pixels, any name)."""
+    trained = {_fingerprint(sample) for sample in train_set}
+    return sum(_fingerprint(sample) in trained for sample in val_set)
+
+
+def _given_validation(samples: list[Sample], validation) -> tuple[list[Sample], dict]:
+    """The given validation set and its split record: ``"source": "training"`` when its
+    samples are all training samples, else ``"given"`` (with ``"also_training"``, the
+    count of those that are, if any)."""
+    if isinstance(validation, (str, os.PathLike)):
+        val_set = load_samples(validation)
+    else:
+        val_images, val_labels = validation
+        val_set = load_samples(val_images, val_labels)
+    shared = _also_training(samples, val_set)
+    if shared == len(val_set):
+        return val_set, _split_record(samples, val_set, source="training", given=True)
+    extra = {"also_training": shared} if shared else {}
+    return val_set, _split_record(samples, val_set, source="given", **extra)
+
+
 def datasets(images, labels, validation, fraction: float, seed: int, *,
              few_validate_on_training: int = 0) -> tuple[list[Sample], list[Sample], dict]:
     """The training and validation samples, and the split's record for the metadata.
 
     ``validation`` (a folder, or ``(images, labels)``) is the validation set when given:
-    all of ``images`` then train (record ``"source": "given"``). ``"training"``: all of
-    ``images`` train and validate (record ``"source": "training"``), as they do without
-    a ``validation`` when there are at most ``few_validate_on_training`` samples. Else
-    ``fraction`` of them are held out with ``seed`` (record ``"seed"``,
-    ``"validation_fraction"``).
+    all of ``images`` then train (record ``"source": "given"``; ``"training"``, with
+    ``"given": True``, when its images are all training images, the same pixels under
+    any name: not an independent score; ``"also_training"``: how many are, when only
+    some). ``"training"``: all of ``images`` train and validate (record ``"source":
+    "training"``), as they do without a ``validation`` when there are at most
+    ``few_validate_on_training`` samples. Else ``fraction`` of them are held out with
+    ``seed`` (record ``"seed"``, ``"validation_fraction"``).
+
+    Raises ValueError when no training label image holds an object.
     """
     samples = load_samples(images, labels)
+    _check_some_object(samples)
     if (isinstance(validation, str) and validation == "training") or (
             validation is None and len(samples) <= few_validate_on_training):
         return samples, samples, _split_record(samples, samples, source="training")
     if validation is not None:
-        if isinstance(validation, (str, os.PathLike)):
-            val_set = load_samples(validation)
-        else:
-            val_images, val_labels = validation
-            val_set = load_samples(val_images, val_labels)
-        return samples, val_set, _split_record(samples, val_set, source="given")
+        val_set, record = _given_validation(samples, validation)
+        return samples, val_set, record
     train_ids, val_ids = split_indices(len(samples), fraction, seed)
     train_set = [samples[i] for i in train_ids]
     val_set = [samples[i] for i in val_ids]

@@ -115,6 +115,7 @@ def final_validation(keras_model, samples, config: TrainConfig, tuning: Tuning,
         "postprocess_tuned_on": "validation" if tuning.tune else None,
         "postprocess_from": "tuned" if tuning.tune else tuning.base_name,
         "on": VALIDATED_ON.get(split.get("source"), "held-out split"),
+        **({"also_training": split["also_training"]} if split.get("also_training") else {}),
         "definition": "mean over images of the mean over IoU thresholds 0.5:0.95:0.05 of "
                       "TP/(TP+FP+FN) (DSB 2018); per_threshold: map = mean over images, "
                       "counts pooled",
