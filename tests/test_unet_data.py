@@ -95,7 +95,7 @@ def test_a_given_validation_set_replaces_the_split(tmp_path):
 def test_a_validation_set_of_training_images_is_validation_on_training(tmp_path):
     images, labels = pairs(3)
     data = write_folder(tmp_path / "data", images, labels)
-    train_set, val_set, record = datasets(data, None, data, 0.2, seed=0)
+    _, val_set, record = datasets(data, None, data, 0.2, seed=0)
     assert record["source"] == "training" and record["given"] is True
     assert [s.name for s in val_set] == ["s0", "s1", "s2"]
     copy = write_folder(tmp_path / "copy", images[1:], labels[1:])  # other names, same pixels
@@ -117,9 +117,9 @@ def test_a_validation_set_of_training_images_is_validation_on_training(tmp_path)
 def test_training_labels_without_any_object_are_refused(tmp_path):
     images, labels = pairs(2)
     empty = [np.zeros_like(labels[0])]
-    with pytest.raises(ValueError, match="the label image of the training data holds no "
-                                         "object .every pixel is 0.: a model would only "
-                                         "learn background"):
+    with pytest.raises(ValueError, match=r"the label image of the training data holds no "
+                                         r"object \(every pixel is 0\): a model would only "
+                                         r"learn background"):
         datasets(write_folder(tmp_path / "empty", images[:1], empty), None, "training", 0.2,
                  seed=0)
     with pytest.raises(ValueError, match="the 2 label images of the training data hold no"):
