@@ -308,6 +308,29 @@ def test_handoffs_dock_the_other_widgets(viewer, qtbot, fake_model, fake_core, e
     assert evaluate.evaluation is not None and evaluate.evaluation.map == pytest.approx(1.0)
 
 
+def test_reruns_keep_the_names_and_new_layers_get_napari_s_numbering(viewer, qtbot, fake_model,
+                                                                    fake_core):
+    image, gt = _add_scene(viewer)
+    widget = _make_widget(viewer, fake_model)
+    _run(widget, qtbot)
+    first = widget.labels_layer
+    assert first.name == "cells labels"
+    widget.release_labels(image)  # as "Use this model" does: the corrections are kept
+    for _ in range(2):
+        _run(widget, qtbot)
+        assert widget.labels_layer is not first and widget.labels_layer.name == "cells labels [1]"
+    assert first.name == "cells labels" and first in viewer.layers
+    widget.labels_layer.name = "mine"  # a name the user gave
+    _run(widget, qtbot)
+    assert widget.labels_layer.name == "mine"
+    assert widget.probability_layer.name == "cells probability"
+    gt.name = "nuclei labels"  # the user's ground truth holds the name: napari numbers
+    other = viewer.add_image(image.data, name="nuclei")
+    widget.image_layer = other
+    _run(widget, qtbot)
+    assert widget.labels_layer.name == "nuclei labels [1]" and gt.name == "nuclei labels"
+
+
 def test_add_to_training_set_follows_the_prediction(viewer, qtbot, fake_model, fake_core,
                                                     errors):
     """The button needs the image's predicted labels; it hands a copy of them to Train U-Net."""

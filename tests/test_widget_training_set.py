@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,7 +20,7 @@ from napari_unet_weights._widgets.train import TrainWidget
 from napari_unet_weights.unet.model_file import METADATA_ENTRY
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
-from reference import SCALE, TRANSLATE, discs, noisy_image
+from reference import SCALE, TRANSLATE, discs, noisy_image, run_widget_script
 from test_widget_train import TIMEOUT_MS, FakeTrain
 
 pytestmark = pytest.mark.gui
@@ -369,6 +370,25 @@ def test_use_this_model_switches_the_segment_widget_and_reruns(viewer, qtbot, mo
     assert errors == []
 
 
+def test_the_temporary_model_file_is_removed_when_napari_exits(tmp_path):
+    """Use this model's unsaved model goes to a temporary folder, gone after exit (run in a
+    fresh interpreter: the folder is removed at its exit)."""
+    done = run_widget_script(
+        "from pathlib import Path\n"
+        "from types import SimpleNamespace\n"
+        "from napari_unet_weights._widgets.train import TrainWidget\n"
+        "model = SimpleNamespace(save=lambda path: Path(path).write_bytes(b'model'))\n"
+        "widget = SimpleNamespace(result=SimpleNamespace(model=model), _model_file=None,\n"
+        "                         _report=print)\n"
+        "path = TrainWidget._save_temporary(widget)\n"
+        "print('saved', path, path.is_file())\n")
+    assert done.returncode == 0, done.stderr
+    saved = next(line for line in done.stdout.splitlines() if line.startswith("saved "))
+    path = Path(saved.split()[1])
+    assert saved.endswith(" True") and path.name == "trained.keras"
+    assert not path.exists() and not path.parent.exists()
+
+
 # -- the whole loop, for real ---------------------------------------------------------------------
 @pytest.fixture
 def tiny_parent(keras, tmp_path):
@@ -418,6 +438,7 @@ def test_correct_fine_tune_and_use_for_real(viewer, qtbot, errors, tiny_parent):
     assert segment.model_path == train._model_file and segment.model_path.is_file()
     assert " objects · " in segment.status_label.text()
     assert segment.labels_layer is not labels  # a new layer: the corrections stay as they were
+    assert (labels.name, segment.labels_layer.name) == ("cells labels", "cells labels [1]")
     np.testing.assert_array_equal(labels.data, truth)
     assert labels in viewer.layers and segment.labels_layer in viewer.layers
     assert errors == []

@@ -13,12 +13,16 @@ taking the active layer from the user, and word errors and scores for the user.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -40,10 +44,20 @@ __all__ = [
     "keep_active_layer",
     "number_text",
     "sync_transforms",
+    "temporary_folder",
     "transforms",
     "update_layer",
     "user_message",
 ]
+
+
+def temporary_folder() -> Path:
+    """A new folder in the system's temporary folder, deleted with all it holds when
+    Python (napari) exits: where the widgets put what they write for themselves (a
+    large image's labels store, the model "Use this model" segments with)."""
+    folder = Path(tempfile.mkdtemp(prefix="napari-unet-weights-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 # -- layer helpers ---------------------------------------------------------------------

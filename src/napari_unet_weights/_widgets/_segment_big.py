@@ -24,10 +24,8 @@ is polled throughout (:class:`~napari_unet_weights.engine.Engine`).
 
 from __future__ import annotations
 
-import atexit
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 from napari_unet_weights import big_io
+from napari_unet_weights._widgets._base import temporary_folder
 from napari_unet_weights.engine import Engine
 from napari_unet_weights.unet.predict import PredictionCancelled
 
@@ -105,9 +104,8 @@ def store_problem(path: Path, viewer: napari.viewer.Viewer, own: Layer | None) -
 
 def temporary_store(name: str) -> Path:
     """A store in a new temporary folder (deleted when Python exits), named after ``name``."""
-    folder = Path(tempfile.mkdtemp(prefix="napari-unet-weights-"))
-    atexit.register(shutil.rmtree, folder, True)
-    return folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name).strip('_') or 'image'}_labels.zarr"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "image"
+    return temporary_folder() / f"{stem}_labels.zarr"
 
 
 def _step(progress: Progress, phase: str) -> Progress:

@@ -1,12 +1,14 @@
 """The Segment widget's output layers: writing them, finding them, handing them off.
 
 :class:`SegmentOutputs` is the part of :class:`~.segment.SegmentWidget` that deals with
-the layers a run leaves: ``"<image> probability"`` and ``"<image> labels"`` (or
-``"<image> predicted labels"`` when another layer has that name), marked in their
-metadata, updated in place by a re-run; for a large image the labels layer reads the
-run's zarr store lazily (:mod:`._segment_big`). The hand-offs dock the Weight map and
-Evaluate widgets on the predicted labels, and "Add to training set" copies the image and
-its corrected labels into the Train U-Net widget's training set (:mod:`._snapshots`).
+the layers a run leaves: ``"<image> probability"`` and ``"<image> labels"``, marked in
+their metadata; a re-run replaces their data and keeps their names (whatever the user
+renamed them to). A new output layer whose name another layer holds (the user's ground
+truth, or the corrected labels that "Use this model" keeps) gets napari's numbering:
+``"<image> labels [1]"``. For a large image the labels layer reads the run's zarr store
+lazily (:mod:`._segment_big`). The hand-offs dock the Weight map and Evaluate widgets on
+the predicted labels, and "Add to training set" copies the image and its corrected
+labels into the Train U-Net widget's training set (:mod:`._snapshots`).
 """
 
 from __future__ import annotations
@@ -33,12 +35,10 @@ from napari_unet_weights._widgets._train_data import BadInput
 if TYPE_CHECKING:
     from napari.layers import Layer
 
-__all__ = ["LABELS_SUFFIX", "PREDICTED_SUFFIX", "PROBABILITY_SUFFIX", "SegmentOutputs"]
+__all__ = ["LABELS_SUFFIX", "PROBABILITY_SUFFIX", "SegmentOutputs"]
 
 PROBABILITY_SUFFIX = " probability"
 LABELS_SUFFIX = " labels"
-#: Used instead of LABELS_SUFFIX when another layer (e.g. the ground truth) has that name.
-PREDICTED_SUFFIX = " predicted labels"
 
 
 class SegmentOutputs:
@@ -76,20 +76,13 @@ class SegmentOutputs:
         return next((layer for layer in self.viewer.layers
                      if layer.metadata.get(SEGMENT_OUTPUT_KEY) == mark), None)
 
-    def _output_name(self, image: Image, kind: str, layer: Layer | None) -> str:
-        if kind == "probability":
-            return f"{image.name}{PROBABILITY_SUFFIX}"
-        name = f"{image.name}{LABELS_SUFFIX}"
-        taken = name in self.viewer.layers and self.viewer.layers[name] is not layer
-        return f"{image.name}{PREDICTED_SUFFIX}" if taken else name
-
     def _write_probability(self, image: Image, layer: Image | None, data: np.ndarray) -> Image:
-        name = self._output_name(image, "probability", layer)
         if layer is not None:
-            update_layer(layer, image, data=data, name=name)
+            update_layer(layer, image, data=data)
             return layer
         return self._add_output(
-            self.viewer.add_image, data, image, active=None, name=name,
+            self.viewer.add_image, data, image, active=None,
+            name=f"{image.name}{PROBABILITY_SUFFIX}",
             colormap="inferno", blending="additive", contrast_limits=(0.0, 1.0), opacity=0.6,
             metadata={SEGMENT_OUTPUT_KEY: {"source": image.name, "output": "probability"}},
         )
@@ -97,18 +90,19 @@ class SegmentOutputs:
     def _write_labels(self, image: Image, layer: Labels | None, data: Any,
                       multiscale: bool = False, store: Path | None = None) -> Labels:
         """Labels into ``layer``, or a new layer (also when it must change to or from
-        multiscale, which napari cannot change in a layer); ``store``: the zarr it reads."""
+        multiscale, which napari cannot change in a layer, under the same name); ``store``:
+        the zarr it reads."""
+        name = f"{image.name}{LABELS_SUFFIX}" if layer is None else layer.name
         if layer is not None and layer.multiscale != multiscale:
             self.viewer.layers.remove(layer)
             layer = None
-        name = self._output_name(image, "labels", layer)
         metadata = {} if layer is None else dict(layer.metadata)
         metadata[SEGMENT_OUTPUT_KEY] = {"source": image.name, "output": "labels"}
         metadata.pop(STORE_KEY, None)
         if store is not None:
             metadata[STORE_KEY] = str(store.resolve())
         if layer is not None:
-            update_layer(layer, image, data=data, name=name, metadata=metadata)
+            update_layer(layer, image, data=data, metadata=metadata)
             return layer
         return self._add_output(self.viewer.add_labels, data, image, active=None, name=name,
                                 metadata=metadata, multiscale=multiscale)

@@ -241,11 +241,12 @@ class SegmentWidget(SegmentOutputs, RunWidget):
     -----
     ``segmented`` is emitted with the new Labels layer after each finished run.
     Outputs: ``"<image> probability"`` (object / interior probability, 0–1) and
-    ``"<image> labels"`` (or ``"<image> predicted labels"`` when another layer has
-    that name), both with the image's scale and translate; a large image gets the
-    labels only, read lazily from the zarr store the run wrote (``block_shape``: its
-    blocks, None for the core's default). TensorFlow is imported in the worker of the
-    first run; until then "Use GPU" means "if TensorFlow sees one".
+    ``"<image> labels"`` (napari's numbering, ``"<image> labels [1]"``, when another
+    layer has that name; a re-run keeps the names), both with the image's scale and
+    translate; a large image gets the labels only, read lazily from the zarr store the
+    run wrote (``block_shape``: its blocks, None for the core's default). TensorFlow is
+    imported in the worker of the first run; until then "Use GPU" means "if TensorFlow
+    sees one".
     """
 
     TITLE = "Segment"

@@ -22,7 +22,6 @@ fast; the widget adds no layer but the preview, and never modifies a layer.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -50,6 +49,7 @@ from napari_unet_weights._widgets._base import (
     RunWidget,
     keep_active_layer,
     number_text,
+    temporary_folder,
     transforms,
     update_layer,
     user_message,
@@ -686,8 +686,8 @@ class TrainWidget(RunWidget):
         return segment
 
     def _save_temporary(self) -> Path | None:
-        """Save the model into a new temporary folder; its path, or None (reported)."""
-        path = Path(tempfile.mkdtemp(prefix="napari-unet-weights-")) / "trained.keras"
+        """Save the model into a folder deleted at exit; its path, or None (reported)."""
+        path = temporary_folder() / "trained.keras"
         try:
             self.result.model.save(path)
         except Exception as error:  # shown to the user, not raised into Qt
