@@ -151,6 +151,16 @@ def discs(shape, centres, radius, ids=None) -> np.ndarray:
     return labels
 
 
+def split_id(top: int, dtype) -> np.ndarray:
+    """20×20 labels whose id ``top`` is painted in two pieces (the second larger), beside
+    a clean id 3: a fix must give a piece the id ``top + 1``."""
+    labels = np.zeros((20, 20), dtype=dtype)
+    labels[1:5, 1:5] = top
+    labels[10:15, 10:15] = top
+    labels[15:19, 1:5] = 3
+    return labels
+
+
 def noisy_image(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     """A float32 image of ``labels``: 0.9 inside objects, 0.1 outside, Gaussian noise 0.05."""
     rng = np.random.default_rng(seed)

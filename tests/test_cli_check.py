@@ -12,7 +12,7 @@ import tifffile
 from napari_unet_weights.cli import main
 from napari_unet_weights.label_checks import check_labels
 from napari_unet_weights.label_fixes import fix_labels
-from reference import discs
+from reference import discs, split_id
 
 CENTRES = [(12, 12), (12, 40), (40, 12), (40, 40)]
 
@@ -161,19 +161,10 @@ def test_fixed_copies_beside_the_inputs_are_not_inputs(folder, capsys):
     assert not list(folder.glob("*_fixed_fixed.tif"))
 
 
-def _split_id(top: int, dtype) -> np.ndarray:
-    """Labels whose id ``top`` is painted in two pieces, beside a clean id 3."""
-    labels = np.zeros((20, 20), dtype=dtype)
-    labels[1:5, 1:5] = top
-    labels[10:15, 10:15] = top
-    labels[15:19, 1:5] = 3
-    return labels
-
-
 def test_a_fix_that_fails_is_said_and_the_batch_goes_on(tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
-    tifffile.imwrite(folder / "a_largest.tif", _split_id(np.iinfo(np.int64).max, np.int64))
+    tifffile.imwrite(folder / "a_largest.tif", split_id(np.iinfo(np.int64).max, np.int64))
     tifffile.imwrite(folder / "b_clean.tif", clean_labels())
     fixed = tmp_path / "fixed"
     assert main(["check", str(folder), "--fix", str(fixed)]) == 1
@@ -192,7 +183,7 @@ def test_a_fix_that_fails_is_said_and_the_batch_goes_on(tmp_path, capsys):
 
 
 def test_relabelled_copies_take_the_dtype_of_their_ids(tmp_path, capsys):
-    tifffile.imwrite(tmp_path / "top.tif", _split_id(65535, np.uint16))
+    tifffile.imwrite(tmp_path / "top.tif", split_id(65535, np.uint16))
     assert main(["check", str(tmp_path / "top.tif"), "--fix", str(tmp_path / "fixed"),
                  "--relabel"]) == 1
     labels = tifffile.imread(tmp_path / "fixed" / "top_fixed.tif")

@@ -20,7 +20,7 @@ from napari_unet_weights.label_fixes import (
     split_disconnected,
 )
 from napari_unet_weights.unet.targets import two_class_target
-from reference import discs
+from reference import discs, split_id
 
 
 def grid(text: str) -> np.ndarray:
@@ -99,17 +99,8 @@ def test_split_ties_and_dtype_widening():
     assert_edit(fix, old)
 
 
-def _split_at(top: int, dtype) -> np.ndarray:
-    """Id ``top`` in two pieces (the second larger), and id 3 beside them."""
-    labels = np.zeros((12, 12), dtype=dtype)
-    labels[1:3, 1:3] = top
-    labels[6:10, 6:10] = top
-    labels[1:4, 8:11] = 3
-    return labels
-
-
 def test_the_largest_int64_id_is_never_rounded_through_float():
-    old = _split_at(np.iinfo(np.int64).max, np.int64)
+    old = split_id(np.iinfo(np.int64).max, np.int64)
     with pytest.raises(IdOverflowError, match="more than int64 holds: renumber the labels"):
         split_disconnected(old)
     with pytest.raises(ValueError, match="renumber"):
@@ -122,7 +113,7 @@ def test_the_largest_int64_id_is_never_rounded_through_float():
 
 
 def test_fixed_labels_keep_the_input_dtype_when_the_ids_fit():
-    old = _split_at(65535, np.uint16)
+    old = split_id(65535, np.uint16)
     assert split_disconnected(old).labels.dtype == np.uint32  # 65536 needs it
     fixed = fix_labels(old, min_size=0, sequential=True).labels
     assert fixed.dtype == np.uint16
