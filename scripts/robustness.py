@@ -89,7 +89,7 @@ def gaussian(snr: float) -> Transform:
 def poisson(snr: float) -> Transform:
     """Shot noise above the image's minimum, the SNR named at the mean nucleus (float32)."""
     def transform(image, labels, rng):
-        background, foreground = levels(image, labels)
+        foreground = levels(image, labels)[1]
         base = float(np.min(gray(image)))
         signal = max(foreground - base, 1e-6)
         # signal·k photons have sd sqrt(signal·k): SNR = sqrt(signal·k)

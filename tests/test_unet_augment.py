@@ -157,7 +157,7 @@ def test_augmentation_off_gives_the_patches_of_the_prepared_sample():
     prepared = sampler.samples[0]
     rng = np.random.default_rng(5)
     for _ in range(5):
-        x, y, w = sampler.patch(rng, 0)
+        x, _, w = sampler.patch(rng, 0)
         matches = [(t, s) for t in range(prepared.target.shape[0] - 31)
                    for s in range(prepared.target.shape[1] - 31)
                    if np.array_equal(prepared.x[t:t + 32, s:s + 32], x)
