@@ -6,11 +6,13 @@ that need it, so ``import napari_unet_weights`` stays fast. Install the extra wi
 """
 
 from .config import TrainConfig, TrainConfigError
+from .diameter import Sizing, object_diameter
 from .model import build_unet, weighted_loss
 from .model_file import BUNDLED_MODEL, UNetModel, load_model, read_metadata
 from .postprocess import DEFAULT_POSTPROCESS, to_instances
 from .predict import PredictionCancelled, predict, segment
 from .preprocess import MissingDataWarning, prepare_image
+from .sizing import SizedSegmentation, estimate_diameter, segment_at_diameter
 from .targets import three_class_target, training_weights, two_class_target
 from .tiling import pad_to_multiple
 from .train import TrainingResult, train
@@ -20,17 +22,22 @@ __all__ = [
     "DEFAULT_POSTPROCESS",
     "MissingDataWarning",
     "PredictionCancelled",
+    "SizedSegmentation",
+    "Sizing",
     "TrainConfig",
     "TrainConfigError",
     "TrainingResult",
     "UNetModel",
     "build_unet",
+    "estimate_diameter",
     "load_model",
+    "object_diameter",
     "pad_to_multiple",
     "predict",
     "prepare_image",
     "read_metadata",
     "segment",
+    "segment_at_diameter",
     "three_class_target",
     "to_instances",
     "train",

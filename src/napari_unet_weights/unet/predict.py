@@ -19,6 +19,10 @@
   group (4 rotations by 90° × a mirror), each output turned back, and the 8 averaged:
   the probabilities become equivariant to flips and rotations of the tile, for 8× the
   network time (tiling, blending, missing pixels, progress and cancel are unchanged).
+- Nucleus size (``diameter``, like cellpose's): each plane is resized so that its nuclei
+  have the diameter the model file records, predicted and post-processed there, and the
+  outputs resized back to its exact shape (:mod:`.rescale`, :mod:`.diameter`);
+  ``"auto"`` estimates the diameter from a first pass.
 - Images bigger than memory: dask and zarr arrays (or ``out``, ``block_shape``,
   ``workers`` or ``scheduler``) go block by block through :mod:`.big`, on a dask
   :class:`..engine.Engine`; its tasks run :func:`_block_probabilities` /
@@ -40,9 +44,10 @@ from typing import Any
 import numpy as np
 
 from .device import device_scope
+from .diameter import check_diameter
 from .model_cache import ModelFile, resolve_model
 from .model_file import UNetModel, as_model, check_model, input_channels, size_multiple
-from .postprocess import _LabelStack, check_postprocess_parameters, to_instances
+from .postprocess import check_postprocess_parameters
 from .preprocess import (
     MissingDataWarning,
     PlaneStatistics,
@@ -51,6 +56,7 @@ from .preprocess import (
     missing_data_message,
     prepare_plane,
 )
+from .rescale import gather, run_sized
 from .tiling import (
     AxisTile,
     TileGrid,
@@ -323,7 +329,7 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
             tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
-            workers: int | None = None, scheduler=None, temp_dir=None):
+            workers: int | None = None, scheduler=None, temp_dir=None, diameter=None):
     """Class probabilities of an image, a stack or a time series, tile by tile.
 
     Parameters
@@ -387,6 +393,18 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     temp_dir : str or path, optional
         Chunked prediction's temporary files (a folder every worker of the cluster sees);
         default: beside ``out`` (a path), else the system's temporary folder.
+    diameter : float or "auto", optional
+        The nuclei's diameter in the image, in pixels (cellpose's ``diameter``). None:
+        as trained, the image as it is. A number: each plane is resized by ``model
+        diameter / diameter`` (the median diameter of the model's training nuclei,
+        recorded in its file; linear, anti-aliased when shrinking), predicted there,
+        and the probabilities resized back (linear) to exactly its shape; factors from
+        0.1 to 10 only. ``"auto"``: a first pass as trained, the median diameter of the
+        objects it finds (:func:`.diameter.object_diameter`), then a second pass at that
+        diameter if it differs from the model's by more than 10 % (the first pass is
+        kept if it finds nothing). Not for chunked prediction (a ValueError): resize
+        such an image beforehand. See :func:`.sizing.segment_at_diameter` for the
+        diameter used.
 
     Returns
     -------
@@ -402,8 +420,10 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     PredictionCancelled
         If ``should_stop()`` returned True.
     ValueError
-        For a bad image shape, tile shape, overlap or batch size, or a model whose Keras
-        network does not fit its metadata (:func:`.model_file.check_model`).
+        For a bad image shape, tile shape, overlap or batch size, a model whose Keras
+        network does not fit its metadata (:func:`.model_file.check_model`), a
+        ``diameter`` out of range, with a model file that does not record its nuclei's
+        diameter, or with chunked prediction.
     FileNotFoundError, ImportError
         See :func:`..model_file.load_model`.
 
@@ -412,6 +432,14 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     MissingDataWarning
         Once, when pixels are NaN or infinite; it says how many.
     """
+    if diameter is not None:
+        _check_sizable(diameter, image, out, block_shape, workers, scheduler)
+        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
+        probabilities, _, _, run = _sized(image, model, diameter, options, {},
+                                          probabilities=True, labels=False,
+                                          progress=progress, should_stop=should_stop)
+        run.warn_missing()
+        return probabilities
     if _chunked(image, out, block_shape, workers, scheduler):
         from .big import predict_blocks
 
@@ -443,7 +471,8 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
             tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
-            workers: int | None = None, scheduler=None, temp_dir=None, **postprocess):
+            workers: int | None = None, scheduler=None, temp_dir=None, diameter=None,
+            **postprocess):
     """Instance labels of an image, a stack or a time series.
 
     :func:`predict`, then :func:`..postprocess.to_instances` on each plane as soon as its
@@ -457,6 +486,12 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     out, block_shape, workers, scheduler, temp_dir
         Chunked segmentation, as in :func:`predict`; the labels are stitched across the
         blocks (:func:`.big.segment_blocks`).
+    diameter : float or "auto", optional
+        The nuclei's diameter in pixels, as in :func:`predict`: None, the image as it is;
+        otherwise each plane is segmented at the model's scale, post-processing included
+        (``min_size`` and ``expand`` are in the model's pixels), and its labels resized
+        back by nearest neighbour to exactly its shape (ids renumbered 1..N; an object
+        smaller than a pixel of the image can vanish). Not for chunked segmentation.
     **postprocess
         Overrides of the recorded post-processing parameters (``threshold``,
         ``seed_threshold``, ``min_size``, ``fill_holes``, ``expand``).
@@ -472,9 +507,11 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     Raises
     ------
     TypeError
-        For an unknown post-processing parameter or one of the wrong type.
+        For an unknown post-processing parameter or one of the wrong type, or a
+        ``diameter`` that is not a number, "auto" or None.
     ValueError
-        For a post-processing parameter out of range (checked before the network runs).
+        For a post-processing parameter out of range, or a ``diameter`` refused as in
+        :func:`predict` (checked before the network runs).
     PredictionCancelled, ValueError, FileNotFoundError, ImportError
         As in :func:`predict`.
 
@@ -483,6 +520,14 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     MissingDataWarning
         As in :func:`predict`.
     """
+    if diameter is not None:
+        _check_sizable(diameter, image, out, block_shape, workers, scheduler)
+        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
+        _, labels, _, run = _sized(image, model, diameter, options, postprocess,
+                                   probabilities=False, labels=True, progress=progress,
+                                   should_stop=should_stop)
+        run.warn_missing()
+        return labels
     if _chunked(image, out, block_shape, workers, scheduler):
         from .big import segment_blocks
 
@@ -501,18 +546,35 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
 
 def _segment_run(image, run: _Run, parameters: dict, use_gpu: bool | None) -> np.ndarray:
     """The labels of a prepared run (see :func:`segment`), without warning."""
-    layout, classes = run.layout, run.unet.n_classes
-    labels = _LabelStack((*layout.lead, *layout.plane))
-    planes: dict[tuple, np.ndarray] = {}
+    return gather(image, run, use_gpu, parameters=parameters)[1]
 
-    def sink(index: tuple) -> np.ndarray:
-        if index not in planes:
-            planes[index] = np.zeros((*layout.plane, classes), np.float32)
-        return planes[index]
 
-    def finish(index: tuple) -> None:
-        labels.add(index, to_instances(planes.pop(index), n_classes=classes, **parameters))
+# -- nucleus size ---------------------------------------------------------------------------
+def _check_sizable(diameter, image, *chunked_options) -> None:
+    """Refuse a bad ``diameter``, and any ``diameter`` with chunked prediction."""
+    check_diameter(diameter)
+    if _chunked(image, *chunked_options):
+        raise ValueError(
+            "diameter is not available for chunked prediction (dask / zarr images, or out, "
+            "block_shape, workers, scheduler): resize the image by model diameter / "
+            "diameter first (e.g. skimage.transform.rescale, or dask_image.ndinterp."
+            "affine_transform for a dask array), segment it, and resize the labels back "
+            "by nearest neighbour; or pass a numpy array.")
 
-    with device_scope(use_gpu):
-        run.run(image, sink, finish)
-    return labels.array
+
+def _sized(image, model, diameter, options: dict, postprocess: dict, *, probabilities: bool,
+           labels: bool, progress: Progress | None, should_stop: ShouldStop | None):
+    """:func:`predict` / :func:`segment` with a ``diameter`` (:func:`.rescale.run_sized`):
+    (probabilities or None, labels or None, :class:`.diameter.Sizing`, the last run)."""
+    image = _as_array(image)
+    layout = _layout(image, options["rgb"])
+    unet = as_model(model)
+    parameters = _postprocess_parameters(unet, postprocess)
+
+    def prepare(source, report: Progress | None) -> _Run:
+        return _prepare_run(source, unet, layout.rgb, options["tile_shape"], options["overlap"],
+                            options["batch_size"], report, should_stop, options["tta"])[1]
+
+    return run_sized(image, layout, unet.metadata, diameter, prepare,
+                     use_gpu=options["use_gpu"], parameters=parameters, labels=labels,
+                     probabilities=probabilities, progress=progress)

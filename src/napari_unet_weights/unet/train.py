@@ -37,6 +37,7 @@ from .data import (
     validation_patches,
 )
 from .device import device_name
+from .diameter import diameter_record
 from .model import build_unet, keras_or_error, weighted_loss
 from .model_file import FORMAT_VERSION, UNetModel, check_model_path
 from .parent import (
@@ -562,6 +563,8 @@ def train(
         "optimizer": "adam", "finish_within": finish_within,
     }
     metadata = _metadata(config, split, validation_scores, training)
+    # the nuclei's size the model learnt, for predict / segment(diameter=...)
+    metadata["object_diameter"] = diameter_record(s.labels for s in train_samples)
     if parent is not None:
         metadata["lineage"] = {**lineage(parent, split, time.monotonic() - start),
                                "parent_val_map": parent_val_map}
