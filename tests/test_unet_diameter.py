@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -347,3 +348,38 @@ def test_training_records_the_median_diameter_of_its_training_labels(tmp_path, k
     assert record["n_objects"] == len(pooled) and record["of"] == "training labels"
     model = load_model(tmp_path / "m.keras")
     assert segment(images[0], model, diameter=2 * record["median"]).shape == images[0].shape
+
+
+def test_record_diameter_script_adds_the_record_to_an_older_file(tmp_path):
+    import json
+    import sys
+    import zipfile
+
+    import tifffile
+
+    from napari_unet_weights.unet.model_file import METADATA_ENTRY
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import record_diameter
+
+    model = tmp_path / "older.keras"
+    older = {"format_version": 1, "n_classes": 3, "input": {}, "normalization": {},
+             "architecture": {}, "postprocess": {}}
+    with zipfile.ZipFile(model, "w") as archive:
+        archive.writestr("model.weights.h5", b"weights")
+        archive.writestr(METADATA_ENTRY, json.dumps(older))
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    a = discs((30, 30), ((10, 10),), radius=4)
+    b = discs((30, 30), ((10, 10), (20, 22)), radius=(6, 8))
+    tifffile.imwrite(folder / "a.tif", a)
+    tifffile.imwrite(folder / "b.tif", b)
+    assert record_diameter.main([str(model), "--labels", str(folder), "--dry-run"]) == 0
+    with pytest.raises(ValueError, match="does not record"):
+        model_diameter(read_metadata(model))
+    assert record_diameter.main([str(model), "--labels", str(folder)]) == 0
+    record = read_metadata(model)["object_diameter"]
+    assert record["median"] == diameter_record([a, b])["median"]
+    assert "the 2 files of labels/" in record["of"]
+    with zipfile.ZipFile(model) as archive:
+        assert archive.read("model.weights.h5") == b"weights"

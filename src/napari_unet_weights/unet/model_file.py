@@ -312,7 +312,8 @@ class UNetModel:
         written by training: ``format``, ``format_version``, ``n_classes``,
         ``classes``, ``input``, ``normalization``, ``architecture``, ``weights``,
         ``postprocess``, ``training``, ``split``, ``validation``, ``package_version``,
-        ``keras_version``, ``created``.
+        ``keras_version``, ``created``, ``object_diameter`` (the median nucleus diameter
+        of the training labels, for ``diameter=``: :func:`.diameter.diameter_record`).
 
         The file is written under a temporary name next to ``path`` and renamed once it
         is complete (metadata included): an interruption (error, Ctrl-C) leaves no
