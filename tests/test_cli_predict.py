@@ -270,3 +270,73 @@ def test_predict_tta_flag_reaches_segment(tmp_path, keras, segment_calls, capsys
     np.testing.assert_array_equal(found[True], expected)
     np.testing.assert_array_equal(found[False], segment(plane, tile_shape=64))
     assert not np.array_equal(found[True], found[False])  # the flag changes the labels
+
+
+# -- --diameter ----------------------------------------------------------------------
+@pytest.fixture
+def no_tensorflow(monkeypatch):
+    """Fail if the predict command starts TensorFlow."""
+    cli = importlib.import_module("napari_unet_weights.cli")
+
+    def refuse(verbose):
+        raise AssertionError("TensorFlow was started")
+
+    monkeypatch.setattr(cli, "_start_tensorflow", refuse)
+
+
+def test_predict_diameter_bad_values_exit_2_before_tensorflow(tmp_path, image_files, capsys,
+                                                              no_tensorflow):
+    import json
+    import zipfile
+
+    from napari_unet_weights.unet.model_file import METADATA_ENTRY
+
+    images, out = str(tmp_path / "in" / "crowded.tif"), str(tmp_path / "out")
+    for bad in ("0", "-3", "nan", "big"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["predict", images, "-o", out, "--diameter", bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "usage:" in err
+        assert f"--diameter: expected a number of pixels > 0 or 'auto', got '{bad}'" in err
+    assert main(["predict", images, "-o", out, "--diameter", "500"]) == 2
+    assert "--diameter: diameter 500 px is out of range: use 2.03 to 203 px" in (
+        capsys.readouterr().err)
+    older = tmp_path / "older.keras"  # metadata only: read without TensorFlow
+    with zipfile.ZipFile(older, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps({
+            "format_version": 1, "n_classes": 3, "input": {}, "normalization": {},
+            "architecture": {}, "postprocess": {}}))
+    for value in ("20", "auto"):
+        assert main(["predict", images, "-o", out, "--model", str(older), "--diameter",
+                     value]) == 2
+        assert "does not record the size of the nuclei" in capsys.readouterr().err
+    assert main(["predict", images, "-o", str(tmp_path / "x.zarr"), "--diameter", "20"]) == 2
+    assert "--diameter is not available for zarr outputs" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_diameter_reaches_segment_and_auto_is_printed(tmp_path, keras, capsys):
+    from napari_unet_weights.unet.diameter import resize_plane
+    from napari_unet_weights.unet.sizing import segment_at_diameter
+
+    plane = load_sample("nuclei_crowded")[0][:96, :128]
+    big = resize_plane(plane, (192, 256))  # nuclei twice the model's size
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "big.tif", big)
+    found = {}
+    for value in ("40", "auto"):
+        out = tmp_path / f"out_{value}"
+        assert main(["predict", str(folder), "-o", str(out), "--cpu", "--diameter",
+                     value]) == 0
+        found[value] = (tifffile.imread(out / "big_labels.tif"), capsys.readouterr().err)
+    labels, err = found["40"]
+    np.testing.assert_array_equal(labels, segment(big, diameter=40.0))
+    assert "diameter 40 px: resized ×0.509 to the model's 20.3 px" in err
+    labels, err = found["auto"]
+    expected = segment_at_diameter(big, diameter="auto")
+    np.testing.assert_array_equal(labels, expected.labels)
+    assert expected.sizing.resized and expected.sizing.describe() in err
+    assert re.search(r"diameter auto: \d+\.\d px; resized ×0\.\d+ to the model's 20\.3 px",
+                     err)

@@ -273,6 +273,37 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 # -- predict -----------------------------------------------------------------
+def _diameter(text: str) -> float | str:
+    """``--diameter``: a number of pixels > 0, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of pixels > 0 or 'auto', got {text!r}") from None
+
+
+def _diameter_problem(args: argparse.Namespace, batch) -> str | None:
+    """Why ``--diameter`` cannot be used for this batch and model (no TensorFlow)."""
+    from .unet.diameter import model_diameter, scale_factor
+    from .unet.model_file import read_metadata
+
+    if args.diameter is None or not batch.outputs:
+        return None
+    if any(_cli_big.is_zarr_output(out) for out in batch.outputs.values()):
+        return ("--diameter is not available for zarr outputs (segmented block by block): "
+                "resize those images first, or leave out --diameter.")
+    try:
+        model = model_diameter(read_metadata(args.model),
+                               f"the model {args.model or '(bundled)'}")
+        if args.diameter != "auto":
+            scale_factor(model, args.diameter)
+    except (OSError, ValueError) as error:
+        return f"--diameter: {error}"
+    return None
+
+
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Each IMAGE (2-D grayscale, RGB, or a stack / time series, predicted plane by plane) "
@@ -303,6 +334,14 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average over 8 flips/rotations: "
                         "~8x slower, usually a little more accurate")
+    parser.add_argument("--diameter", type=_diameter, metavar="N|auto",
+                        help="the nuclei's diameter in pixels: each image is resized so "
+                        "that its nuclei have the size the model was trained on (the "
+                        "median its file records: 20.3 px for the bundled model), "
+                        "segmented there and the labels resized back to its shape; auto: "
+                        "estimated by a first pass, a second one when it differs from the "
+                        "model's by over 10%% (printed per file). Default: the image as it "
+                        "is. Not for zarr outputs")
     _cli_big.add_arguments(parser, "predict")
     _add_overwrite_argument(parser)
     _add_verbose_argument(parser)
@@ -346,23 +385,37 @@ def _load_predict_model(args: argparse.Namespace):
     return model
 
 
-def _write_labels(path, out, model, args: argparse.Namespace, progress) -> int:
-    """Segment one file and write its labels; say on stderr if pixels were missing."""
+def _write_labels(path, out, model, args: argparse.Namespace, progress) -> str:
+    """Segment one file and write its labels; say on stderr if pixels were missing.
+
+    Returns the note of its report line: the objects, and the diameter used (--diameter).
+    """
     from .io import read_image, write_tiff
     from .unet.predict import segment
+    from .unet.sizing import segment_at_diameter
 
+    options = {"tile_shape": args.tile, "overlap": args.overlap,
+               "batch_size": args.batch_size, "progress": progress,
+               "use_gpu": False if args.cpu else None, "tta": args.tta}
+    sizing = ""
     with _cli_big.missing_data_reported(path, before=progress.clear):
-        labels = segment(read_image(path), model, tile_shape=args.tile, overlap=args.overlap,
-                         batch_size=args.batch_size, progress=progress,
-                         use_gpu=False if args.cpu else None, tta=args.tta)
+        if args.diameter is None:
+            labels = segment(read_image(path), model, **options)
+        else:
+            result = segment_at_diameter(read_image(path), model, diameter=args.diameter,
+                                         **options)
+            labels, sizing = result.labels, f"{result.sizing.describe()}, "
     write_tiff(out, labels)
-    return int(labels.max())
+    return f"{int(labels.max())} objects, {sizing}"
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     batch = _cli_big.plan(args, args.images, "_labels", "images")
     if isinstance(batch, int):
         return batch
+    problem = _diameter_problem(args, batch)
+    if problem is not None:
+        return _usage_error(problem)
     model = _load_predict_model(args) if batch.outputs else None  # none if all are skipped
     if isinstance(model, int):
         return model
@@ -370,10 +423,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     def write(path, out, prefix: str) -> str:
         progress = _TileProgress(sys.stderr, prefix)
         try:
-            count = _write_labels(path, out, model, args, progress)
+            return _write_labels(path, out, model, args, progress)
         finally:
             progress.clear()
-        return f"{count} objects, "
 
     def write_zarr(path, out, args, run, prefix: str) -> str:
         return _cli_big.write_labels(path, out, model, args, run, prefix)
