@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import zipfile
 from types import SimpleNamespace
@@ -531,3 +532,90 @@ def test_channel_axis_is_left_to_the_core_unless_the_layer_is_rgb(viewer, qtbot,
     widget.image_combo.value = rgb
     _run(widget, qtbot)
     assert fake_core.calls[-1]["rgb"] is True
+
+
+# -- nucleus diameter ----------------------------------------------------------------------
+class SizingCore(FakeCore):
+    """FakeCore with ``segment_at_diameter``: the fake probabilities, labels and a sizing."""
+
+    def segment_at_diameter(self, image, model, *, diameter, probabilities, **kwargs):
+        from napari_unet_weights.unet.diameter import Sizing
+
+        postprocess = {key: kwargs.pop(key) for key in DEFAULT_POSTPROCESS}
+        found = self.predict(image, model, **kwargs)
+        self.calls[-1].update(diameter=diameter, probabilities=probabilities, **postprocess)
+        sizing = Sizing(diameter, 20.0, 40.0, 0.5, 40.0 if diameter == "auto" else None)
+        return SimpleNamespace(labels=to_instances(found, n_classes=3), sizing=sizing,
+                               probabilities=found if probabilities else None)
+
+
+def _diameter_model(tmp_path, median=20.0):
+    """A fake model file (metadata only) that records its nuclei's median diameter."""
+    path = tmp_path / "sized.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps(
+            {**_metadata(), "object_diameter": {"median": median, "n_objects": 9}}))
+    return path
+
+
+def test_diameter_control_reaches_the_core_and_the_status(viewer, qtbot, tmp_path,
+                                                          monkeypatch):
+    core = SizingCore()
+    monkeypatch.setattr(widget_module, "_load_core", lambda: core)
+    _add_scene(viewer)
+    widget = _make_widget(viewer, _diameter_model(tmp_path))
+    choice = widget.diameter_choice
+    assert choice.value() is None and not choice.number.isEnabled()  # as trained
+    assert choice.number.value() == 20.0 and "20.0 px for this model" in choice.toolTip()
+    assert (choice.number.minimum(), choice.number.maximum()) == (2.1, 199.9)
+    _run(widget, qtbot)
+    assert "diameter" not in core.calls[-1]  # as trained: predict + to_instances as before
+    assert "diameter" not in widget.status_label.text()
+    choice.set_value("auto")
+    _run(widget, qtbot)
+    assert core.calls[-1]["diameter"] == "auto" and core.calls[-1]["probabilities"]
+    assert core.calls[-1]["threshold"] == widget.postprocess()["threshold"]
+    assert "diameter auto: 40.0 px; resized ×0.5 to the model's 20.0 px" in (
+        widget.status_label.text())
+    assert len(_outputs(viewer)) == 2
+    choice.set_value(33.5)
+    assert choice.number.isEnabled()
+    _run(widget, qtbot)
+    assert core.calls[-1]["diameter"] == 33.5
+    assert "3 objects" in widget.status_label.text()
+
+
+def test_diameter_needs_a_model_that_records_it_and_an_in_memory_image(
+        viewer, qtbot, fake_model, fake_core, errors, tmp_path):
+    import dask.array as da
+
+    _add_scene(viewer)
+    widget = _make_widget(viewer, fake_model)  # no object_diameter in its metadata
+    widget.diameter_choice.set_value(25)
+    assert "only 'as trained'" in widget.diameter_choice.toolTip()
+    widget.run()
+    assert errors and "does not record the size of the nuclei" in errors[-1]
+    assert not fake_core.calls and not _outputs(viewer)
+    widget.choose_model_file(_diameter_model(tmp_path))
+    widget.image_layer = viewer.add_image(da.zeros((64, 64), chunks=32), name="lazy")
+    widget.run()
+    assert "not available for large images" in errors[-1]
+    assert not fake_core.calls
+
+
+def test_auto_diameter_with_the_bundled_model(viewer, qtbot, keras):
+    """A real run: the sample at twice its size, auto, labels of the image's shape."""
+    from napari_unet_weights._sample_data import load_sample
+    from napari_unet_weights.unet.diameter import resize_plane
+
+    image = load_sample("nuclei_fluorescence")[0][:128, :128]
+    layer = viewer.add_image(resize_plane(image, (256, 256)), name="twice")
+    widget = _make_widget(viewer)
+    widget.image_layer = layer
+    widget.diameter_choice.set_value("auto")
+    _run(widget, qtbot)
+    assert widget.labels_layer.data.shape == (256, 256)
+    assert widget.probability_layer.data.shape == (256, 256)
+    assert widget.labels_layer.data.max() > 3
+    assert re.search(r"diameter auto: \d+\.\d px; resized ×0\.\d+ to the model's 20\.3 px",
+                     widget.status_label.text())

@@ -44,6 +44,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet_weights._widgets._base import RunWidget, user_message
 from napari_unet_weights._widgets._controls import push_button, set_row_visible, spin_box
+from napari_unet_weights._widgets._diameter_choice import DiameterChoice
 from napari_unet_weights._widgets._layer_roles import is_plugin_output
 from napari_unet_weights._widgets._lazy_layers import as_dask, is_large
 from napari_unet_weights._widgets._model_choice import ModelChoice, file_key
@@ -99,6 +100,7 @@ class _Core:
     to_instances: Any
     device_name: Any
     gpu_available: Any
+    segment_at_diameter: Any = None  #: a run with a nucleus diameter
 
 
 def _load_core() -> _Core:
@@ -113,11 +115,12 @@ def _load_core() -> _Core:
     from napari_unet_weights.unet.model_file import load_model
     from napari_unet_weights.unet.postprocess import to_instances
     from napari_unet_weights.unet.predict import predict, segment
+    from napari_unet_weights.unet.sizing import segment_at_diameter
 
     keras_or_error()
     return _Core(load_model=load_model, predict=predict, segment=segment,
                  to_instances=to_instances, device_name=device_name,
-                 gpu_available=gpu_available)
+                 gpu_available=gpu_available, segment_at_diameter=segment_at_diameter)
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -138,6 +141,7 @@ class _Request:
     scale: tuple = ()  #: a large image: the layer's scale, written into the store
     temporary: bool = False  #: the store is in a temporary folder of its own
     block_shape: int | None = None  #: a large image's blocks (None: the core's default)
+    diameter: float | str | None = None  #: the nuclei's diameter (None: as trained)
 
 
 @dataclass
@@ -156,6 +160,7 @@ class _Outcome:
     n_missing: int = 0
     store: Path | None = None
     temporary: bool = False
+    sizing: Any = None  #: the nucleus diameter used (a diameter was asked for)
 
 
 def _foreground(probabilities: np.ndarray) -> np.ndarray:
@@ -165,15 +170,26 @@ def _foreground(probabilities: np.ndarray) -> np.ndarray:
 
 def _in_memory(core: _Core, request: _Request, model: Any, use_gpu: bool | None,
                progress: Any, should_stop: Any) -> tuple:
-    """Predict and label an image in memory: (probability, labels, objects, missing)."""
-    probabilities = core.predict(
-        request.image, model, rgb=request.rgb, tile_shape=request.tile_shape,
-        progress=progress, should_stop=should_stop, use_gpu=use_gpu, tta=request.tta,
-    )
-    labels = core.to_instances(probabilities, n_classes=model.n_classes, **request.postprocess)
+    """Predict and label an image in memory: (probability, labels, objects, missing, sizing).
+
+    With a nucleus diameter, one :func:`~napari_unet_weights.unet.sizing.segment_at_diameter`
+    run gives both, post-processed at the model's scale.
+    """
+    options = {"rgb": request.rgb, "tile_shape": request.tile_shape, "progress": progress,
+               "should_stop": should_stop, "use_gpu": use_gpu, "tta": request.tta}
+    sizing = None
+    if request.diameter is None:
+        probabilities = core.predict(request.image, model, **options)
+        labels = core.to_instances(probabilities, n_classes=model.n_classes,
+                                   **request.postprocess)
+    else:
+        result = core.segment_at_diameter(request.image, model, diameter=request.diameter,
+                                          probabilities=True, **options,
+                                          **request.postprocess)
+        probabilities, labels, sizing = result.probabilities, result.labels, result.sizing
     n_objects = int(labels.max()) if labels.size else 0
     return (_foreground(probabilities), labels, n_objects,
-            count_missing(request.image, request.rgb))
+            count_missing(request.image, request.rgb), sizing)
 
 
 def _run_segmentation(
@@ -207,8 +223,9 @@ def _run_segmentation(
     if model is None:
         model = core.load_model(request.model_path)
     loaded = perf_counter()
+    sizing = None
     if request.store is None:
-        probability, labels, n_objects, n_missing = _in_memory(
+        probability, labels, n_objects, n_missing, sizing = _in_memory(
             core, request, model, use_gpu, progress, should_stop)
     else:
         probability, n_missing = None, 0
@@ -219,7 +236,7 @@ def _run_segmentation(
         n_objects=n_objects, seconds=perf_counter() - loaded,
         device=str(core.device_name(use_gpu)), gpu=gpu,
         load_seconds=loaded - start if loaded - start > 0.05 else 0.0, n_missing=n_missing,
-        store=request.store, temporary=request.temporary,
+        store=request.store, temporary=request.temporary, sizing=sizing,
     )
 
 
@@ -246,7 +263,10 @@ class SegmentWidget(SegmentOutputs, RunWidget):
     translate; a large image gets the labels only, read lazily from the zarr store the
     run wrote (``block_shape``: its blocks, None for the core's default). TensorFlow is
     imported in the worker of the first run; until then "Use GPU" means "if TensorFlow
-    sees one".
+    sees one". "Nucleus diameter (px)" (:class:`~._diameter_choice.DiameterChoice`): as
+    trained, auto or a number; with one, the run is
+    :func:`~napari_unet_weights.unet.sizing.segment_at_diameter` (in-memory images
+    only) and the status line ends with the diameter used.
     """
 
     TITLE = "Segment"
@@ -315,7 +335,9 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         self.tta_checkbox = QCheckBox("Test-time augmentation (8× slower)")
         self.tta_checkbox.setChecked(False)
         self.tta_checkbox.setToolTip(TTA_TIP)
+        self.diameter_choice = DiameterChoice()
         form.addRow("tile size", self.tile_combo)
+        form.addRow("Nucleus diameter (px)", self.diameter_choice)
         form.addRow("threshold", self.threshold_spin)
         form.addRow("seed threshold", self.seed_spin)
         form.addRow("min size (px)", self.min_size_spin)
@@ -410,6 +432,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         metadata = self.model_choice.metadata
         recorded = metadata["postprocess"] if metadata is not None else {}
         self._set_postprocess({**DEFAULT_POSTPROCESS, **recorded})
+        self.diameter_choice.set_model(metadata)
         self._update_enabled()
 
     def _set_postprocess(self, parameters: dict) -> None:
@@ -468,7 +491,10 @@ class SegmentWidget(SegmentOutputs, RunWidget):
             return "Add or open an Image layer first."
         if self.model_choice.error is not None:
             return self.model_choice.error
-        return None
+        if self.diameter_choice.value() is not None and is_large(image):
+            return ("Nucleus diameter: not available for large images (segmented block by "
+                    "block): resize the image first, or choose 'as trained'.")
+        return self.diameter_choice.problem()
 
     def _prepare_job(self) -> Job | None:
         """Runs on the GUI thread when no run is alive: snapshot what the worker needs."""
@@ -487,6 +513,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
             image=image.data, rgb=True if image.rgb else None, model_path=path, model_key=key,
             tile_shape=self.tile_shape, use_gpu=self._use_gpu(), check_gpu=self._gpu is None,
             postprocess=self.postprocess(), tta=self.tta_checkbox.isChecked(),
+            diameter=self.diameter_choice.value(),
         )
         if is_large(image):
             request = self._chunked_request(image, request)
@@ -562,8 +589,9 @@ class SegmentWidget(SegmentOutputs, RunWidget):
             return
         self._show(image, outcome)
         loading = f" (model loaded in {outcome.load_seconds:.1f} s)" if outcome.load_seconds else ""
+        sizing = "" if outcome.sizing is None else f" · {outcome.sizing.describe()}"
         self._set_status(f"{outcome.n_objects} objects · {outcome.seconds:.2f} s on "
-                         f"{outcome.device}{loading}")
+                         f"{outcome.device}{loading}{sizing}")
         if outcome.store is not None:
             self._notify(f"'{image.name}': labels written to {outcome.store}"
                          + (TEMPORARY_NOTE if outcome.temporary else "."), "info")
