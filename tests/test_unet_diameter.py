@@ -383,3 +383,25 @@ def test_record_diameter_script_adds_the_record_to_an_older_file(tmp_path):
     assert "the 2 files of labels/" in record["of"]
     with zipfile.ZipFile(model) as archive:
         assert archive.read("model.weights.h5") == b"weights"
+
+
+def test_diameter_experiment_summary_and_other_auto_rules():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import diameter_experiment
+
+    records = [  # estimate 30 for a model of 20: auto resized; 21: kept by any rule
+        {"none": 0.2, "true": 0.6, "auto": 0.5, "auto_estimate": 30.0, "true_diameter": 25.0,
+         "auto_resized": True, "true_held": False, "modality": "he"},
+        {"none": 0.8, "true": 0.7, "auto": 0.8, "auto_estimate": 21.0, "true_diameter": 21.0,
+         "auto_resized": False, "true_held": False, "modality": "fluorescence"},
+    ]
+    result = diameter_experiment.summary(records, 20.0)
+    assert result["map"] == {"none": 0.5, "true": 0.65, "auto": 0.65}
+    assert result["per_modality"]["he"] == {"n_images": 1, "none": 0.2, "true": 0.6,
+                                            "auto": 0.5}
+    assert result["auto_estimate_over_true"] == {"median": 1.1, "within_20_percent": 2}
+    assert diameter_experiment.auto_with_range(records, 20.0, 0.5, 2.0) == 0.5  # both kept
+    assert diameter_experiment.auto_with_range(records, 20.0, 1 / 1.1, 1.1) == 0.65
+    assert "| 2× | 2 | 0.500 | 0.650 | 0.650 | 1 |" in diameter_experiment.table({"2": result})
