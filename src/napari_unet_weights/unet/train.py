@@ -48,6 +48,7 @@ from .parent import (
 )
 from .postprocess import DEFAULT_POSTPROCESS
 from .preprocess import DEFAULT_NORMALIZATION
+from .run_dir import data_record, open_run
 from .seeding import python_random_seeded
 from .targets import CLASS_NAMES
 from .tuning import (
@@ -123,13 +124,15 @@ class _Stop(Exception):
 
 
 # -- the Keras side of the data pipeline --------------------------------------------
-def _patch_dataset(keras, sampler: PatchSampler, batch_size: int, steps: int, seed: int):
+def _patch_dataset(keras, sampler: PatchSampler, batch_size: int, steps: int, seed: int,
+                   first_epoch: int = 0):
     class PatchDataset(keras.utils.PyDataset):
-        """``steps`` batches per epoch; batch ``i`` of epoch ``e`` seeded by (seed, e, i)."""
+        """``steps`` batches per epoch; batch ``i`` of epoch ``e`` seeded by (seed, e, i)
+        (``e`` counted from 0, from ``first_epoch`` when a run resumes)."""
 
         def __init__(self) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch = 0
+            self.epoch = first_epoch
 
         def __len__(self) -> int:
             return steps
@@ -177,6 +180,8 @@ class _RunState:
     timed_out: bool = False
     stopped_early: bool = False
     history: list = field(default_factory=list)
+    first_epoch: int = 0  # epochs done before this call (a resumed run)
+    run: Any = None  # the run folder's checkpoints (.run_dir.Run)
 
 
 def _report(state: _RunState, info: dict) -> None:
@@ -273,6 +278,8 @@ def _monitor(keras, state: _RunState):
             if epoch + 1 - state.best_epoch >= state.patience:
                 state.stopped_early = True
                 self.model.stop_training = True
+            if state.run is not None:
+                state.run.epoch_end(self.model, state)
             state.epoch_end_seconds = max(state.epoch_end_seconds,
                                           time.monotonic() - state.batch_ended)
 
@@ -366,19 +373,26 @@ def _learning_rate(keras, config: TrainConfig):
 def _fit(keras, model, config: TrainConfig, train_set, val_patches, state: _RunState) -> None:
     sampler = PatchSampler(train_set, config)
     dataset = _patch_dataset(keras, sampler, config.batch_size, config.steps_per_epoch,
-                             config.seed)
+                             config.seed, state.first_epoch)
     # Until the first epoch ends, its end is estimated by the last validation mAP's time.
     state.epoch_end_seconds = max(state.epoch_end_seconds,
                                   state.predict_seconds + state.score_seconds)
-    if _out_of_time(state):  # the budget is spent before the first step
-        state.timed_out = True
-        return
-    with contextlib.suppress(_Stop):
-        # shuffle=False: every batch is already random (seeded by its index), and Keras
-        # would shuffle the batch order with Python's global generator.
-        model.fit(dataset, epochs=config.epochs, validation_data=val_patches,
-                  validation_batch_size=config.batch_size, shuffle=False,
-                  callbacks=[_monitor(keras, state)], verbose=0)
+    try:
+        if state.first_epoch >= config.epochs or state.stopped_early:
+            pass  # a finished run, resumed: only its final model is made again
+        elif _out_of_time(state):  # the budget is spent before the first step
+            state.timed_out = True
+        else:
+            with contextlib.suppress(_Stop):
+                # shuffle=False: every batch is already random (seeded by its index), and
+                # Keras would shuffle the batch order with Python's global generator.
+                model.fit(dataset, epochs=config.epochs, initial_epoch=state.first_epoch,
+                          validation_data=val_patches,
+                          validation_batch_size=config.batch_size, shuffle=False,
+                          callbacks=[_monitor(keras, state)], verbose=0)
+    finally:  # whatever ended the fitting (Ctrl-C too): the run's checkpoint
+        if state.run is not None:
+            state.run.end(model, state)
     if state.best_weights is not None:
         model.set_weights(state.best_weights)
 
@@ -426,6 +440,8 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     initial_model: Any = None,
     finish_within: float | None = None,
+    run_dir: PathLike | None = None,
+    checkpoint_minutes: float = 5.0,
     **overrides: Any,
 ) -> TrainingResult:
     """Train a U-Net on instance-labelled images with the pixel-weighted loss.
@@ -485,6 +501,22 @@ def train(
         validation, saving): fitting stops early enough to leave the time the final
         validation took when last measured, and the post-processing is not tuned if that
         would not fit. ``max_seconds`` limits the fitting alone.
+    run_dir : path, optional
+        A folder that holds the whole state of the run (:mod:`.run_dir`): the model and
+        its optimizer, the history, the best weights, the seconds spent. When it already
+        holds a run, training resumes it where its last checkpoint left it, with the same
+        batches, learning rate and early-stopping count as if it had never stopped: the
+        same arguments are needed (other data, starting model or parameters are a
+        ``ValueError`` naming what differs, except the time budgets ``max_seconds`` and
+        ``finish_within``, which are per call). A run that had finished (all epochs, or
+        stopped early) only makes its final model again (validation, tuning, saving).
+        The model file records the seconds and steps over all calls and ``"resumed"``,
+        how many calls resumed the run.
+    checkpoint_minutes : float, optional
+        With ``run_dir``: write a checkpoint at the end of an epoch once this many minutes
+        passed since the last one (0: every epoch); one is always written when fitting
+        ends (finished, early stopping, time budget, ``should_stop``, an error or Ctrl-C)
+        and holds the end of the last finished epoch.
 
     Returns
     -------
@@ -503,9 +535,11 @@ def train(
     ValueError
         Mismatched image / label shapes (pair and shapes named), NaN or infinite pixels
         in an image, empty folders, too few samples for a validation split, an ``out``
-        or ``checkpoint`` that does not end with ``.keras``.
+        or ``checkpoint`` that does not end with ``.keras``; a ``run_dir`` whose run
+        differs (data, parameters, starting model) or whose state is damaged.
     OSError
-        An ``out`` or ``checkpoint`` that cannot be written (checked before training).
+        An ``out`` or ``checkpoint`` that cannot be written (checked before training);
+        a ``run_dir`` another process is training in.
     ImportError
         TensorFlow is not installed.
     """
@@ -514,18 +548,24 @@ def train(
     for path in (checkpoint, out):
         if path is not None:
             check_model_path(path)
+    run = None if run_dir is None else open_run(run_dir, checkpoint_minutes, start)
     parent = resolve_parent(initial_model)
     config = _resolve_config(config, overrides, parent)
+    if run is not None:
+        run.check_config(config)
     train_samples, val_samples, split = datasets(
         images, labels, validation, config.validation_fraction, config.seed,
         few_validate_on_training=FEW_SAMPLES if parent is not None else 0)
     keras = keras_or_error()
+    device, mixed = _device()
+    if run is not None:
+        run.begin(config, data_record(train_samples, val_samples, split), parent, mixed,
+                  _package_version())
     train_set = [prepare_sample(s, config) for s in train_samples]
     val_set = [prepare_sample(s, config) for s in val_samples]
     val_patches = validation_patches(val_set, config.patch_size, config.seed)
     tuning = tuning_of(config, parent, split, len(val_set))
 
-    device, mixed = _device()
     built = time.monotonic()
     model = _build(keras, config, mixed)
     build_seconds = time.monotonic() - built
@@ -542,10 +582,14 @@ def train(
         checkpoint=_checkpointer(keras, model, config, split, checkpoint),
         postprocess=dict(tuning.base), end_by=end_by,
         final_scorings=2 + (tuning_candidates(config.n_classes) if tuning.tune else 0),
-        build_seconds=build_seconds,
+        build_seconds=build_seconds, run=run,
     )
-    parent_val_map = _start_from(state, model, parent is not None)
+    resumed = run is not None and run.restore(model, state)
+    parent_val_map = _start_from(state, model, parent is not None and not resumed)
+    if run is not None:
+        parent_val_map = run.parent_val_map(parent_val_map)
     _fit(keras, model, config, train_set, val_patches, state)
+    steps = int(model.optimizer.iterations)
     model = _export_copy(keras, model, config)
     out_of_time = end_by is not None and time.monotonic() + _reserve(state) > end_by
     if state.cancelled or out_of_time:
@@ -558,7 +602,8 @@ def train(
         "best_val_map": None if math.isinf(state.best_val_map) else state.best_val_map,
         "cancelled": state.cancelled, "stopped_early": state.stopped_early,
         "time_limit_reached": state.timed_out, "device": device, "mixed_precision": mixed,
-        "seconds": round(time.monotonic() - start, 1),
+        "seconds": round(time.monotonic() - start if run is None else run.seconds(), 1),
+        "steps": steps, "resumed": 0 if run is None else len(run.state["parts"]) - 1,
         "n_train": len(train_set), "n_validation": len(val_set),
         "optimizer": "adam", "finish_within": finish_within,
     }
@@ -566,10 +611,13 @@ def train(
     # the nuclei's size the model learnt, for predict / segment(diameter=...)
     metadata["object_diameter"] = diameter_record(s.labels for s in train_samples)
     if parent is not None:
-        metadata["lineage"] = {**lineage(parent, split, time.monotonic() - start),
+        seconds = time.monotonic() - start if run is None else run.seconds()
+        metadata["lineage"] = {**lineage(parent, split, seconds),
                                "parent_val_map": parent_val_map}
     unet = UNetModel(model, metadata)
     path = unet.save(out) if out is not None else None
+    if run is not None:
+        run.saved(path, validation_scores)
     return TrainingResult(
         model=unet, history=_history(state), validation=validation_scores, split=split,
         cancelled=state.cancelled, path=path, device=device,
