@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import json
 import subprocess
 import sys
 import time
@@ -409,3 +410,100 @@ def test_values_that_do_not_go_together_are_refused_by_the_parser(data, tmp_path
     assert caught.value.code == 2
     assert "argument --epochs: epochs must be an integer >= 1" in capsys.readouterr().err
     assert runs == []
+
+
+# -- runs that resume: --run-dir, --resume ------------------------------------------------
+def test_resume_repeats_the_command_recorded_in_the_run_folder(data, tmp_path, runs,
+                                                                capsys):
+    out, run_dir = tmp_path / "m.keras", tmp_path / "run"
+    assert main(["train", str(data), "--out", str(out), "--run-dir", str(run_dir),
+                 "--epochs", "3", "--lr", "0.01", "--val-on-training"]) == 0
+    first = runs[1]
+    assert (first["run_dir"], first["checkpoint_minutes"]) == (str(run_dir), 5.0)
+    assert first["overrides"] == {"epochs": 3, "learning_rate": 0.01}
+    record = json.loads((run_dir / "command.json").read_text())
+    assert record["options"] == {"epochs": 3, "learning_rate": 0.01}
+    assert record["out"] == str(out) and record["val_on_training"] is True
+    capsys.readouterr()
+    # nothing else needed; --minutes and --checkpoint-minutes are this call's
+    assert main(["train", "--resume", str(run_dir), "--minutes", "10",
+                 "--checkpoint-minutes", "0"]) == 0
+    again = runs[3]
+    assert str(again["images"]) == str(data) and again["out"] == str(out)
+    assert again["validation"] == "training" and again["run_dir"] == str(run_dir)
+    assert again["overrides"] == {"epochs": 3, "learning_rate": 0.01, "max_seconds": None}
+    assert again["checkpoint_minutes"] == 0.0 and again["finish_within"] is not None
+    # the same values may be given again; --max-seconds is this call's
+    assert main(["train", str(data), "--resume", str(run_dir), "--epochs", "3",
+                 "--max-seconds", "60"]) == 0
+    assert runs[5]["overrides"] == {"epochs": 3, "learning_rate": 0.01, "max_seconds": 60.0}
+
+
+def test_resume_with_other_values_is_a_usage_error_before_tensorflow(data, tmp_path, runs,
+                                                                     capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(tmp_path / "m.keras"), "--run-dir",
+                 str(run_dir), "--epochs", "3"]) == 0
+    del runs[:]
+    capsys.readouterr()
+    other = _folder(tmp_path / "other")
+    assert main(["train", "--resume", str(run_dir), "--epochs", "4", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"DATA_DIR {other} (the run has {data})" in err
+    assert "--epochs 4 (the run has --epochs 3)" in err
+    assert "only --minutes, --max-seconds and --checkpoint-minutes are this call's" in err
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["train", "--resume", str(other)]) == 2
+    assert "holds no run started by this command (no command.json)" in capsys.readouterr().err
+    assert main(["train"]) == 2
+    assert ("the following arguments are required: DATA_DIR, --out (or --resume DIR"
+            in capsys.readouterr().err)
+    assert runs == []  # neither TensorFlow nor training started
+    with pytest.raises(SystemExit) as caught:
+        main(["train", str(data), "--run-dir", str(run_dir), "--resume", str(run_dir)])
+    assert caught.value.code == 2
+
+
+def test_a_run_folder_with_other_parameters_is_a_usage_error(data, tmp_path, runs, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    recorded = TrainConfig(epochs=3, batch_size=4).to_metadata()
+    (run_dir / "run.json").write_text(json.dumps({"config": recorded}))
+    out = str(tmp_path / "m.keras")
+    assert main(["train", str(data), "--out", out, "--run-dir", str(run_dir),
+                 "--epochs", "4", "--batch-size", "4"]) == 2
+    assert (f"--run-dir {run_dir} holds a run with other training parameters: epochs=3 "
+            "then, 4 now. Give the run's options") in capsys.readouterr().err
+    assert runs == []
+    assert main(["train", str(data), "--out", out, "--run-dir", str(run_dir), "--epochs",
+                 "3", "--batch-size", "4", "--max-seconds", "9"]) == 0
+    # --resume passes the run's whole configuration, whatever TrainConfig's defaults now
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert runs[-1]["overrides"] == {k: v for k, v in recorded.items() if k != "max_seconds"}
+
+
+def test_a_real_run_in_a_folder_resumed_and_finished(tiny_parent, tmp_path, capsys):
+    from napari_unet_weights.unet.model_file import read_metadata
+
+    _, few = tiny_parent
+    out, run_dir = tmp_path / "m.keras", tmp_path / "run"
+    assert main(["train", str(few), "--out", str(out), "--run-dir", str(run_dir),
+                 "--epochs", "2", "--steps", "2", "--batch-size", "2", "--patch-size", "32",
+                 "--depth", "2", "--filters", "4", "--val-on-training",
+                 "--checkpoint-minutes", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "checkpoint of epoch 1: " in err and "checkpoint of epoch 2: " in err
+    made = out.read_bytes()
+    # finished, its model saved: nothing to do
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert (f"the run in {run_dir} has finished: it ran all its epochs (2 epochs"
+            in capsys.readouterr().err)
+    assert out.read_bytes() == made
+    out.unlink()  # made again from the run folder, without training
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"resuming the run in {run_dir} after epoch 2/2" in err
+    assert "epoch 1/2" not in err and "checkpoint of" not in err
+    training = read_metadata(out)["training"]
+    assert (training["epochs_run"], training["steps"], training["resumed"]) == (2, 4, 1)

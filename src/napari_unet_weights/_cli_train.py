@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _cli_resume
 from ._cli_common import (
     _add_overwrite_argument,
     _add_verbose_argument,
@@ -105,7 +106,14 @@ def _epilog() -> str:
         "Needs TensorFlow: pip install \"napari-unet-weights[unet]\". NEW.keras is checked "
         "before training starts (an existing file is replaced only with --overwrite) and "
         "written under a temporary name, then renamed.",
-        "Exit status: 0 trained; 1 training failed or bad data; 2 usage error, found before "
+        "Runs that resume: with --run-dir DIR the whole state of the run is kept in DIR "
+        "(checkpoints every --checkpoint-minutes and when training stops, for whatever "
+        "reason); the same command, or --resume DIR alone (it repeats the last command "
+        "given with --run-dir), goes on from the last checkpoint with the same batches, "
+        "learning rate and early-stopping count: the model is the one an uninterrupted run "
+        "makes. A finished run whose model is saved at --out has nothing left to do.",
+        "Exit status: 0 trained (or nothing left to do); 1 training failed or bad data; 2 "
+        "usage error, found before "
         "training starts: an option, a missing folder or model file, a model that cannot "
         "start this training, or a --minutes budget that start-up leaves too little of.",
     ]
@@ -131,9 +139,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # the epilog's paragraphs
     parser.epilog = _epilog()
-    parser.add_argument("data", metavar="DATA_DIR", help="folder with images/ and labels/")
-    parser.add_argument("--out", required=True, metavar="NEW.keras",
-                        help="where to save the trained model (.keras)")
+    parser.add_argument("data", metavar="DATA_DIR", nargs="?",
+                        help="folder with images/ and labels/ (required unless --resume)")
+    parser.add_argument("--out", metavar="NEW.keras",
+                        help="where to save the trained model (.keras; required unless "
+                        "--resume)")
     parser.add_argument(
         "--from", dest="initial_model", metavar="bundled|MODEL.keras",
         help="start from this model's weights instead of random ones: 'bundled' (the "
@@ -152,6 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "independent score, the post-processing is not tuned)")
     _add_overwrite_argument(parser)
     _add_verbose_argument(parser)
+    _cli_resume.add_arguments(parser)
     _add_training_options(parser)
 
 
@@ -214,6 +225,7 @@ class _Plan:
     overrides: dict = field(default_factory=dict)
     validation: str | None = None
     initial_model: str | None = None
+    run_dir: str | None = None
 
 
 def _given(args: argparse.Namespace) -> dict:
@@ -241,8 +253,9 @@ def _validation_problem(args: argparse.Namespace, given: dict) -> str | None:
     return None
 
 
-def _starting_problem(args: argparse.Namespace, given: dict) -> str | None:
-    """Why the training options do not go together (with the model of --from), or None."""
+def _starting_config(args: argparse.Namespace, given: dict) -> TrainConfig | str:
+    """The run's configuration, or why the training options do not go together (with the
+    model of --from)."""
     starting = TrainConfig()
     if args.initial_model is not None:
         try:
@@ -254,17 +267,20 @@ def _starting_problem(args: argparse.Namespace, given: dict) -> str | None:
             return conflicts
         starting = fine_tuning_config(metadata)
     try:
-        starting.replace(**given)
+        return starting.replace(**given)
     except TrainConfigError as error:
         return str(error)
-    return None
 
 
 def _plan(args: argparse.Namespace) -> _Plan | str:
     """The plan of the run, or the usage error: everything checked without TensorFlow."""
     given = _given(args)
-    problem = (_paths_problem(args) or _validation_problem(args, given)
-               or _starting_problem(args, given))
+    problem = (_cli_resume.prepare(args, given, _option_text) or _paths_problem(args)
+               or _validation_problem(args, given))
+    if problem is not None:
+        return problem
+    config = _starting_config(args, given)
+    problem = config if isinstance(config, str) else _cli_resume.config_problem(args, config)
     if problem is not None:
         return problem
     if args.minutes is not None and "max_seconds" not in given:
@@ -276,7 +292,8 @@ def _plan(args: argparse.Namespace) -> _Plan | str:
     # and a folder may be called that.
     validation = "training" if args.val_on_training else (
         None if args.val_dir is None else os.path.abspath(args.val_dir))
-    return _Plan(overrides=given, initial_model=initial_model, validation=validation)
+    return _Plan(overrides=_cli_resume.recorded_overrides(args, given),
+                 initial_model=initial_model, validation=validation, run_dir=args.run_dir)
 
 
 # -- progress, time, summary ------------------------------------------------------------
@@ -309,6 +326,11 @@ class _TrainProgress:
                               + f"epoch {info['epoch']}/{info['epochs']} loss "
                               f"{info['loss']:.4f} val_loss {info['val_loss']:.4f} "
                               f"val_mAP {val_map}{clock}\n")
+            self.stream.flush()
+        elif info["stage"] == "checkpoint":
+            said = (f"FAILED: {info['error']}" if "error" in info else
+                    f"{info['mb']:.1f} MB in {info['seconds']:.1f} s")
+            self.stream.write(f"checkpoint of epoch {info['epoch']}: {said}\n")
             self.stream.flush()
 
 
@@ -368,6 +390,17 @@ def run(args: argparse.Namespace) -> int:
     plan = _plan(args)
     if isinstance(plan, str):
         return _usage_error(plan)
+    finished = _cli_resume.finished_message(args)
+    if finished is not None:  # nothing left to do
+        print(f"napari-unet-weights train: {finished}", file=sys.stderr)
+        return 0
+    try:
+        _cli_resume.write_command(args, plan.overrides)
+    except OSError as error:
+        return _usage_error(f"--run-dir: {error}")
+    resuming = _cli_resume.resuming_message(args)
+    if resuming is not None:
+        print(f"napari-unet-weights train: {resuming}", file=sys.stderr)
     try:
         _start_tensorflow(args.verbose)
     except ImportError as error:
@@ -383,6 +416,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(args.data, validation=plan.validation,
                        initial_model=plan.initial_model, finish_within=finish_within,
                        out=args.out, progress=_TrainProgress(sys.stderr, started, budget),
+                       run_dir=plan.run_dir, checkpoint_minutes=args.checkpoint_minutes,
                        **plan.overrides)
     except (OSError, ValueError, TypeError, ImportError) as error:
         return _error(str(error))

@@ -54,8 +54,10 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_output
+from .config import TrainConfig
 
-__all__ = ["PER_CALL", "RUN_FORMAT", "Run", "data_record", "open_run", "read_run", "release"]
+__all__ = ["PER_CALL", "RUN_FORMAT", "Run", "config_differences", "data_record", "open_run",
+           "read_run", "recorded_config", "release"]
 
 PathLike = str | os.PathLike
 #: ``run.json``'s format name and version.
@@ -185,6 +187,16 @@ def config_differences(then: dict, now: dict) -> list[str]:
             if name not in PER_CALL and then.get(name) != now.get(name)]
 
 
+def recorded_config(record: dict) -> TrainConfig:
+    """The run's configuration from its ``run.json``; a parameter added to
+    :class:`~.config.TrainConfig` after the run started reads as what training did before
+    it existed (:data:`.config.BEFORE_THEY_EXISTED`), else as its default.
+
+    Raises :class:`~.config.TrainConfigError` if a recorded value is no longer allowed.
+    """
+    return TrainConfig.from_metadata({"training": record.get("config") or {}})
+
+
 def read_run(path: PathLike) -> tuple[dict | None, dict | None]:
     """``run.json`` and ``state.json`` of the run folder ``path`` (None where missing).
 
@@ -277,7 +289,8 @@ class Run:
         aside)."""
         if self.record is None:
             return
-        differences = config_differences(self.record.get("config", {}), config.to_metadata())
+        differences = config_differences(recorded_config(self.record).to_metadata(),
+                                         config.to_metadata())
         if differences:
             raise ValueError(
                 f"{self.folder} holds a run with other training parameters: "
