@@ -8,6 +8,16 @@ part is not read here (``scripts/evaluate_model.py`` reports on it).
 
     python scripts/train_bundled_model.py --name final --outdir runs/final [options] --install
     python scripts/train_bundled_model.py --smoke --outdir /tmp/smoke        # seconds
+    python scripts/train_bundled_model.py --name long --run-dir runs/long --minutes 170 ...
+
+With ``--run-dir DIR`` the run keeps its whole state in DIR (``train(run_dir=)``): the same
+command again resumes it from its last checkpoint (a checkpoint every
+``--checkpoint-minutes`` and whenever the call ends), with the same batches and learning
+rate as an uninterrupted run; ``--minutes`` ends this call in time to validate and save
+(the model of the best epoch so far). The samples are compared by name and pixels, not
+by path (the temporary folders of links are made again on each call); other options
+than the run's are refused, naming them. ``scripts/learning_curve.py DIR ...`` plots the
+validation mAP of runs against their training steps.
 
 The training options are those of ``napari-unet-weights train`` (one per
 :class:`~napari_unet_weights.unet.config.TrainConfig` field), with this script's budget
@@ -59,6 +69,10 @@ def print_progress(info: dict) -> None:
         val_map = "-" if info["val_map"] is None else f"{info['val_map']:.4f}"
         print(f"  epoch {info['epoch']}/{info['epochs']} loss {info['loss']:.4f} "
               f"val_loss {info['val_loss']:.4f} val_mAP {val_map}", file=sys.stderr, flush=True)
+    elif info["stage"] == "checkpoint":
+        said = (f"FAILED: {info['error']}" if "error" in info
+                else f"{info['mb']:.1f} MB in {info['seconds']:.1f} s")
+        print(f"  checkpoint of epoch {info['epoch']}: {said}", file=sys.stderr, flush=True)
 
 
 def run_row(name: str, result, args) -> dict:
@@ -144,6 +158,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a few steps on a few images: shows the pipeline end to end")
     parser.add_argument("--install", action="store_true",
                         help=f"copy the model to {INSTALL_PATH.relative_to(REPO)}")
+    parser.add_argument("--run-dir", type=Path, metavar="DIR",
+                        help="keep the run's whole state in DIR; the same command again "
+                             "resumes it from its last checkpoint")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0, metavar="M",
+                        help="with --run-dir: a checkpoint at the end of an epoch once M "
+                             "minutes passed since the last one, 0: every epoch (default: "
+                             "%(default)s)")
+    parser.add_argument("--minutes", type=float, metavar="M",
+                        help="time budget of this call's training, final validation and "
+                             "saving (train's finish_within; default: none)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.steps_per_epoch, args.batch_size, args.patch_size = 1, 2, 2, 64
@@ -167,16 +191,24 @@ def main(argv=None) -> int:
     config = TrainConfig.from_arguments(args)
     print(f"== {args.name}: {config}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(
-            link_subset(args.data, train_ids, Path(tmp) / "train", copies), config=config,
-            validation=link_subset(args.data, val_ids, Path(tmp) / "validation"),
-            checkpoint=args.outdir / f"{args.name}.checkpoint.keras",
-            out=args.outdir / f"{args.name}.keras", progress=print_progress,
-        )
+        try:
+            result = train(
+                link_subset(args.data, train_ids, Path(tmp) / "train", copies), config=config,
+                validation=link_subset(args.data, val_ids, Path(tmp) / "validation"),
+                checkpoint=args.outdir / f"{args.name}.checkpoint.keras",
+                out=args.outdir / f"{args.name}.keras", progress=print_progress,
+                run_dir=args.run_dir, checkpoint_minutes=args.checkpoint_minutes,
+                finish_within=None if args.minutes is None else args.minutes * 60,
+            )
+        except ValueError as error:  # a --run-dir of another run: say what differs
+            print(f"== {args.name}: {error}", file=sys.stderr)
+            return 2
     row = run_row(args.name, result, args)
     write_runs(args.outdir, row)
+    resume = (" - time limit: the same command resumes the run"
+              if result.time_limit_reached and args.run_dir else "")
     print(f"== {args.name}: validation mAP {row['val_map']:.4f} ({row['seconds']:.0f} s, "
-          f"{result.device})", file=sys.stderr)
+          f"{result.device}; {row['epochs_run']} epochs){resume}", file=sys.stderr)
     if args.install:
         INSTALL_PATH.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result.path, INSTALL_PATH)
