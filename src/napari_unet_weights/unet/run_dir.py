@@ -19,8 +19,8 @@
 ``best-EEEEEE-*.npz``
     The weights kept so far (those of epoch ``EEEEEE``).
 
-Every file is written under a temporary name and renamed when complete; ``state.json`` is
-written after the arrays it names, and the files it no longer names are deleted only then:
+Every file is written under a temporary name, flushed to the disk (``fsync``) and renamed
+when complete; ``state.json`` is written after the arrays it names, and the files it no longer names are deleted only then:
 a process killed at any moment leaves the previous checkpoint whole. Leftovers of a killed
 write (temporary ``.partial`` files, arrays no state names) are removed when the run is
 opened again.
@@ -81,10 +81,28 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def _synced(stream) -> None:
+    """Flush ``stream`` to the disk (a checkpoint outlives a machine that goes down)."""
+    stream.flush()
+    os.fsync(stream.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (where the system allows it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
 def _write_json(path: Path, content: dict) -> None:
     text = json.dumps(content, indent=1, allow_nan=False) + "\n"
-    with atomic_output(path) as partial:
-        partial.write_text(text)
+    with atomic_output(path) as partial, open(partial, "w") as stream:
+        stream.write(text)
+        _synced(stream)
+    _sync_folder(path.parent)
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -102,6 +120,7 @@ def _write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> int:
     """Write ``arrays`` as an uncompressed .npz (atomically); its size in bytes."""
     with atomic_output(path) as partial, open(partial, "wb") as stream:
         np.savez(stream, **arrays)
+        _synced(stream)
     return path.stat().st_size
 
 
