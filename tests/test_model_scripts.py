@@ -17,6 +17,7 @@ from napari_unet_weights.unet.model_file import METADATA_ENTRY
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import evaluate_model  # noqa: E402
+import learning_curve  # noqa: E402
 import seed_table  # noqa: E402
 import train_bundled_model  # noqa: E402
 
@@ -96,3 +97,36 @@ def test_the_seed_table_gives_mean_and_sample_deviation_per_loss():
     assert rows["weighted"][:3] == ["3", "0.600 ± 0.100", "0.300 ± 0.050"]
     assert rows["plain"][1] == "0.400 ± 0.000"
     assert rows["weighted − plain"][:3] == ["", "+0.200", "+0.100"]
+
+
+def _run_folder(root: Path, name: str, filters: int, steps: int, history: list) -> Path:
+    folder = root / name
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"config": TrainConfig(
+        base_filters=filters, steps_per_epoch=steps, epochs=4).to_metadata()}))
+    (folder / "state.json").write_text(json.dumps({
+        "history": history, "best_epoch": 2, "epochs_done": len(history), "finished": False}))
+    return folder
+
+
+def test_the_learning_curve_puts_runs_on_training_steps(tmp_path):
+    pytest.importorskip("matplotlib")
+    small = _run_folder(tmp_path, "f12", 12, 80, [[1, 0.9, 0.8, None], [2, 0.7, 0.6, 0.3]])
+    large = _run_folder(tmp_path, "f32", 32, 40, [[1, 0.9, 0.7, 0.2], [2, 0.6, 0.5, 0.4],
+                                                  [3, 0.5, 0.45, 0.45]])
+    curve = learning_curve.read_curve(small)
+    assert curve["steps"] == [80, 160] and curve["label"] == "f12 (base_filters 12, 2/4 epochs)"
+    assert np.isnan(curve["val_map"][0]) and curve["val_loss"] == [0.8, 0.6]
+    assert learning_curve.read_curve(large)["steps"] == [40, 80, 120]
+    out = tmp_path / "curve.png"
+    assert learning_curve.main([str(small), str(large), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert learning_curve.main([str(tmp_path), "-o", str(out)]) == 2  # not a run folder
+
+
+def test_the_training_script_passes_the_run_folder_options():
+    args = train_bundled_model.parse_args(["--run-dir", "runs/long", "--minutes", "170",
+                                           "--checkpoint-minutes", "10"])
+    assert (str(args.run_dir), args.minutes, args.checkpoint_minutes) == ("runs/long", 170, 10)
+    plain = train_bundled_model.parse_args([])
+    assert (plain.run_dir, plain.minutes, plain.checkpoint_minutes) == (None, None, 5.0)
