@@ -39,6 +39,7 @@ from pathlib import Path
 
 from dsb2018_split import DEFAULT_DATA, MODALITIES, load_split
 from napari_unet_weights.unet.config import TrainConfig
+from napari_unet_weights.unet.run_dir import interrupt_on_sigterm
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_PATH = REPO / "src" / "napari_unet_weights" / "unet" / "models" / "dsb2018_nuclei.keras"
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig.from_arguments(args)
     print(f"== {args.name}: {config}", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, interrupt_on_sigterm():
         try:
             result = train(
                 link_subset(args.data, train_ids, Path(tmp) / "train", copies), config=config,
@@ -203,6 +204,10 @@ def main(argv=None) -> int:
         except ValueError as error:  # a --run-dir of another run: say what differs
             print(f"== {args.name}: {error}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run folder has its last epoch
+            hint = " (the same command resumes the run)" if args.run_dir else ""
+            print(f"== {args.name}: interrupted{hint}", file=sys.stderr)
+            return 130
     row = run_row(args.name, result, args)
     write_runs(args.outdir, row)
     resume = (" - time limit: the same command resumes the run"

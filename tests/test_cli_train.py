@@ -471,11 +471,17 @@ def test_a_run_folder_with_other_parameters_is_a_usage_error(data, tmp_path, run
     recorded = TrainConfig(epochs=3, batch_size=4).to_metadata()
     (run_dir / "run.json").write_text(json.dumps({"config": recorded}))
     out = str(tmp_path / "m.keras")
-    assert main(["train", str(data), "--out", out, "--run-dir", str(run_dir),
-                 "--epochs", "4", "--batch-size", "4"]) == 2
+    other = ["train", str(data), "--out", out, "--run-dir", str(run_dir), "--epochs", "4",
+             "--batch-size", "4"]
+    (run_dir / "state.json").write_text(json.dumps({"epochs_done": 1}))
+    assert main(other) == 2
     assert (f"--run-dir {run_dir} holds a run with other training parameters: epochs=3 "
             "then, 4 now. Give the run's options") in capsys.readouterr().err
     assert runs == []
+    (run_dir / "state.json").write_text(json.dumps({"epochs_done": 0}))
+    assert main(other) == 0  # a run that saved no epoch starts again
+    del runs[:]
+    (run_dir / "state.json").write_text(json.dumps({"epochs_done": 1}))
     assert main(["train", str(data), "--out", out, "--run-dir", str(run_dir), "--epochs",
                  "3", "--batch-size", "4", "--max-seconds", "9"]) == 0
     # --resume passes the run's whole configuration, whatever TrainConfig's defaults now
@@ -507,3 +513,28 @@ def test_a_real_run_in_a_folder_resumed_and_finished(tiny_parent, tmp_path, caps
     assert "epoch 1/2" not in err and "checkpoint of" not in err
     training = read_metadata(out)["training"]
     assert (training["epochs_run"], training["steps"], training["resumed"]) == (2, 4, 1)
+
+
+def test_sigterm_ends_a_run_in_a_folder_with_its_last_epoch_saved(tiny_parent, tmp_path):
+    import signal
+
+    _, few = tiny_parent
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "napari_unet_weights.cli", "train", str(few), "--out",
+               str(tmp_path / "m.keras"), "--run-dir", str(run_dir), "--epochs", "1000",
+               "--steps", "2", "--batch-size", "2", "--patch-size", "32", "--depth", "2",
+               "--filters", "4", "--val-on-training", "--patience", "1000"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:  # the third epoch ends: a kill comes mid-training
+            if line.startswith("epoch 3/1000"):
+                process.send_signal(signal.SIGTERM)
+                break
+        remaining = process.communicate(timeout=120)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 130, remaining
+    assert "interrupted" in remaining
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["epochs_done"] >= 2 and state["parts"][0]["ended_by"] == "interrupted"
+    assert (run_dir / state["files"]["last"]).is_file()

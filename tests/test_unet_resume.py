@@ -8,15 +8,23 @@ from __future__ import annotations
 import fcntl
 import importlib
 import json
+import os
 import re
 import shutil
+import signal
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from napari_unet_weights.unet.config import TrainConfig
-from napari_unet_weights.unet.run_dir import data_differences, open_run, read_run, release
+from napari_unet_weights.unet.run_dir import (
+    data_differences,
+    interrupt_on_sigterm,
+    open_run,
+    read_run,
+    release,
+)
 from napari_unet_weights.unet.train import train
 from test_unet_data import write_folder
 from test_unet_train import TINY, synthetic
@@ -251,6 +259,43 @@ def test_a_damaged_checkpoint_is_said(resumed, tmp_path):
     (run_dir / "state.json").write_text('{"epochs_done": 2, "st')
     with pytest.raises(ValueError, match=r"state\.json cannot be read"):
         train(resumed.folder, run_dir=run_dir, **RUN)
+
+
+def test_ctrl_c_within_an_epoch_saves_the_epoch_before(resumed, tmp_path):
+    events: list = []
+
+    def interrupt():
+        if batches_of(events)[-1] == (2, 1):
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        train(resumed.folder, run_dir=tmp_path / "run", progress=events.append,
+              should_stop=interrupt, **RUN)
+    assert checkpoints_of(events) == [1]
+    _, state = read_run(tmp_path / "run")
+    assert (state["epochs_done"], state["parts"][0]["ended_by"]) == (1, "interrupted")
+    result = train(resumed.folder, run_dir=tmp_path / "run", **RUN)
+    assert result.history.equals(resumed.plain.history)
+    assert_same_weights(result.model, resumed.plain.model)
+
+
+def test_sigterm_is_ctrl_c_within_interrupt_on_sigterm():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), interrupt_on_sigterm():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_run_that_saved_no_epoch_starts_again_with_other_parameters(resumed, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(resumed.folder, run_dir=run_dir, should_stop=lambda: True, **RUN)
+    assert first.cancelled and read_run(run_dir)[1]["epochs_done"] == 0
+    again = train(resumed.folder, run_dir=run_dir, should_stop=lambda: True,
+                  **{**RUN, "batch_size": 2})
+    assert again.cancelled
+    record, state = read_run(run_dir)
+    assert record["config"]["batch_size"] == 2 and len(state["parts"]) == 1
 
 
 # -- early stopping across an interruption ------------------------------------------------

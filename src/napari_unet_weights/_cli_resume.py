@@ -12,6 +12,7 @@ a finished run whose model is saved (nothing to do).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -21,7 +22,13 @@ from typing import Any
 from ._cli_common import _non_negative
 from .io import atomic_output
 from .unet.config import TrainConfig, TrainConfigError
-from .unet.run_dir import PER_CALL, config_differences, read_run, recorded_config
+from .unet.run_dir import (
+    PER_CALL,
+    config_differences,
+    interrupt_on_sigterm,
+    read_run,
+    recorded_config,
+)
 
 #: The file of the run folder that records the command that started the run.
 COMMAND_FILE = "command.json"
@@ -169,12 +176,12 @@ def config_problem(args: argparse.Namespace, config: TrainConfig) -> str | None:
     if args.run_dir is None:
         return None
     try:
-        record, _ = read_run(args.run_dir)
+        record, state = read_run(args.run_dir)
         recorded = None if record is None else recorded_config(record)
     except (ValueError, TrainConfigError) as error:
         return str(error)
-    if recorded is None:
-        return None
+    if recorded is None or not (state or {}).get("epochs_done"):
+        return None  # no run yet, or none that saved an epoch: it starts again
     differences = config_differences(recorded.to_metadata(), config.to_metadata())
     if differences:
         flag = "--resume" if args.resume is not None else "--run-dir"
@@ -211,10 +218,11 @@ def finished_message(args: argparse.Namespace) -> str | None:
         return None
     score = final.get("val_map")
     score_text = "" if score is None else f", validation mAP {score:.4f}"
-    ended = "stopped early" if state["stopped_early"] else "ran all its epochs"
-    return (f"the run in {args.run_dir} has finished: it {ended} ({state['epochs_done']} "
-            f"epochs, {state['seconds']:.0f} s over {len(state['parts'])} "
-            f"call{'s' if len(state['parts']) > 1 else ''}); its model is {final['out']}"
+    ended = "stopped early" if state.get("stopped_early") else "ran all its epochs"
+    calls = len(state.get("parts", []))
+    return (f"the run in {args.run_dir} has finished: it {ended} ({state.get('epochs_done')} "
+            f"epochs, {state.get('seconds', 0):.0f} s over {calls} "
+            f"call{'' if calls == 1 else 's'}); its model is {final['out']}"
             f"{score_text}. Delete that file to make it again.")
 
 
@@ -226,6 +234,13 @@ def resuming_message(args: argparse.Namespace) -> str | None:
     if not state or not state.get("epochs_done") or record is None:
         return None
     epochs = (record.get("config") or {}).get("epochs", "?")
+    calls = len(state.get("parts", []))
     return (f"resuming the run in {args.run_dir} after epoch {state['epochs_done']}/{epochs} "
-            f"(step {state['step']}, {state['seconds'] / 60:.1f} min over "
-            f"{len(state['parts'])} call{'s' if len(state['parts']) > 1 else ''} so far)")
+            f"(step {state.get('step', '?')}, {state.get('seconds', 0) / 60:.1f} min over "
+            f"{calls} call{'' if calls == 1 else 's'} so far)")
+
+
+def interruptible(run_dir: str | None):
+    """With a run folder, SIGTERM ends the training as Ctrl-C does (its last finished epoch
+    written, exit status 130); without one, nothing changes."""
+    return interrupt_on_sigterm() if run_dir is not None else contextlib.nullcontext()

@@ -413,11 +413,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         from .unet.train import train
 
-        result = train(args.data, validation=plan.validation,
-                       initial_model=plan.initial_model, finish_within=finish_within,
-                       out=args.out, progress=_TrainProgress(sys.stderr, started, budget),
-                       run_dir=plan.run_dir, checkpoint_minutes=args.checkpoint_minutes,
-                       **plan.overrides)
+        # with a run folder, SIGTERM (a session that ends) saves the last epoch as Ctrl-C does
+        with _cli_resume.interruptible(plan.run_dir):
+            result = train(args.data, validation=plan.validation,
+                           initial_model=plan.initial_model, finish_within=finish_within,
+                           out=args.out, progress=_TrainProgress(sys.stderr, started, budget),
+                           run_dir=plan.run_dir, checkpoint_minutes=args.checkpoint_minutes,
+                           **plan.overrides)
     except (OSError, ValueError, TypeError, ImportError) as error:
         return _error(str(error))
     print(_summary(result, time.monotonic() - started, budget), file=sys.stderr)

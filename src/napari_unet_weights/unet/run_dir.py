@@ -20,10 +20,11 @@
     The weights kept so far (those of epoch ``EEEEEE``).
 
 Every file is written under a temporary name, flushed to the disk (``fsync``) and renamed
-when complete; ``state.json`` is written after the arrays it names, and the files it no longer names are deleted only then:
-a process killed at any moment leaves the previous checkpoint whole. Leftovers of a killed
-write (temporary ``.partial`` files, arrays no state names) are removed when the run is
-opened again.
+when complete; ``state.json`` is written after the arrays it names, and the files it no
+longer names are deleted only then: a process killed at any moment leaves the previous
+checkpoint whole. Leftovers of a killed write (temporary ``.partial`` files, arrays no
+state names) are removed when the run is opened again. A run that saved no epoch yet
+starts again when called with other parameters or data (a first call that failed at once).
 
 A checkpoint is written at the end of an epoch once ``checkpoint_minutes`` have passed
 since the last one, and always when the call ends: then it holds the end of the last
@@ -47,7 +48,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,8 @@ import numpy as np
 from ..io import atomic_output
 from .config import TrainConfig
 
-__all__ = ["PER_CALL", "RUN_FORMAT", "Run", "config_differences", "data_record", "open_run",
-           "read_run", "recorded_config", "release"]
+__all__ = ["PER_CALL", "RUN_FORMAT", "Run", "config_differences", "data_record",
+           "interrupt_on_sigterm", "open_run", "read_run", "recorded_config", "release"]
 
 PathLike = str | os.PathLike
 #: ``run.json``'s format name and version.
@@ -303,14 +304,23 @@ class Run:
                     path.unlink()
 
     # -- the checks --------------------------------------------------------------
+    def _restart(self) -> None:
+        """Forget a run that saved no epoch: it starts again, with other parameters or data
+        if need be (a first call that failed at once)."""
+        self.record, part = None, self.state["parts"][-1]
+        self.state, self.seconds_before = _new_state(), 0.0
+        self.state["parts"].append(part)
+
     def check_config(self, config) -> None:
         """ValueError naming the parameters that differ from the run's (the time budget
-        aside)."""
+        aside); a run that saved no epoch yet starts again instead."""
         if self.record is None:
             return
         differences = config_differences(recorded_config(self.record).to_metadata(),
                                          config.to_metadata())
-        if differences:
+        if differences and not self.state["epochs_done"]:
+            self._restart()
+        elif differences:
             raise ValueError(
                 f"{self.folder} holds a run with other training parameters: "
                 f"{'; '.join(differences)}. Resume it with its own parameters (only "
@@ -339,6 +349,10 @@ class Run:
             said = lambda p: "none" if p is None else f"{p['source']} ({p['sha256'][:12]})"  # noqa: E731
             problems.append(f"starting model {said(recorded_parent)} then, "
                             f"{said(parent_record)} now")
+        if problems and not self.state["epochs_done"]:  # nothing saved: start again
+            self._restart()
+            self.begin(config, data, parent, mixed_precision, package_version)
+            return
         if problems:
             raise ValueError(f"{self.folder} holds a run on other data: {'; '.join(problems)}."
                              " Resume it with its own data, or start a new run in another "
@@ -442,7 +456,11 @@ class Run:
         elif self._pending is not None:  # stopped within an epoch: the last one's end
             self._write(*self._pending, state)
             return
-        self._write_state()
+        try:
+            self._write_state()
+        except OSError as error:  # a full disk: the call still ends as it would
+            _report(state, {"stage": "checkpoint", "epoch": self.state["epochs_done"],
+                            "error": str(error)})
 
     def _write(self, arrays, figures: dict, state) -> None:
         """Write a checkpoint: the arrays, then state.json naming them, then clean up.
@@ -497,6 +515,31 @@ class Run:
         with contextlib.suppress(OSError):
             self._write_state()
         release(self.folder)
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a session that ends) raises KeyboardInterrupt,
+    as Ctrl-C does: a training with a ``run_dir`` then writes its last finished epoch
+    before the process ends. Only on the main thread (elsewhere the block runs as is);
+    the previous handler comes back afterwards. For programs (the command line, scripts):
+    a library call never changes the process's signal handlers.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(state, info: dict) -> None:
