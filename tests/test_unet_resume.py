@@ -335,3 +335,23 @@ def test_early_stopping_counts_across_the_interruption(tmp_path, monkeypatch, ke
         np.testing.assert_array_equal(ours, best)  # epoch 2's, read from the run folder
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["stopped_early"] and state["finished"]
+
+
+# -- mixed precision (the GPU path, on the CPU) --------------------------------------------
+def test_a_mixed_precision_run_resumes_with_its_loss_scale(resumed, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "_device", lambda: ("GPU: stand-in", True))
+    run = {**RUN, "epochs": 3}
+    plain = train(resumed.folder, **run)
+    events: list = []
+    train(resumed.folder, run_dir=tmp_path / "run", progress=events.append,
+          should_stop=stop_in_epoch(events, 2), **run)
+    arrays = np.load(next((tmp_path / "run").glob("last-*.npz")))
+    assert any("scale" in str(path) for path in arrays["optimizer_paths"])  # loss scale
+    result = train(resumed.folder, run_dir=tmp_path / "run", **run)
+    assert result.history.equals(plain.history)  # exactly, on the CPU
+    assert_same_weights(result.model, plain.model)
+    assert result.model.metadata["training"]["steps"] == 3 * STEPS
+    monkeypatch.setattr(train_module, "_device", lambda: ("CPU", False))
+    with pytest.raises(ValueError, match=r"trained with mixed precision .* resume it on the "
+                                         r"same kind of device"):
+        train(resumed.folder, run_dir=tmp_path / "run", **run)

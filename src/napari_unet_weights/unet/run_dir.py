@@ -548,21 +548,24 @@ def _report(state, info: dict) -> None:
 
 
 def _canonical(path: str) -> str:
-    """A variable's path without the number Keras appends to a repeated object name
-    (``adam_1/iteration``: the second optimizer made in this process)."""
-    first, _, rest = str(path).partition("/")
-    return re.sub(r"_\d+$", "", first) + "/" + rest
+    """A variable's path as far as it names the variable: its last two parts, without the
+    numbers Keras appends to repeated object names (``adam_1/iteration``: the second
+    optimizer made in this process; ``loss_scale_optimizer/adam/...`` or ``adam/...``
+    under mixed precision, as the optimizer was built by ``fit`` or by a resume)."""
+    return "/".join(re.sub(r"_\d+$", "", part) for part in str(path).split("/")[-2:])
 
 
 def _assign(variables: list, arrays: dict, prefix: str, path: Path) -> None:
     """Assign the stored values to ``variables``, checked name by name and shape."""
-    paths = [_canonical(p) for p in arrays[f"{prefix}_paths"]]
-    now = [_canonical(v.path) for v in variables]
-    if paths != now or any(tuple(v.shape) != arrays[f"{prefix}{i:05d}"].shape
-                           for i, v in enumerate(variables)):
+    stored = [(_canonical(p), arrays[f"{prefix}{i:05d}"].shape)
+              for i, p in enumerate(arrays[f"{prefix}_paths"])]
+    now = [(_canonical(v.path), tuple(v.shape)) for v in variables]
+    if stored != now:
+        first = next((f"{a[0]} {a[1]} stored, {b[0]} {b[1]} now"
+                      for a, b in zip(stored, now) if a != b), "")
         raise ValueError(f"the checkpoint {path} holds other {prefix} variables than this "
-                         f"run builds ({len(paths)} stored, {len(now)} now): it was not "
-                         "written by this run's network and optimizer.")
+                         f"run builds ({len(stored)} stored, {len(now)} now{'; ' * bool(first)}"
+                         f"{first}): it was not written by this run's network and optimizer.")
     for i, variable in enumerate(variables):
         variable.assign(arrays[f"{prefix}{i:05d}"])
 
