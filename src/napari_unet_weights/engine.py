@@ -22,9 +22,9 @@ segment(image, out="labels.zarr", scheduler=engine)``.
 Each :meth:`Engine.compute` reports progress as ``progress(done, total)`` in units of
 the results of the collections (the chunks of an array, one per ``dask.delayed``), and
 polls ``should_stop()`` while it waits: threads stop between tasks (tasks already running
-finish first); on a cluster the futures are cancelled. Either way ``cancelled`` (by
-default :class:`ComputationCancelled`) is raised. ``progress_bar=True`` also shows dask's
-progress bar on the terminal (the CLI).
+finish first); on a cluster the futures are cancelled. Either way
+:class:`ComputationCancelled` (:class:`..progress.Cancelled`) is raised.
+``progress_bar=True`` also shows dask's progress bar on the terminal (the CLI).
 
 Nothing here imports Qt, napari or TensorFlow; ``distributed`` is imported only for
 ``workers`` / ``scheduler``.
@@ -34,21 +34,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["ComputationCancelled", "Engine", "engine_for", "output_keys"]
+from .progress import ComputationCancelled, Progress, ShouldStop
 
-Progress = Callable[[int, int], None]
-ShouldStop = Callable[[], bool]
+__all__ = ["ComputationCancelled", "Engine", "engine_for", "output_keys"]
 
 #: Seconds between two polls of ``should_stop`` (and progress updates) on a cluster.
 POLL_INTERVAL = 0.1
-
-
-class ComputationCancelled(Exception):
-    """``should_stop()`` returned True: the computation was stopped, nothing returned."""
 
 
 def output_keys(*collections: Any) -> set:
@@ -215,7 +210,8 @@ class Engine:
         progress, should_stop : callable, optional
             As in :class:`Engine` (these override the engine's own).
         cancelled : type of Exception
-            What to raise when ``should_stop()`` returns True.
+            What to raise when ``should_stop()`` returns True (default
+            :class:`..progress.Cancelled`, whatever its name).
 
         Returns
         -------

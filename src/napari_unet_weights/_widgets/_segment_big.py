@@ -36,6 +36,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushBut
 from napari_unet_weights import big_io
 from napari_unet_weights._widgets._base import temporary_folder
 from napari_unet_weights.engine import Engine
+from napari_unet_weights.progress import PhaseProgress as Progress
 from napari_unet_weights.unet.predict import PredictionCancelled
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ __all__ = ["STORE_KEY", "ZarrOutput", "segment_to_zarr", "store_problem", "tempo
 #: Layer metadata: the zarr store a Labels layer of the widget reads.
 STORE_KEY = "napari_unet_weights_store"
 TEMPORARY_TIP = "Empty: a temporary folder, named in the notification, deleted at exit."
-
-Progress = Callable[..., None]
 
 
 class ZarrOutput(QWidget):

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import ComputationCancelled, Engine, engine_for
+from ..progress import Progress, ShouldStop
 from .lazy_stats import ImageStatistics, plane_statistics
 from .model_cache import ModelFile, serialized
 from .model_file import UNetModel, model_metadata, size_multiple
@@ -61,9 +62,6 @@ __all__ = ["DEFAULT_BLOCK", "Plan", "default_margin", "predict_blocks", "segment
 
 #: Default block side (pixels of a core).
 DEFAULT_BLOCK = 1024
-
-Progress = Callable[[int, int], None]
-ShouldStop = Callable[[], bool]
 
 
 def default_margin(multiple: int) -> int:

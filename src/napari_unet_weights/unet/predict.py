@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import PredictionCancelled, Progress, ShouldStop
 from .device import device_scope
 from .diameter import check_diameter
 from .model_cache import ModelFile, resolve_model
@@ -70,15 +71,8 @@ from .tiling import (
 __all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "network_output", "predict",
            "predict_prepared", "segment"]
 
-Progress = Callable[[int, int], None]
-ShouldStop = Callable[[], bool]
-
 #: The orientations test-time augmentation averages over: (quarter turns, mirrored).
 TTA_TRANSFORMS = tuple((turns, mirrored) for turns in range(4) for mirrored in (False, True))
-
-
-class PredictionCancelled(Exception):
-    """``should_stop()`` returned True: prediction stopped, nothing was returned."""
 
 
 def _orient(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import Progress
 from .device import device_scope
 from .diameter import (
     AUTO,
@@ -42,7 +43,6 @@ from .postprocess import _LabelStack, to_instances
 
 __all__ = ["ResizedPlanes", "gather", "run_sized"]
 
-Progress = Callable[[int, int], None]
 #: ``prepare(image, progress) -> run``: a prepared run of :mod:`.predict` on ``image``.
 Prepare = Callable[[Any, Progress | None], Any]
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..progress import TrainProgress
 from .config import TrainConfig, TrainConfigError
 from .data import (
     PatchSampler,
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainConfig", "TrainConfigError", "TrainingResult", "load_samples", "train"]
 
 PathLike = str | os.PathLike
-Progress = Callable[[dict], None]
+Progress = TrainProgress
 
 HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "val_map")
 #: The package's distribution name, whose version model files record.
