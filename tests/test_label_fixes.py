@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import napari_unet_weights.label_fixes as label_fixes
 from napari_unet_weights.label_checks import check_labels
 from napari_unet_weights.label_fixes import (
     IdOverflowError,
@@ -196,16 +195,26 @@ def test_cut_touching_is_the_training_targets_rule():
         .values.tolist() == [[1, 2]]
 
 
-def test_cut_touching_uses_the_training_function(monkeypatch):
-    calls = []
-
-    def spy(labels):
-        calls.append(labels.shape)
-        return np.zeros_like(labels)
-
-    monkeypatch.setattr(label_fixes, "separate_touching", spy)
-    cut_touching(grid("1 2"))
-    assert calls
+def test_cut_touching_gives_the_smaller_ids_contact_pixels_to_the_gap():
+    """The training targets' rule, drawn by hand: of each touching pair (8-connected,
+    diagonals too), the smaller id loses every pixel next to the larger one."""
+    old = grid("""
+        1 1 2 2 .
+        1 1 2 2 .
+        . 3 3 . .
+        . 3 3 . 4
+        . . . 4 4
+    """)
+    np.testing.assert_array_equal(cut_touching(old).labels, grid("""
+        1 . 2 2 .
+        . . . . .
+        . 3 3 . .
+        . 3 . . 4
+        . . . 4 4
+    """))
+    stack = np.stack([old, np.rot90(old)])
+    per_plane = cut_touching(stack, spatial_dims=2).labels
+    np.testing.assert_array_equal(per_plane[1], cut_touching(np.rot90(old)).labels)
 
 
 def test_relabel_sequential_and_per_plane():

@@ -2,8 +2,8 @@
 
 One pass over the pixels where either image has an object gives, for every pair of
 overlapping ids, the intersection and union, and per object its area and centroid.
-Ids are relabelled to consecutive indices first (0 = background), so ids as large as
-the dtype allows cost nothing.
+Ids are relabelled to consecutive indices first (0 = background,
+:func:`.label_ids.sequential_ids`), so ids as large as the dtype allows cost nothing.
 """
 
 from __future__ import annotations
@@ -12,33 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Table", "contingency", "relabel"]
+from .label_ids import sequential_ids
 
-
-def relabel(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ids present (0 first, always) and each pixel's index into them.
-
-    Dense ids go through a lookup table, sparse ones (far larger than the pixel count)
-    through ``np.unique``. Hand-written rather than ``skimage.segmentation.
-    relabel_sequential``: on the object pixels of 40 DSB 2018 label images it takes
-    6.6–8.0 ms against 11.6–14.0 ms (1.75x).
-    """
-    if flat.size == 0:
-        return np.zeros(1, flat.dtype), np.zeros(0, np.intp)
-    max_id = int(flat.max())
-    if max_id <= 4 * flat.size + 1024:
-        present = np.zeros(max_id + 1, bool)
-        present[flat] = True
-        present[0] = True
-        ids = np.flatnonzero(present)
-        lookup = np.zeros(max_id + 1, np.intp)
-        lookup[ids] = np.arange(ids.size)
-        return ids.astype(flat.dtype), lookup[flat]
-    ids, inverse = np.unique(flat, return_inverse=True)
-    if ids[0] != 0:
-        ids = np.concatenate([np.zeros(1, ids.dtype), ids])
-        inverse = inverse + 1
-    return ids, inverse.ravel()
+__all__ = ["Table", "contingency"]
 
 
 @dataclass
@@ -98,8 +74,8 @@ def contingency(gt: np.ndarray, pred: np.ndarray) -> Table:
     gt_flat, pred_flat = gt.ravel(), pred.ravel()
     pixels = np.flatnonzero((gt_flat != 0) | (pred_flat != 0))
     coordinates = np.unravel_index(pixels, gt.shape)
-    gt_ids, gt_index = relabel(gt_flat[pixels])
-    pred_ids, pred_index = relabel(pred_flat[pixels])
+    gt_ids, gt_index = sequential_ids(gt_flat[pixels])
+    pred_ids, pred_index = sequential_ids(pred_flat[pixels])
     n_gt, n_pred = gt_ids.size, pred_ids.size
     keys = gt_index.astype(np.int64) * n_pred + pred_index
     pair_keys, pair_counts, pair_sums = _pair_counts(keys, n_gt * n_pred, coordinates)

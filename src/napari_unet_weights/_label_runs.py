@@ -29,13 +29,10 @@ from scipy import ndimage as ndi
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .label_ids import sequential_ids
+
 __all__ = ["Findings", "Runs", "contact_mask", "enclosed_background", "extract_runs",
            "find_problems", "hole_mask", "pieces", "plane_view"]
-
-#: Ids above this many times the number of runs (plus a margin) are renumbered densely
-#: before the objects are grouped (``np.unique``), instead of indexing a table by id.
-_SPARSE_IDS = 4
-
 
 @dataclass
 class Runs:
@@ -216,19 +213,10 @@ def _group(plane: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     if not len(ids):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    top = int(ids.max())
-    if top > _SPARSE_IDS * len(ids) + 65536:
-        values, dense = np.unique(ids, return_inverse=True)
-    else:
-        values, dense = np.arange(top + 1, dtype=np.int64), ids
-    combined = plane * len(values) + dense
-    if int(plane.max()) == 0:
-        present = np.bincount(combined, minlength=len(values)) > 0
-        keys = np.flatnonzero(present)
-        inverse = (np.cumsum(present) - 1)[combined]
-    else:
-        keys, inverse = np.unique(combined, return_inverse=True)
-    return keys // len(values), values[keys % len(values)], inverse
+    values, dense = sequential_ids(ids)  # ids > 0: dense 1..N
+    keys, index = sequential_ids(plane * len(values) + dense)  # (plane, id) → 1..M
+    keys = keys[1:]
+    return keys // len(values), values[keys % len(values)], index - 1
 
 
 @dataclass

@@ -36,6 +36,7 @@ from scipy import ndimage as ndi
 
 from ._label_runs import hole_mask, pieces, plane_view
 from .label_checks import PROBLEMS, LabelReport, check_labels
+from .label_ids import IdOverflowError, label_dtype, sequential_ids
 from .unet.targets import separate_touching
 
 if TYPE_CHECKING:
@@ -119,51 +120,7 @@ class LabelFix:
         return f"<LabelFix {self.changed} pixels changed in {self.region}>"
 
 
-# -- the dtype of fixed labels -----------------------------------------------------
-class IdOverflowError(ValueError):
-    """A fix needs new ids that the labels' dtype (or any integer dtype) cannot hold."""
-
-
-def label_dtype(dtype, top: int, *, widen: bool = True) -> np.dtype:
-    """The integer dtype of labels whose ids go up to ``top``: the rule of every fix.
-
-    ``dtype`` itself when it holds ``top``; else, with ``widen``, the narrowest integer
-    type that holds both (numpy's promotion: uint8 → uint16, int16 → int32, ...).
-
-    Parameters
-    ----------
-    dtype : numpy.dtype or type
-        The labels' own integer dtype.
-    top : int
-        The largest id the labels will hold.
-    widen : bool
-        Whether a wider type may be chosen (False: labels that must keep ``dtype``,
-        such as a napari layer's data).
-
-    Returns
-    -------
-    numpy.dtype
-
-    Raises
-    ------
-    IdOverflowError
-        A ValueError, when ``top`` does not fit (or no integer type holds it: ids
-        beyond int64 are never made, the arithmetic stays integer), saying to renumber
-        the labels.
-    """
-    dtype = np.dtype(dtype)
-    if top <= np.iinfo(dtype).max:
-        return dtype
-    wider = np.promote_types(dtype, np.min_scalar_type(top))
-    if widen and np.issubdtype(wider, np.integer):
-        return wider
-    convert = (" or convert them to a wider type" if np.issubdtype(wider, np.integer)
-               else "")
-    raise IdOverflowError(
-        f"the fix needs ids up to {top}, more than {dtype} holds: renumber the labels "
-        f"first (ids 1..N, e.g. skimage.segmentation.relabel_sequential){convert}.")
-
-
+# -- the dtype of fixed labels (the rule: :func:`.label_ids.label_dtype`) ----------
 def _with_room(work: np.ndarray, new_ids: int) -> np.ndarray:
     """``work``, in a wider dtype if ``max + new_ids`` does not fit its own."""
     top = int(work.max(initial=0)) + new_ids
@@ -426,15 +383,12 @@ def relabel(labels, *, spatial_dims: int | None = None) -> LabelFix:
     """
     old = np.asarray(labels)
     spatial_dims = old.ndim if spatial_dims is None else spatial_dims
-    values, dense = np.unique(old, return_inverse=True)
-    dense = dense.reshape(old.shape).astype(np.int64)
-    n_planes = int(np.prod(old.shape[: old.ndim - spatial_dims], dtype=np.int64))
-    plane = np.arange(n_planes).reshape(old.shape[: old.ndim - spatial_dims]
-                                        + (1,) * spatial_dims)
-    keys = np.where(old != 0, plane * len(values) + dense, -1)
-    unique, new = np.unique(keys, return_inverse=True)
-    new = new.reshape(old.shape) + (0 if unique.size and unique[0] == -1 else 1)
-    return LabelFix.between(old, new)
+    values, dense = sequential_ids(old.ravel())
+    lead = old.shape[: old.ndim - spatial_dims]
+    plane = np.arange(int(np.prod(lead, dtype=np.int64))).repeat(
+        int(np.prod(old.shape[old.ndim - spatial_dims:], dtype=np.int64)))
+    keys = np.where(dense > 0, plane * len(values) + dense, 0)  # (plane, id) → one key
+    return LabelFix.between(old, sequential_ids(keys)[1].reshape(old.shape))
 
 
 def _new_ids(old: np.ndarray, report: LabelReport, rows: list[int]) -> np.ndarray:

@@ -25,7 +25,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
 from ._checks import check_number, validate_labels
-from ._contingency import relabel
+from .label_ids import sequential_ids
 from .lazy_weights import is_dask_array, lazy_weight_map
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def _object_boxes(labels: np.ndarray):
     """Yield ``(id, bounding box)`` for each object, also for huge, sparse ids."""
     if labels.size == 0:
         return
-    ids, index = relabel(labels.ravel())
+    ids, index = sequential_ids(labels.ravel())
     for position, box in enumerate(ndi.find_objects(index.reshape(labels.shape)), start=1):
         if box is not None:
             yield int(ids[position]), box

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..label_ids import renumber_lookup
+
 __all__ = ["DEFAULT_STRIP", "MIN_IOU", "BlockGrid", "BlockLabels", "global_ids",
            "match_strips", "summarize_block"]
 
@@ -150,13 +152,12 @@ def summarize_block(labels: np.ndarray, origin: tuple[int, int], grid: BlockGrid
     BlockLabels
     """
     core = labels[_shifted(grid.core(key), origin)]
-    ids = np.unique(core)
-    ids = ids[ids > 0]
-    lookup = np.zeros(int(labels.max(initial=0)) + 1, np.uint32)
-    lookup[ids] = np.arange(1, ids.size + 1, dtype=np.uint32)
+    present = np.zeros(int(labels.max(initial=0)) + 1, bool)
+    present[core] = True
+    lookup = renumber_lookup(present, np.uint32)
     strips = {(face, side): lookup[labels[_shifted(region, origin)]]
               for face, side, region in grid.strips(key, strip_width)}
-    return BlockLabels(lookup[core], int(ids.size), strips)
+    return BlockLabels(lookup[core], int(np.count_nonzero(present[1:])), strips)
 
 
 def match_strips(first: np.ndarray, second: np.ndarray, min_iou: float = MIN_IOU
