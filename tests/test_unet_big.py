@@ -37,8 +37,8 @@ from napari_unet_weights.unet.stitch import BlockGrid, match_strips
 from napari_unet_weights.unet.tiling import pad_to_multiple
 from reference import require_dsb_folder
 
-#: The module (``napari_unet_weights.unet.predict`` is the function re-exported there).
-predict_module = importlib.import_module("napari_unet_weights.unet.predict")
+#: The inference core, whose block function the chunked path calls.
+inference_module = importlib.import_module("napari_unet_weights.unet.inference")
 SPLIT = Path(__file__).resolve().parents[1] / "scripts" / "dsb2018_split.json"
 
 
@@ -87,8 +87,8 @@ def assert_same_objects(truth: np.ndarray, labels: np.ndarray) -> None:
 
 def test_stitching_joins_cut_objects_and_keeps_touching_ones_apart():
     truth = cut_and_touching_objects()
-    labels = segment_blocks(da.from_array(truth, chunks=100), None, scrambled_ids,
-                            {"rgb": False}, {}, block_shape=64)
+    labels = segment_blocks(da.from_array(truth, chunks=100), None, {"rgb": False}, {},
+                            block_shape=64, block_fn=scrambled_ids).labels
     assert isinstance(labels, da.Array) and labels.dtype == np.uint16
     assert_same_objects(truth, labels.compute())
 
@@ -96,8 +96,8 @@ def test_stitching_joins_cut_objects_and_keeps_touching_ones_apart():
 def test_stitching_a_stack_gives_ids_unique_over_it():
     truth = cut_and_touching_objects()
     stack = np.stack([truth, np.where(truth > 0, truth + 20, 0)[::-1]])
-    labels = segment_blocks(da.from_array(stack, chunks=(2, 128, 128)), None, scrambled_ids,
-                            {"rgb": False}, {}, block_shape=96).compute()
+    labels = segment_blocks(da.from_array(stack, chunks=(2, 128, 128)), None, {"rgb": False},
+                            {}, block_shape=96, block_fn=scrambled_ids).labels.compute()
     assert_same_objects(stack, labels)
     assert labels[0].max() == 9 and labels[1].min() == 0 and labels[1][labels[1] > 0].min() == 10
 
@@ -248,7 +248,7 @@ def test_segmentation_of_a_dask_mosaic_agrees_with_in_memory(bundled):
 @pytest.fixture
 def no_network(monkeypatch):
     """Blocks "segmented" by :func:`scrambled_ids` instead of the network."""
-    monkeypatch.setattr(predict_module, "_block_labels", scrambled_ids)
+    monkeypatch.setattr(inference_module, "block_labels", scrambled_ids)
 
 
 def test_zarr_input_is_segmented_block_by_block_into_zarr(no_network, tmp_path):
@@ -296,8 +296,8 @@ def test_an_engine_given_as_scheduler_reports_and_shows_its_progress_bar(no_netw
 
 def test_a_lazy_result_keeps_its_temporary_zarr_until_it_is_dropped(tmp_path):
     truth = cut_and_touching_objects()
-    labels = segment_blocks(truth, None, scrambled_ids, {"rgb": False}, {}, block_shape=128,
-                            temp_dir=tmp_path)
+    labels = segment_blocks(truth, None, {"rgb": False}, {}, block_shape=128,
+                            temp_dir=tmp_path, block_fn=scrambled_ids).labels
     assert len(list(tmp_path.iterdir())) == 1
     assert_same_objects(truth, labels.compute())
     del labels
@@ -309,10 +309,10 @@ def test_cancel_stops_between_blocks_and_leaves_nothing(tmp_path):
     steps = []
     with pytest.raises(PredictionCancelled):
         segment_blocks(da.from_array(cut_and_touching_objects(), chunks=64), None,
-                       scrambled_ids, {"rgb": False}, {}, block_shape=64, temp_dir=tmp_path,
+                       {"rgb": False}, {}, block_shape=64, temp_dir=tmp_path,
                        out=tmp_path / "labels.zarr",
                        progress=lambda done, total: steps.append(done),
-                       should_stop=lambda: len(steps) >= 3, cancelled=PredictionCancelled)
+                       should_stop=lambda: len(steps) >= 3, block_fn=scrambled_ids)
     assert 3 <= len(steps) < 25
     assert not (tmp_path / "labels.zarr").exists()
     assert list(tmp_path.iterdir()) == []

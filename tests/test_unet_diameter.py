@@ -251,14 +251,14 @@ def test_an_image_twice_as_large_at_twice_the_diameter_gives_the_same_nuclei(
 def _count_network_calls(monkeypatch) -> list:
     import importlib
 
-    predict_module = importlib.import_module("napari_unet_weights.unet.predict")
-    calls, network = [], predict_module.network_output
+    inference_module = importlib.import_module("napari_unet_weights.unet.inference")
+    calls, network = [], inference_module.network_output
 
     def counted(*args, **kwargs):
         calls.append(1)
         return network(*args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "network_output", counted)
+    monkeypatch.setattr(inference_module, "network_output", counted)
     return calls
 
 
@@ -297,12 +297,12 @@ def test_refusals_come_before_the_network(bundled, sample, monkeypatch):
 
     from napari_unet_weights.unet.model_file import UNetModel
 
-    predict_module = importlib.import_module("napari_unet_weights.unet.predict")
+    inference_module = importlib.import_module("napari_unet_weights.unet.inference")
 
     def no_network(*args, **kwargs):
         raise AssertionError("the network ran")
 
-    monkeypatch.setattr(predict_module, "network_output", no_network)
+    monkeypatch.setattr(inference_module, "network_output", no_network)
     image = sample[0]
     older = UNetModel(bundled.keras_model, {k: v for k, v in bundled.metadata.items()
                                             if k != "object_diameter"})

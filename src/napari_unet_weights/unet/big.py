@@ -14,7 +14,10 @@ zarr.
    network's receptive field, as :func:`.tiling.default_overlap`), widened to the
    pooling grid that the whole plane has in memory (so the network sees every pixel on
    the same grid; at the image's edges the block is mirrored as the whole plane is).
-   Inside a block, prediction is the in-memory one: tiles, blending, batches, ``tta``.
+   Inside a block, prediction is the in-memory one: the tasks call the inference core's
+   :func:`.inference.block_probabilities` / :func:`.inference.block_labels` (tiles,
+   blending, batches, ``tta``; the image's layout is checked by the core's
+   :func:`.inference.image_layout` too).
    Probabilities: the core's are kept (a lazy dask array, or written to ``out``).
 3. **Labels** (:func:`segment_blocks`): each block is post-processed on its core and
    margin; its core's labels (block-local ids) go to a temporary zarr, and only thin
@@ -49,14 +52,15 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import ComputationCancelled, Engine, engine_for
-from ..label_ids import new_labels_dtype
+from ..engine import Engine, engine_for
 from ..progress import Progress, ShouldStop
+from . import inference
+from .inference import SegmentResult, image_layout
 from .lazy_stats import ImageStatistics, plane_statistics
 from .model_cache import ModelFile, serialized
 from .model_file import UNetModel, model_metadata, size_multiple
 from .postprocess import check_postprocess_parameters
-from .preprocess import MissingDataWarning, check_numeric, guess_channels, missing_data_message
+from .preprocess import MissingDataWarning, missing_data_message
 from .stitch import DEFAULT_STRIP, BlockGrid, global_ids, summarize_block
 
 __all__ = ["DEFAULT_BLOCK", "Plan", "default_margin", "predict_blocks", "segment_blocks"]
@@ -172,7 +176,6 @@ class _Job:
     metadata: dict
     plan: Plan
     should_stop: ShouldStop | None
-    cancelled: type[Exception]
     engine: Engine | None = None
     folder: Path | None = None  #: temporary files
     keep: bool = False  #: keep the folder (a lazy result reads it)
@@ -183,7 +186,7 @@ class _Job:
 
     def compute(self, *collections, progress: Progress | None = None) -> tuple:
         return self.engine.compute(*collections, progress=progress,
-                                   should_stop=self.should_stop, cancelled=self.cancelled)
+                                   should_stop=self.should_stop)
 
     def raw(self, key: tuple):
         """The dask array of a block's core and margin (one plane: the leading axes cut)."""
@@ -216,25 +219,19 @@ def _block_pair(block_shape, multiple: int) -> tuple[int, int]:
     return tuple(-(-int(n) // multiple) * multiple for n in sides)
 
 
-def _job(image, model, rgb, block_shape, margin, should_stop, cancelled) -> _Job:
+def _job(image, model, rgb, block_shape, margin, should_stop) -> _Job:
     """The job's image, model metadata and blocks, checked (nothing started yet)."""
     array = _as_dask(image)
-    check_numeric(np.dtype(array.dtype))
-    channels = guess_channels(array.shape) if rgb is None else bool(rgb)
-    n_plane = array.ndim - (1 if channels else 0)
-    if n_plane < 2 or min(array.shape[n_plane - 2:n_plane]) < 1:
-        raise ValueError(f"expected an image of shape (..., H, W{', C' if channels else ''}) "
-                         f"with H, W >= 1, got shape {array.shape} (rgb={channels}).")
+    layout = image_layout(array, rgb)
     metadata = model_metadata(model)
     multiple = size_multiple(metadata)
     margin = default_margin(multiple) if margin is None else int(margin)
     block = _block_pair(DEFAULT_BLOCK if block_shape is None else block_shape, multiple)
-    lead = n_plane - 2
+    lead = len(layout.lead)
     array = array.rechunk({**{axis: 1 for axis in range(lead)},
-                           **({array.ndim - 1: -1} if channels else {})})
-    grid = BlockGrid.regular(array.shape[:n_plane], block)
-    return _Job(array, channels, metadata, Plan(grid, margin, multiple), should_stop,
-                cancelled)
+                           **({array.ndim - 1: -1} if layout.rgb else {})})
+    grid = BlockGrid.regular((*layout.lead, *layout.plane), block)
+    return _Job(array, layout.rgb, metadata, Plan(grid, margin, multiple), should_stop)
 
 
 def _temporary_folder(temp_dir, out) -> Path:
@@ -327,11 +324,11 @@ def _plane_chunks(job: _Job, image) -> tuple[int, ...]:
 
 
 # -- the two entry points ---------------------------------------------------------------
-def predict_blocks(image, model, block_fn: Callable, options: dict, *, out=None,
+def predict_blocks(image, model, options: dict, *, out=None,
                    block_shape=None, margin: int | None = None, temp_dir=None,
                    workers: int | None = None, scheduler=None, engine: Engine | None = None,
                    progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                   cancelled: type[Exception] = ComputationCancelled):
+                   block_fn: Callable | None = None) -> SegmentResult:
     """Class probabilities of a dask / zarr image, block by block.
 
     Parameters
@@ -340,9 +337,6 @@ def predict_blocks(image, model, block_fn: Callable, options: dict, *, out=None,
         (..., H, W[, C]).
     model : UNetModel, str, path or None
         As in :func:`.predict.predict`.
-    block_fn : callable
-        ``block_fn(block, statistics, model=, rgb=, should_stop=, **options)``: the
-        probabilities of one (h, w[, C]) block (:func:`.predict._block_probabilities`).
     options : dict
         ``rgb`` (None: guessed), ``tile_shape``, ``overlap``, ``batch_size``, ``use_gpu``,
         ``tta``.
@@ -362,27 +356,39 @@ def predict_blocks(image, model, block_fn: Callable, options: dict, *, out=None,
         :class:`..engine.Engine`, reused and not closed, as ``scheduler`` or ``engine``).
     progress, should_stop
         ``progress(done, total)`` over the output's chunks written; ``should_stop()``
-        polled.
-    cancelled : type of Exception
-        Raised when ``should_stop()`` returns True.
+        polled (True raises :class:`..progress.Cancelled`).
+    block_fn : callable, optional
+        ``block_fn(block, statistics, model=, rgb=, should_stop=, **options)``: the
+        probabilities of one (h, w[, C]) block; default the inference core's
+        :func:`.inference.block_probabilities`.
 
     Returns
     -------
-    dask.array.Array or zarr.Array of float32, shape (..., H, W, n_classes)
+    SegmentResult
+        ``probabilities``: a dask array (``out`` None) or the zarr array ``out``, float32,
+        shape (..., H, W, n_classes); ``n_missing`` from the normalisation's pass.
     """
-    job = _job(image, model, options.get("rgb"), block_shape, margin, should_stop, cancelled)
+    job = _job(image, model, options.get("rgb"), block_shape, margin, should_stop)
+    block_fn = inference.block_probabilities if block_fn is None else block_fn
     with _running(job, workers, scheduler, engine, temp_dir, out):
         statistics = _statistics(job)
         block = _block_function(block_fn, model, job, options, lazy=out is None)
         probabilities = _probabilities(job, block, statistics)
-        if out is None:
-            return probabilities
-        classes = probabilities.shape[-1]
-        target = _output(out, probabilities.shape, np.float32,
-                         (*_plane_chunks(job, image), classes))
-        job.compute(_written(probabilities.rechunk(target.chunks), target),
-                    progress=job.engine.progress if progress is None else progress)
-        return target
+        if out is not None:
+            classes = probabilities.shape[-1]
+            target = _output(out, probabilities.shape, np.float32,
+                             (*_plane_chunks(job, image), classes))
+            job.compute(_written(probabilities.rechunk(target.chunks), target),
+                        progress=job.engine.progress if progress is None else progress)
+            probabilities = target
+        return _result(job, statistics, probabilities=probabilities)
+
+
+def _result(job: _Job, statistics: ImageStatistics, **outputs) -> SegmentResult:
+    """The job's :class:`.inference.SegmentResult`: ``outputs`` and the pixel counts."""
+    grid = job.plan.grid
+    return SegmentResult(outputs.get("labels"), outputs.get("probabilities"),
+                         int(statistics.n_missing), math.prod(grid.lead) * math.prod(grid.plane))
 
 
 def _probabilities(job: _Job, block: Callable, statistics: ImageStatistics):
@@ -415,21 +421,18 @@ def _assembled(grid: BlockGrid, piece: Callable):
     return along((), 0)
 
 
-def segment_blocks(image, model, block_fn: Callable, options: dict, postprocess: dict, *,
+def segment_blocks(image, model, options: dict, postprocess: dict, *,
                    out=None, block_shape=None, margin: int | None = None,
                    strip_width: int = DEFAULT_STRIP, temp_dir=None, workers: int | None = None,
                    scheduler=None, engine: Engine | None = None,
                    progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                   cancelled: type[Exception] = ComputationCancelled):
+                   block_fn: Callable | None = None) -> SegmentResult:
     """Instance labels of a dask / zarr image, block by block, stitched (see the module).
 
     Parameters
     ----------
     image, model, options, block_shape, margin, temp_dir, workers, scheduler, engine
         As in :func:`predict_blocks`.
-    block_fn : callable
-        ``block_fn(block, statistics, model=, rgb=, postprocess=, should_stop=,
-        **options)``: the labels of one block (:func:`.predict._block_labels`).
     postprocess : dict
         Overrides of the model's post-processing parameters (checked first).
     out : str, path or zarr.Array, optional
@@ -439,15 +442,22 @@ def segment_blocks(image, model, block_fn: Callable, options: dict, postprocess:
         Pixels of a face strip on each side (at most ``margin``).
     progress : callable, optional
         ``progress(done, total)``: blocks segmented, then chunks written.
-    should_stop, cancelled
+    should_stop : callable, optional
         As in :func:`predict_blocks`.
+    block_fn : callable, optional
+        ``block_fn(block, statistics, model=, rgb=, postprocess=, should_stop=,
+        **options)``: the labels of one block (block-local ids); default the inference
+        core's :func:`.inference.block_labels`.
 
     Returns
     -------
-    dask.array.Array or zarr.Array, shape (..., H, W)
-        Ids 1..N, uint16 (uint32 from 65535 objects on, uint64 beyond 2**32 − 2).
+    SegmentResult
+        ``labels``: a dask array or the zarr array ``out``, shape (..., H, W), ids 1..N,
+        uint16 (uint32 from 65535 objects on, uint64 beyond 2**32 − 2); ``n_missing``
+        from the normalisation's pass.
     """
-    job = _job(image, model, options.get("rgb"), block_shape, margin, should_stop, cancelled)
+    job = _job(image, model, options.get("rgb"), block_shape, margin, should_stop)
+    block_fn = inference.block_labels if block_fn is None else block_fn
     if not 0 < strip_width <= job.plan.margin:
         raise ValueError(f"strip_width must be in [1, margin={job.plan.margin}], got "
                          f"{strip_width}.")
@@ -462,10 +472,11 @@ def segment_blocks(image, model, block_fn: Callable, options: dict, postprocess:
         labels = _stitched(job, block, statistics, strip_width, steps.first)
         if out is None:
             job.keep = True  # the lazy labels read the temporary zarr, deleted with them
-            return labels
-        target = _output(out, labels.shape, labels.dtype, chunks)
-        job.compute(_written(labels.rechunk(target.chunks), target), progress=steps.second)
-        return target
+        else:
+            target = _output(out, labels.shape, labels.dtype, chunks)
+            job.compute(_written(labels.rechunk(target.chunks), target), progress=steps.second)
+            labels = target
+        return _result(job, statistics, labels=labels)
 
 
 @dataclass
@@ -512,7 +523,8 @@ def _stitched(job: _Job, block: Callable, statistics: ImageStatistics, strip_wid
     counts = {key: count for key, (count, _) in zip(grid, results)}
     strips = {name: strip for _, found in results for name, strip in found.items()}
     lookups, n_objects = global_ids(grid, counts, strips)
-    dtype = new_labels_dtype(n_objects)
+    dtype = (np.uint16 if n_objects < np.iinfo(np.uint16).max else
+             np.uint32 if n_objects < np.iinfo(np.uint32).max else np.uint64)
     labels = _relabelled(blocks, grid, {k: v.astype(dtype) for k, v in lookups.items()}, dtype)
     weakref.finalize(blocks, shutil.rmtree, str(job.folder), True)
     return labels

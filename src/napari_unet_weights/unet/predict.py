@@ -1,321 +1,60 @@
-"""Prediction with a U-Net model file: tiled, n-D, batched (TensorFlow imported lazily).
+"""Prediction with a U-Net model file: the public entry points (TensorFlow imported lazily).
 
-- :func:`.preprocess.prepare_image` turns one 2-D plane into the model's input the way
-  the model file says (channel handling, percentile normalisation of the *whole* plane,
-  float32, NaN / infinite pixels as missing data).
-- :func:`predict` runs the network on 2-D images, RGB / multichannel images, 3-D stacks
-  and time series (plane by plane over the leading axes: the model is 2-D). Whether the
-  last axis holds channels is the ``rgb`` argument, else
+- :func:`predict`: class probabilities of 2-D images, RGB / multichannel images, 3-D
+  stacks and time series (plane by plane over the leading axes: the model is 2-D).
+  Whether the last axis holds channels is the ``rgb`` argument, else
   :func:`.preprocess.guess_channels`: a last axis of 1 to 4 entries after two longer
-  ones. Each plane is cut into the tiles of :func:`.tiling.tile_grid` (on the grid of the
-  whole-plane padding, blended with weights that sum to 1: no seams). Tiles are run in
-  batches of ``batch_size``; memory is bounded by the tile size × batch: the output and
-  one normalised input plane are the only image-sized arrays. Missing pixels are
-  predicted as background, with one :class:`.preprocess.MissingDataWarning` per call.
-- :func:`segment` = :func:`predict` + :func:`..postprocess.to_instances` per plane with
+  ones. Each plane is prepared as the model file says (:func:`.preprocess.prepare_image`:
+  channel handling, percentile normalisation of the *whole* plane, NaN / infinite pixels
+  as missing data) and cut into the tiles of :func:`.tiling.tile_grid` (on the grid of
+  the whole-plane padding, blended with weights that sum to 1: no seams), run in
+  batches of ``batch_size``: memory is bounded by the tile size × batch. Missing pixels
+  are predicted as background, with one :class:`.preprocess.MissingDataWarning` per call.
+- :func:`segment`: :func:`predict` + :func:`..postprocess.to_instances` per plane with
   the model file's post-processing parameters; ids are unique over a stack.
-- Test-time augmentation (``tta=True``, :func:`network_output`): every batch the network
-  sees (tiles or whole planes) is run in the 8 orientations of the square's symmetry
-  group (4 rotations by 90° × a mirror), each output turned back, and the 8 averaged:
-  the probabilities become equivariant to flips and rotations of the tile, for 8× the
-  network time (tiling, blending, missing pixels, progress and cancel are unchanged).
+- :func:`infer`: either or both, as a :class:`.inference.SegmentResult` that also counts
+  the missing pixels (and says the diameter used): what the Segment widget runs.
+- Test-time augmentation (``tta=True``, :func:`.inference.network_output`): every batch
+  the network sees is run in the 8 orientations of the square's symmetry group (4
+  rotations by 90° × a mirror), each output turned back, and the 8 averaged (8× the
+  network time).
 - Nucleus size (``diameter``, like cellpose's): each plane is resized so that its nuclei
   have the diameter the model file records, predicted and post-processed there, and the
   outputs resized back to its exact shape (:mod:`.rescale`, :mod:`.diameter`);
   ``"auto"`` estimates the diameter from a first pass.
-- Images bigger than memory: dask and zarr arrays (or ``out``, ``block_shape``,
-  ``workers`` or ``scheduler``) go block by block through :mod:`.big`, on a dask
-  :class:`..engine.Engine`; its tasks run :func:`_block_probabilities` /
-  :func:`_block_labels` (this module's tiles, with the whole plane's normalisation).
 
-The model (:mod:`.model_file`), the tiles (:mod:`.tiling`) and the device
-(:mod:`.device`) each have their own module; this one only runs them.
+Where the work is done: this module only checks the arguments and dispatches. Images in
+memory go to the inference core, :func:`.inference.run_in_memory`; dask and zarr arrays
+(or ``out``, ``block_shape``, ``workers`` or ``scheduler``) go block by block through
+:mod:`.big`, whose tasks run the same core on each block
+(:func:`.inference.block_probabilities` / :func:`.inference.block_labels`, with the whole
+plane's normalisation). predict → big → inference and predict → inference: nothing
+calls back into this module.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from ..progress import PredictionCancelled, Progress, ShouldStop
-from .device import device_scope
 from .diameter import check_diameter
-from .model_cache import ModelFile, resolve_model
-from .model_file import UNetModel, as_model, check_model, input_channels, size_multiple
-from .postprocess import check_postprocess_parameters
-from .preprocess import (
-    MissingDataWarning,
-    PlaneStatistics,
-    check_numeric,
-    guess_channels,
-    missing_data_message,
-    prepare_plane,
+from .inference import (
+    TTA_TRANSFORMS,
+    SegmentResult,
+    network_output,
+    predict_prepared,
+    run_in_memory,
 )
-from .rescale import gather, run_sized
-from .tiling import (
-    AxisTile,
-    TileGrid,
-    auto_tile_shape,
-    blend_tile,
-    cut_tile,
-    pad_to_multiple,
-    tile_grid,
-)
+from .model_file import UNetModel
 
-__all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "network_output", "predict",
-           "predict_prepared", "segment"]
-
-#: The orientations test-time augmentation averages over: (quarter turns, mirrored).
-TTA_TRANSFORMS = tuple((turns, mirrored) for turns in range(4) for mirrored in (False, True))
-
-
-def _orient(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
-    """(N, H, W, ...) turned by ``turns`` quarter turns, then mirrored left-right."""
-    turned = np.rot90(batch, turns, axes=(1, 2))
-    return turned[:, :, ::-1] if mirrored else turned
-
-
-def _unorient(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
-    """The inverse of :func:`_orient`: mirror back, then turn back."""
-    return np.rot90(batch[:, :, ::-1] if mirrored else batch, -turns, axes=(1, 2))
-
-
-def network_output(keras_model: Any, batch: np.ndarray, *, tta: bool = False,
-                   should_stop: ShouldStop | None = None) -> np.ndarray:
-    """The network's class probabilities of a prepared batch, float32 (N, H, W, K).
-
-    Parameters
-    ----------
-    keras_model : keras.Model
-        The U-Net; called on the array (no ``Model.predict``: no progress bar, no
-        retracing per size).
-    batch : numpy.ndarray
-        (N, H, W, C) float32 network inputs, H and W multiples of the model's ``2**depth``
-        (so the batch turned by 90°, (N, W, H, C), is one too).
-    tta : bool
-        Test-time augmentation: the mean over the 8 orientations of
-        :data:`TTA_TRANSFORMS` of the output on the oriented batch, each turned back
-        (8 network calls of the batch's size: 8× the time, about the same memory).
-    should_stop : callable, optional
-        With ``tta``, polled before each of the 7 later calls; True raises
-        :class:`PredictionCancelled` (the caller polls before the first).
-
-    Returns
-    -------
-    numpy.ndarray
-    """
-    if not tta:
-        return np.asarray(keras_model(batch, training=False), dtype=np.float32)
-    batch = np.asarray(batch, dtype=np.float32)
-    if batch.ndim != 4:
-        raise ValueError(f"expected a batch of shape (N, H, W, C), got {batch.shape}.")
-    total = None
-    for turns, mirrored in TTA_TRANSFORMS:
-        if total is not None and should_stop is not None and should_stop():
-            raise PredictionCancelled("prediction cancelled during test-time augmentation.")
-        oriented = np.ascontiguousarray(_orient(batch, turns, mirrored))
-        output = np.asarray(keras_model(oriented, training=False), dtype=np.float32)
-        output = _unorient(output, turns, mirrored)
-        total = np.array(output) if total is None else np.add(total, output, out=total)
-    return total / np.float32(len(TTA_TRANSFORMS))
-
-
-def predict_prepared(keras_model: Any, x: np.ndarray, multiple: int, *,
-                     tta: bool = False) -> np.ndarray:
-    """Run the network on one prepared (H, W, C) image; return (H, W, K) float32.
-
-    The image is padded to ``multiple`` and the output cropped back (whole image, no
-    tiles; used by training's validation). ``tta``: test-time augmentation, the mean
-    over 8 flips / rotations (:func:`network_output`; 8× the network time).
-    """
-    padded, crop = pad_to_multiple(x, multiple)
-    probabilities = network_output(keras_model, padded[np.newaxis], tta=tta)[0]
-    return np.ascontiguousarray(probabilities[crop])
-
-
-# -- running ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Layout:
-    lead: tuple[int, ...]  #: leading (stack, time) axes, predicted plane by plane
-    plane: tuple[int, int]  #: (H, W)
-    rgb: bool  #: the last axis holds channels
-
-
-def _as_array(image):
-    """Arrays (numpy, dask, zarr) stay as they are, so planes are read one at a time."""
-    if all(hasattr(image, name) for name in ("shape", "dtype", "__getitem__")):
-        return image
-    return np.asarray(image)
-
-
-def _layout(image, rgb: bool | None) -> _Layout:
-    check_numeric(np.dtype(image.dtype))
-    shape = tuple(int(n) for n in image.shape)
-    rgb = guess_channels(shape) if rgb is None else bool(rgb)
-    spatial = shape[:-1] if rgb else shape
-    if len(spatial) < 2 or min(spatial[-2:]) < 1:
-        what = "(..., H, W, C)" if rgb else "(..., H, W)"
-        raise ValueError(f"expected an image of shape {what} with H, W >= 1, got shape "
-                         f"{shape} (rgb={rgb}).")
-    return _Layout(spatial[:-2], spatial[-2:], rgb)
-
-
-@dataclass
-class _Run:
-    """One prediction: the model, the tiles, the batch and the callbacks."""
-
-    unet: Any
-    layout: _Layout
-    grid: TileGrid
-    batch_size: int
-    progress: Progress | None
-    should_stop: ShouldStop | None
-    tta: bool = False
-    #: The whole plane's normalisation, for a block of it (None: each plane's own).
-    statistics: PlaneStatistics | None = None
-    done: int = 0
-    #: Missing (NaN / infinite) pixels of the planes whose tiles are not all predicted.
-    missing: dict[tuple, np.ndarray] = field(default_factory=dict)
-    n_missing: int = 0  #: missing pixels seen so far
-    planes_with_missing: int = 0
-
-    @property
-    def total(self) -> int:
-        return math.prod(self.layout.lead) * len(self.grid)
-
-    def tiles(self, image) -> Iterator[tuple[tuple, int, AxisTile, AxisTile, np.ndarray]]:
-        """(plane index, tile number, row, column, prepared plane) for every tile."""
-        for index in np.ndindex(*self.layout.lead):
-            x, missing = prepare_plane(np.asarray(image[index]), self.unet.metadata,
-                                       channels=self.layout.rgb, statistics=self.statistics)
-            if missing is not None:
-                self.missing[index] = missing
-                self.n_missing += int(missing.sum())
-                self.planes_with_missing += 1
-            for number, (row, col) in enumerate(self.grid):
-                yield index, number, row, col, x
-
-    def run(self, image, sink: Callable[[tuple], np.ndarray],
-            finish: Callable[[tuple], None] | None) -> None:
-        """Predict every tile; blend into ``sink(index)``; ``finish(index)`` per plane."""
-        channels = input_channels(self.unet.metadata)
-        size = max(min(self.batch_size, self.total), 1)
-        batch = np.empty((size, *self.grid.shape, channels), np.float32)
-        pending: list = []
-        for index, number, row, col, x in self.tiles(image):
-            cut_tile(x, row, col, batch[len(pending)])
-            pending.append((index, number, row, col))
-            if len(pending) == len(batch):
-                self.flush(batch, pending, sink, finish)
-                pending = []
-        if pending:
-            self.flush(batch[:len(pending)], pending, sink, finish)
-
-    def check_cancel(self) -> bool:
-        """Raise :class:`PredictionCancelled` if ``should_stop()`` says so, else False.
-
-        Polled before each batch, and by :func:`network_output` between the 8 network
-        calls of a test-time augmented batch.
-        """
-        if self.should_stop is not None and self.should_stop():
-            raise PredictionCancelled(f"prediction cancelled after {self.done} of "
-                                      f"{self.total} tiles.")
-        return False
-
-    def flush(self, batch: np.ndarray, pending: list, sink, finish) -> None:
-        self.check_cancel()
-        output = network_output(self.unet.keras_model, batch, tta=self.tta,
-                                should_stop=self.check_cancel)
-        for probabilities, (index, number, row, col) in zip(output, pending):
-            blend_tile(sink(index), probabilities, row, col)
-            if number == len(self.grid) - 1:
-                self.plane_done(index, sink(index))
-                if finish is not None:
-                    finish(index)
-        self.done += len(pending)
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-
-    def plane_done(self, index: tuple, probabilities: np.ndarray) -> None:
-        """Set the probabilities of the plane's missing pixels to background (class 0)."""
-        missing = self.missing.pop(index, None)
-        if missing is not None:
-            probabilities[missing] = np.eye(probabilities.shape[-1], dtype=np.float32)[0]
-
-    def warn_missing(self) -> None:
-        """One :class:`MissingDataWarning` for the whole image, if pixels were missing."""
-        if not self.n_missing:
-            return
-        n_planes = math.prod(self.layout.lead)
-        where = (f"{self.planes_with_missing} of {n_planes} planes" if n_planes > 1
-                 else "the image")
-        n_pixels = n_planes * math.prod(self.layout.plane)
-        warnings.warn(missing_data_message(self.n_missing, n_pixels, where),
-                      MissingDataWarning, stacklevel=3)
-
-
-def _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop,
-                 tta, statistics=None):
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    image = _as_array(image)
-    layout = _layout(image, rgb)
-    unet = as_model(model)
-    check_model(unet)
-    if tile_shape is None:
-        tile_shape = auto_tile_shape(unet, layout.plane, batch_size=batch_size,
-                                     n_planes=math.prod(layout.lead))
-    multiple = size_multiple(unet.metadata)
-    grid = tile_grid(layout.plane, tile_shape, overlap, multiple)
-    # The tile sides are multiples of ``multiple`` (tile_grid rounds them up), so a tile
-    # turned by 90° for test-time augmentation, (W, H), suits the network too.
-    return image, _Run(unet, layout, grid, int(batch_size), progress, should_stop,
-                       bool(tta), statistics)
-
-
-def _predict_run(image, run: _Run, use_gpu: bool | None) -> np.ndarray:
-    """The probabilities of a prepared run (see :func:`predict`), without warning."""
-    layout = run.layout
-    out = np.zeros((*layout.lead, *layout.plane, run.unet.n_classes), np.float32)
-    with device_scope(use_gpu):
-        run.run(image, lambda index: out[index], None)
-    return out
+__all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "SegmentResult", "infer",
+           "network_output", "predict", "predict_prepared", "segment"]
 
 
 def _chunked(image, *options) -> bool:
     """Whether to predict block by block: a dask or zarr array, or a chunked option set."""
     lazy = type(image).__module__.split(".")[0] in ("dask", "zarr")
     return lazy or any(option is not None for option in options)
-
-
-def _block_probabilities(block: np.ndarray, statistics: PlaneStatistics, *,
-                         model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
-                         batch_size: int, use_gpu: bool | None, tta: bool,
-                         should_stop: ShouldStop | None = None) -> np.ndarray:
-    """The probabilities of one block of a plane normalised as the whole plane (:mod:`.big`).
-
-    ``model``: a loaded model, or a model file loaded once per process
-    (:func:`.model_cache.cached_model`).
-    """
-    image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
-                              batch_size, None, should_stop, tta, statistics)
-    return _predict_run(image, run, use_gpu)
-
-
-def _block_labels(block: np.ndarray, statistics: PlaneStatistics, *,
-                  model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
-                  batch_size: int, use_gpu: bool | None, tta: bool, postprocess: dict,
-                  should_stop: ShouldStop | None = None) -> np.ndarray:
-    """The instance labels of one block, as :func:`_block_probabilities` (:mod:`.big`)."""
-    image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
-                              batch_size, None, should_stop, tta, statistics)
-    return _segment_run(image, run, postprocess, use_gpu)
 
 
 def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
@@ -407,12 +146,13 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         ``image``, or any of ``out``, ``block_shape``, ``workers``, ``scheduler``): a lazy
         dask array of them, or the zarr array ``out``; each block is predicted with a
         margin of context and normalised with its whole plane's percentiles (see
-        :func:`.big.predict_blocks`).
+        :func:`.big.predict_blocks`). :func:`infer` also returns the count of missing
+        pixels.
 
     Raises
     ------
     PredictionCancelled
-        If ``should_stop()`` returned True.
+        If ``should_stop()`` returned True (:class:`..progress.Cancelled`).
     ValueError
         For a bad image shape, tile shape, overlap or batch size, a model whose Keras
         network does not fit its metadata (:func:`.model_file.check_model`), a
@@ -426,38 +166,11 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     MissingDataWarning
         Once, when pixels are NaN or infinite; it says how many.
     """
-    if diameter is not None:
-        _check_sizable(diameter, image, out, block_shape, workers, scheduler)
-        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
-        probabilities, _, _, run = _sized(image, model, diameter, options, {},
-                                          probabilities=True, labels=False,
-                                          progress=progress, should_stop=should_stop)
-        run.warn_missing()
-        return probabilities
-    if _chunked(image, out, block_shape, workers, scheduler):
-        from .big import predict_blocks
-
-        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
-        return predict_blocks(image, model, _block_probabilities, options,
-                              out=out, block_shape=block_shape, workers=workers,
-                              scheduler=scheduler, temp_dir=temp_dir, progress=progress,
-                              should_stop=should_stop, cancelled=PredictionCancelled)
-    image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
-                              should_stop, tta)
-    probabilities = _predict_run(image, run, use_gpu)
-    run.warn_missing()
-    return probabilities
-
-
-def _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta) -> dict:
-    """The arguments of :func:`predict` / :func:`segment` that every block needs."""
-    return {"rgb": rgb, "tile_shape": tile_shape, "overlap": overlap,
-            "batch_size": batch_size, "use_gpu": use_gpu, "tta": tta}
-
-
-def _postprocess_parameters(unet, overrides: dict) -> dict:
-    """The model's recorded post-processing parameters with ``overrides``, checked."""
-    return check_postprocess_parameters({**unet.postprocess_parameters, **overrides})
+    return infer(image, model, labels=False, probabilities=True, rgb=rgb,
+                 tile_shape=tile_shape, overlap=overlap, batch_size=batch_size,
+                 progress=progress, should_stop=should_stop, use_gpu=use_gpu, tta=tta,
+                 out=out, block_shape=block_shape, workers=workers, scheduler=scheduler,
+                 temp_dir=temp_dir, diameter=diameter).probabilities
 
 
 def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
@@ -496,7 +209,8 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
         0 = background; ids are unique over the whole stack (plane after plane: the
         objects of the second plane follow those of the first). Chunked: a lazy dask
         array of them, or the zarr array ``out`` (ids 1..N, objects cut by the blocks'
-        faces joined).
+        faces joined). :func:`infer` also returns the probabilities and the count of
+        missing pixels, from the same run.
 
     Raises
     ------
@@ -514,33 +228,90 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     MissingDataWarning
         As in :func:`predict`.
     """
+    return infer(image, model, rgb=rgb, tile_shape=tile_shape, overlap=overlap,
+                 batch_size=batch_size, progress=progress, should_stop=should_stop,
+                 use_gpu=use_gpu, tta=tta, out=out, block_shape=block_shape,
+                 workers=workers, scheduler=scheduler, temp_dir=temp_dir,
+                 diameter=diameter, **postprocess).labels
+
+
+def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
+          labels: bool = True, probabilities: bool = False, rgb: bool | None = None,
+          tile_shape: int | tuple[int, int] | None = None, overlap: int | None = None,
+          batch_size: int = 4, progress: Progress | None = None,
+          should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
+          tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
+          workers: int | None = None, scheduler=None, temp_dir=None, diameter=None,
+          **postprocess) -> SegmentResult:
+    """The labels and / or the probabilities of one run, with the count of missing pixels.
+
+    :func:`segment` (``labels``) and :func:`predict` (``probabilities``) in one: both
+    from the same network run (the labels post-processed from these probabilities, plane
+    by plane), and the missing pixels counted while the image is read (no second pass).
+
+    Parameters
+    ----------
+    image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu, tta
+        As in :func:`predict`.
+    labels, probabilities : bool
+        Which outputs to return (at least one; chunked: exactly one).
+    out, block_shape, workers, scheduler, temp_dir
+        Chunked prediction (:mod:`.big`), as in :func:`predict` / :func:`segment`.
+    diameter : float or "auto", optional
+        As in :func:`segment` (in-memory images only); the result's ``sizing`` says
+        which diameter was used.
+    **postprocess
+        Overrides of the recorded post-processing parameters, as in :func:`segment`.
+
+    Returns
+    -------
+    SegmentResult
+        ``labels`` as :func:`segment` returns them, ``probabilities`` as :func:`predict`
+        does (None for an output not asked for), ``n_missing`` and ``n_pixels`` (the
+        numbers of :class:`.preprocess.MissingDataWarning`), ``sizing`` (with a
+        ``diameter``).
+
+    Raises
+    ------
+    ValueError
+        Neither output asked for, or both with chunked prediction; otherwise as in
+        :func:`segment`.
+    PredictionCancelled, TypeError, FileNotFoundError, ImportError
+        As in :func:`segment`.
+
+    Warns
+    -----
+    MissingDataWarning
+        As in :func:`predict`.
+    """
+    if not (labels or probabilities):
+        raise ValueError("infer: ask for the labels, the probabilities or both.")
+    options = {"rgb": rgb, "tile_shape": tile_shape, "overlap": overlap,
+               "batch_size": batch_size, "use_gpu": use_gpu, "tta": tta}
+    chunked = (out, block_shape, workers, scheduler)
     if diameter is not None:
-        _check_sizable(diameter, image, out, block_shape, workers, scheduler)
-        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
-        _, labels, _, run = _sized(image, model, diameter, options, postprocess,
-                                   probabilities=False, labels=True, progress=progress,
-                                   should_stop=should_stop)
-        run.warn_missing()
-        return labels
-    if _chunked(image, out, block_shape, workers, scheduler):
-        from .big import segment_blocks
-
-        options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
-        return segment_blocks(image, model, _block_labels, options, postprocess,
-                              out=out, block_shape=block_shape, workers=workers,
-                              scheduler=scheduler, temp_dir=temp_dir, progress=progress,
-                              should_stop=should_stop, cancelled=PredictionCancelled)
-    image, run = _prepare_run(image, model, rgb, tile_shape, overlap, batch_size, progress,
-                              should_stop, tta)
-    parameters = _postprocess_parameters(run.unet, postprocess)
-    labels = _segment_run(image, run, parameters, use_gpu)
-    run.warn_missing()
-    return labels
+        _check_sizable(diameter, image, *chunked)
+    if diameter is None and _chunked(image, *chunked):
+        return _infer_blocks(image, model, options, postprocess if labels else None,
+                             probabilities=probabilities, out=out, block_shape=block_shape,
+                             workers=workers, scheduler=scheduler, temp_dir=temp_dir,
+                             progress=progress, should_stop=should_stop)
+    return run_in_memory(image, model, options, postprocess if labels else None,
+                         probabilities=probabilities, diameter=diameter, progress=progress,
+                         should_stop=should_stop)
 
 
-def _segment_run(image, run: _Run, parameters: dict, use_gpu: bool | None) -> np.ndarray:
-    """The labels of a prepared run (see :func:`segment`), without warning."""
-    return gather(image, run, use_gpu, parameters=parameters)[1]
+def _infer_blocks(image, model, options: dict, postprocess: dict | None, *,
+                  probabilities: bool, **chunked) -> SegmentResult:
+    """:func:`infer` of a chunked image: :mod:`.big`'s probabilities or its labels."""
+    from .big import predict_blocks, segment_blocks
+
+    if postprocess is not None and probabilities:
+        raise ValueError("chunked prediction returns the labels or the probabilities, not "
+                         "both: call predict and segment (or infer twice).")
+    if postprocess is None:
+        return predict_blocks(image, model, options, **chunked)
+    return segment_blocks(image, model, options, postprocess, **chunked)
 
 
 # -- nucleus size ---------------------------------------------------------------------------
@@ -554,21 +325,3 @@ def _check_sizable(diameter, image, *chunked_options) -> None:
             "diameter first (e.g. skimage.transform.rescale, or dask_image.ndinterp."
             "affine_transform for a dask array), segment it, and resize the labels back "
             "by nearest neighbour; or pass a numpy array.")
-
-
-def _sized(image, model, diameter, options: dict, postprocess: dict, *, probabilities: bool,
-           labels: bool, progress: Progress | None, should_stop: ShouldStop | None):
-    """:func:`predict` / :func:`segment` with a ``diameter`` (:func:`.rescale.run_sized`):
-    (probabilities or None, labels or None, :class:`.diameter.Sizing`, the last run)."""
-    image = _as_array(image)
-    layout = _layout(image, options["rgb"])
-    unet = as_model(model)
-    parameters = _postprocess_parameters(unet, postprocess)
-
-    def prepare(source, report: Progress | None) -> _Run:
-        return _prepare_run(source, unet, layout.rgb, options["tile_shape"], options["overlap"],
-                            options["batch_size"], report, should_stop, options["tta"])[1]
-
-    return run_sized(image, layout, unet.metadata, diameter, prepare,
-                     use_gpu=options["use_gpu"], parameters=parameters, labels=labels,
-                     probabilities=probabilities, progress=progress)

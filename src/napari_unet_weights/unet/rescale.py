@@ -1,7 +1,7 @@
 """Prediction at the model's nucleus size: planes resized on the fly, outputs resized back.
 
 :func:`.predict.predict` / :func:`.predict.segment` with a ``diameter`` come here
-(:func:`run_sized`) with a prepared-run factory from :mod:`.predict`:
+(:func:`run_sized`) with a prepared-run factory from :mod:`.inference`:
 
 - a number: the model's scale is ``factor = model diameter / diameter``
   (:func:`.diameter.fixed_sizing`); each plane is read, resized (:class:`ResizedPlanes`,
@@ -14,7 +14,7 @@
   first pass is kept (nothing found, or within 10 % of the model's diameter), else a
   second pass at the estimate. Progress runs over both passes (the first is half).
 
-No TensorFlow here: the runs come from :mod:`.predict`, which this module never imports.
+No TensorFlow here: the runs come from :mod:`.inference`, which this module never imports.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ from .diameter import (
     restore_probabilities,
 )
 from .postprocess import _LabelStack, to_instances
+from .preprocess import count_missing
 
 __all__ = ["ResizedPlanes", "gather", "run_sized"]
 
-#: ``prepare(image, progress) -> run``: a prepared run of :mod:`.predict` on ``image``.
+#: ``prepare(image, progress) -> run``: a prepared run of :mod:`.inference` on ``image``.
 Prepare = Callable[[Any, Progress | None], Any]
 
 
@@ -52,7 +53,8 @@ class ResizedPlanes:
 
     Array-like for prediction: ``shape``, ``dtype`` (float32) and ``[index]`` of the
     leading (stack, time) axes, which returns that plane resized
-    (:func:`.diameter.resize_plane`).
+    (:func:`.diameter.resize_plane`). ``n_missing`` counts the missing pixels of the
+    planes read, at the image's own scale.
 
     Parameters
     ----------
@@ -69,12 +71,15 @@ class ResizedPlanes:
     dtype = np.dtype(np.float32)
 
     def __init__(self, image, lead: tuple[int, ...], shape: tuple[int, int], rgb: bool):
-        self.image, self.plane_shape = image, tuple(shape)
+        self.image, self.plane_shape, self.rgb = image, tuple(shape), rgb
         channels = (int(image.shape[-1]),) if rgb else ()
         self.shape = (*lead, *self.plane_shape, *channels)
+        self.n_missing = 0
 
     def __getitem__(self, index: tuple) -> np.ndarray:
-        return resize_plane(np.asarray(self.image[index]), self.plane_shape)
+        plane = np.asarray(self.image[index])
+        self.n_missing += count_missing(plane, self.rgb)
+        return resize_plane(plane, self.plane_shape)
 
 
 def gather(image, run, use_gpu: bool | None, *, parameters: dict | None = None,
@@ -86,7 +91,7 @@ def gather(image, run, use_gpu: bool | None, *, parameters: dict | None = None,
     ----------
     image : array-like
         What the run reads (an image, or :class:`ResizedPlanes`).
-    run : predict._Run
+    run : inference._Run
         The prepared run (its layout is ``image``'s).
     use_gpu : bool, optional
         See :func:`.predict.predict`.
@@ -147,14 +152,14 @@ class _TwoPasses:
 def run_sized(image, layout, metadata: dict, diameter, prepare: Prepare, *,
               use_gpu: bool | None, parameters: dict | None, labels: bool,
               probabilities: bool, progress: Progress | None = None
-              ) -> tuple[np.ndarray | None, np.ndarray | None, Sizing, Any]:
+              ) -> tuple[np.ndarray | None, np.ndarray | None, Sizing, Any, int]:
     """Predict at the scale where the image's nuclei have the model's diameter.
 
     Parameters
     ----------
     image : array-like
         The image (numpy or read a plane at a time).
-    layout : predict._Layout
+    layout : inference._Layout
         Its layout (leading axes, plane, channels).
     metadata : dict
         The model's metadata (its ``object_diameter``).
@@ -173,9 +178,9 @@ def run_sized(image, layout, metadata: dict, diameter, prepare: Prepare, *,
 
     Returns
     -------
-    (probabilities or None, labels or None, Sizing, the last run)
+    (probabilities or None, labels or None, Sizing, the last run, int)
         The outputs at the image's shape; the run, whose missing pixels the caller warns
-        about.
+        about; the image's missing pixels (at its own scale).
 
     Raises
     ------
@@ -194,7 +199,8 @@ def run_sized(image, layout, metadata: dict, diameter, prepare: Prepare, *,
         if not sizing.resized:
             if passes is not None:
                 passes.skip()
-            return first_probabilities, first_labels if labels else None, sizing, run
+            return (first_probabilities, first_labels if labels else None, sizing, run,
+                    run.n_missing)
         progress = passes.second if passes else None
     elif diameter is None:  # as trained: one pass, the image as it is
         sizing = Sizing(None)
@@ -208,4 +214,5 @@ def run_sized(image, layout, metadata: dict, diameter, prepare: Prepare, *,
     run = prepare(image, progress)
     kept, found = gather(image, run, use_gpu, parameters=parameters if labels else None,
                          probabilities=probabilities, restore=restore)
-    return kept, found, sizing, run
+    n_missing = image.n_missing if isinstance(image, ResizedPlanes) else run.n_missing
+    return kept, found, sizing, run, n_missing

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import Progress, ShouldStop
 from .diameter import Sizing, check_diameter, object_diameter
 from .model_file import UNetModel
-from .predict import Progress, ShouldStop, _options, _sized, segment
+from .predict import infer, segment
 
 __all__ = ["SizedSegmentation", "estimate_diameter", "segment_at_diameter"]
 
@@ -124,9 +125,9 @@ def segment_at_diameter(image, model: UNetModel | str | os.PathLike | None = Non
         As in :func:`.predict.predict`.
     """
     diameter = check_diameter(diameter)
-    options = _options(rgb, tile_shape, overlap, batch_size, use_gpu, tta)
-    kept, labels, sizing, run = _sized(image, model, diameter, options, postprocess,
-                                       probabilities=probabilities, labels=True,
-                                       progress=progress, should_stop=should_stop)
-    run.warn_missing()
-    return SizedSegmentation(labels, kept, sizing)
+    result = infer(image, model, probabilities=probabilities, rgb=rgb, tile_shape=tile_shape,
+                   overlap=overlap, batch_size=batch_size, progress=progress,
+                   should_stop=should_stop, use_gpu=use_gpu, tta=tta, diameter=diameter,
+                   **postprocess)
+    return SizedSegmentation(result.labels, result.probabilities,
+                             result.sizing or Sizing(None))  # None: as trained
