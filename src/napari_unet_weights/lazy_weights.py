@@ -33,10 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import memory
 from ._checks import validate_labels
 
 __all__ = [
     "AUTO_MEMORY_BUDGET",
+    "AUTO_MEMORY_SHARE",
     "BYTES_PER_PIXEL",
     "default_threads",
     "is_dask_array",
@@ -49,8 +51,10 @@ __all__ = [
     "write_zarr",
 ]
 
-#: ``memory_budget="auto"``: this many bytes, or an eighth of the available memory if less.
+#: ``memory_budget="auto"``: this many bytes, or :data:`AUTO_MEMORY_SHARE` of the
+#: available memory if less (:func:`.memory.memory_budget`, the policy of every budget).
 AUTO_MEMORY_BUDGET = 256 * 2**20
+AUTO_MEMORY_SHARE = 1 / 8
 #: Peak bytes per pixel of a working block (its overlap included) while it is mapped:
 #: the in-memory engine peaks at 33-37 B/px (tracemalloc, 1024² DSB 2018 mosaic, its
 #: float32 output included), plus the overlapped labels block and some headroom.
@@ -87,8 +91,7 @@ def resolve_memory_budget(memory_budget: int | str = "auto") -> int:
         For anything else, or a budget that is not positive.
     """
     if isinstance(memory_budget, str) and memory_budget == "auto":
-        available = _available_memory()
-        return AUTO_MEMORY_BUDGET if available is None else min(AUTO_MEMORY_BUDGET, available // 8)
+        return memory.memory_budget(AUTO_MEMORY_BUDGET, AUTO_MEMORY_SHARE)
     if isinstance(memory_budget, str):
         from dask.utils import parse_bytes
 
@@ -101,17 +104,6 @@ def resolve_memory_budget(memory_budget: int | str = "auto") -> int:
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be positive, got {memory_budget}.")
     return int(memory_budget)
-
-
-def _available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes, or None where there is none."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def default_threads() -> int:

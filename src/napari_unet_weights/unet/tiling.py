@@ -21,7 +21,6 @@ mirroring its edges, with the padding split evenly before and after.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import product
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..memory import memory_budget
 from .model_file import input_channels, model_metadata, size_multiple
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "AxisTile",
     "TileGrid",
     "auto_tile_shape",
-    "available_memory",
     "axis_tiles",
     "blend_tile",
     "cut_tile",
@@ -287,20 +286,6 @@ def blend_tile(target: np.ndarray, output: np.ndarray, row: AxisTile, col: AxisT
 
 
 # -- the automatic tile size ------------------------------------------------------------
-def available_memory() -> int | None:
-    """Available host memory in bytes (psutil if installed, else ``os.sysconf``), or None."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def _bytes_per_pixel(metadata: Mapping[str, Any]) -> int:
     base = int(metadata.get("architecture", {}).get("base_filters", 16))
     return 4 * (input_channels(metadata) + int(metadata["n_classes"])
@@ -314,7 +299,8 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
 
     The network's working memory is estimated as ``bytes_per_pixel`` =
     4 · (C + K + :data:`ACTIVATIONS_PER_FILTER` · base_filters) per pixel; the budget is
-    :data:`MEMORY_SHARE` of the available memory, at most :data:`MAX_MEMORY_BUDGET`. The
+    :data:`MEMORY_SHARE` of the available memory, at most :data:`MAX_MEMORY_BUDGET`
+    (:func:`~napari_unet_weights.memory.memory_budget`, the policy of every budget). The
     whole plane (padded to ``2**depth``) if a batch of such planes fits the budget (one
     plane for a 2-D image, up to ``batch_size`` for stacks), otherwise square tiles such
     that a batch of ``batch_size`` fits, between :data:`MIN_TILE` and :data:`MAX_TILE`
@@ -332,7 +318,7 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
     n_planes : int
         Planes of the image (stacks are batched across planes).
     available : int, optional
-        Available memory in bytes; None: :func:`available_memory`.
+        Available memory in bytes; None: :func:`~napari_unet_weights.memory.available_memory`.
 
     Returns
     -------
@@ -341,9 +327,7 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
     """
     metadata = model_metadata(model)
     multiple = size_multiple(metadata)
-    available = available_memory() if available is None else available
-    budget = MAX_MEMORY_BUDGET if available is None else min(MAX_MEMORY_BUDGET,
-                                                             int(available * MEMORY_SHARE))
+    budget = memory_budget(MAX_MEMORY_BUDGET, MEMORY_SHARE, available)
     per_pixel = _bytes_per_pixel(metadata)
     if plane_shape is not None:
         padded = tuple(_round_up(n, multiple) for n in plane_shape)
