@@ -84,3 +84,37 @@ def test_an_unknown_colour_rule_is_named():
     problem = metadata_problem({"input": {"colour": "eosin"}})
     assert problem.startswith("input.colour: must be 'mean' or 'hematoxylin'")
     assert metadata_problem({"input": {"colour": "hematoxylin"}}) is None
+
+
+def colour_cases() -> dict[str, tuple[np.ndarray, bool]]:
+    """Name → (RGB image, whether it is a colour image)."""
+    gray = np.random.default_rng(3).integers(0, 255, (40, 48)).astype(np.uint8)
+    composite = np.zeros((40, 48, 3), np.uint8)
+    composite[..., 2] = gray  # DAPI in blue, red and green empty
+    two = composite.copy()
+    two[..., 0] = gray[::-1]
+    return {"gray as RGB": (np.repeat(gray[..., None], 3, axis=-1), False),
+            "one-channel composite": (composite, False), "two channels vary": (two, True),
+            "H&E": (he_like()[0][:40, :48], True), "RGBA of H&E": (np.dstack(
+                [he_like()[0][:40, :48], np.full((40, 48), 255, np.uint8)]), True)}
+
+
+@pytest.mark.parametrize("name", list(colour_cases()))
+def test_one_colour_rule_for_every_user(name):
+    """preprocess.is_colour decides, for the in-memory input (to_gray) and the statistics
+    of a chunked image (lazy_stats) alike."""
+    import dask
+    import dask.array as da
+
+    from napari_unet_weights.unet.lazy_stats import plane_statistics
+    from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION, is_colour
+
+    image, expected = colour_cases()[name]
+    assert is_colour(image[..., :3]) is expected
+    hematoxylin, mean = (to_gray(image, colour=c) for c in ("hematoxylin", "mean"))
+    assert np.array_equal(hematoxylin, mean) is not expected
+    metadata = {"input": {**DEFAULT_INPUT, "colour": "hematoxylin"},
+                "normalization": DEFAULT_NORMALIZATION}
+    found = plane_statistics(da.from_array(image), metadata, channels=True,
+                             compute=dask.compute)
+    assert found.planes[()].colour == ("hematoxylin" if expected else "mean")
