@@ -301,21 +301,21 @@ def test_no_whole_copy_of_the_image_and_a_temporary_store(viewer, qtbot, bundled
 
 
 def _paused_core(first_report: threading.Event):
-    """The real core, whose segmentation waits after its first progress report until it
-    is cancelled (so that Cancel comes while blocks are being segmented)."""
+    """The real core, whose chunked segmentation waits after its first progress report
+    until it is cancelled (so that Cancel comes while blocks are being segmented)."""
     core = segment_module._load_core()
 
-    def segment(*args, progress, should_stop, **kwargs):
-        def report(done, total):
-            progress(done, total)
+    def segment_to_ome_zarr(*args, engine, progress, **kwargs):
+        def report(done, total, phase):
+            progress(done, total, phase)
             first_report.set()
             deadline = threading.Event()
-            while not should_stop() and not deadline.wait(0.02):
+            while not engine.should_stop() and not deadline.wait(0.02):
                 pass
 
-        return core.segment(*args, progress=report, should_stop=should_stop, **kwargs)
+        return core.segment_to_ome_zarr(*args, engine=engine, progress=report, **kwargs)
 
-    return dataclasses.replace(core, segment=segment)
+    return dataclasses.replace(core, segment_to_ome_zarr=segment_to_ome_zarr)
 
 
 def test_cancel_leaves_the_viewer_and_the_disk_as_they_were(viewer, qtbot, keras, tmp_path,
@@ -339,15 +339,17 @@ def test_cancel_leaves_the_viewer_and_the_disk_as_they_were(viewer, qtbot, keras
 
 def test_a_failed_run_leaves_the_viewer_as_it_was(viewer, qtbot, tmp_path, monkeypatch,
                                                   notifications):
-    """Without TensorFlow: a core whose chunked segmentation fails after writing a bit."""
-    def failing(image, model, *, out, progress, **kwargs):
-        out[:8, :8] = 1
-        progress(1, 4)
+    """Without TensorFlow: the core's writer, whose block segmentation fails after the
+    store was started (a metadata-only model file: no network)."""
+    from napari_unet_weights.unet import inference
+    from napari_unet_weights.unet.zarr_labels import segment_to_ome_zarr
+
+    def failing(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
-    core = SimpleNamespace(load_model=lambda path: SimpleNamespace(n_classes=3),
-                           segment=failing, device_name=lambda use_gpu: "CPU",
-                           gpu_available=lambda: False)
+    monkeypatch.setattr(inference, "block_labels", failing)
+    core = SimpleNamespace(load_model=lambda path: path, segment_to_ome_zarr=segment_to_ome_zarr,
+                           device_name=lambda use_gpu: "CPU", gpu_available=lambda: False)
     monkeypatch.setattr(segment_module, "_load_core", lambda: core)
     model = tmp_path / "metadata-only.keras"  # enough for the widget, not for Keras
     with zipfile.ZipFile(model, "w") as archive:

@@ -20,7 +20,11 @@ from napari_unet_weights._widgets.segment import NO_GPU_TIP, SegmentWidget
 from napari_unet_weights._widgets.weight_map import WeightMapWidget
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL, METADATA_ENTRY
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instances
-from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
+from napari_unet_weights.unet.preprocess import (
+    DEFAULT_INPUT,
+    DEFAULT_NORMALIZATION,
+    count_missing,
+)
 from reference import SCALE, TRANSLATE, discs, noisy_image, run_widget_script
 
 pytestmark = pytest.mark.gui
@@ -125,6 +129,20 @@ class FakeCore:
         probabilities[..., 0] = ~inside
         probabilities[..., 1] = inside
         return probabilities
+
+    def infer(self, image, model, *, probabilities, diameter=None, **kwargs):
+        """The core's one run: the fake probabilities, their labels, the missing pixels."""
+        postprocess = {key: kwargs.pop(key) for key in DEFAULT_POSTPROCESS}
+        found = self.predict(image, model, **kwargs)
+        if diameter is not None:
+            self.calls[-1].update(diameter=diameter, probabilities=probabilities, **postprocess)
+        labels = self.to_instances(found, n_classes=model.n_classes, **postprocess)
+        return SimpleNamespace(labels=labels, probabilities=found if probabilities else None,
+                               n_missing=count_missing(image, kwargs.get("rgb")),
+                               n_pixels=labels.size, sizing=self.sizing(diameter))
+
+    def sizing(self, diameter):
+        return None
 
     def device_name(self, use_gpu=None) -> str:
         return "GPU: fake" if use_gpu is not False and self.gpu else "CPU"
@@ -536,17 +554,14 @@ def test_channel_axis_is_left_to_the_core_unless_the_layer_is_rgb(viewer, qtbot,
 
 # -- nucleus diameter ----------------------------------------------------------------------
 class SizingCore(FakeCore):
-    """FakeCore with ``segment_at_diameter``: the fake probabilities, labels and a sizing."""
+    """FakeCore whose runs with a diameter say which one was used."""
 
-    def segment_at_diameter(self, image, model, *, diameter, probabilities, **kwargs):
+    def sizing(self, diameter):
         from napari_unet_weights.unet.diameter import Sizing
 
-        postprocess = {key: kwargs.pop(key) for key in DEFAULT_POSTPROCESS}
-        found = self.predict(image, model, **kwargs)
-        self.calls[-1].update(diameter=diameter, probabilities=probabilities, **postprocess)
-        sizing = Sizing(diameter, 20.0, 40.0, 0.5, 40.0 if diameter == "auto" else None)
-        return SimpleNamespace(labels=to_instances(found, n_classes=3), sizing=sizing,
-                               probabilities=found if probabilities else None)
+        if diameter is None:
+            return None
+        return Sizing(diameter, 20.0, 40.0, 0.5, 40.0 if diameter == "auto" else None)
 
 
 def _diameter_model(tmp_path, median=20.0):
@@ -569,7 +584,7 @@ def test_diameter_control_reaches_the_core_and_the_status(viewer, qtbot, tmp_pat
     assert choice.number.value() == 20.0 and "20.0 px for this model" in choice.toolTip()
     assert (choice.number.minimum(), choice.number.maximum()) == (2.1, 199.9)
     _run(widget, qtbot)
-    assert "diameter" not in core.calls[-1]  # as trained: predict + to_instances as before
+    assert "diameter" not in core.calls[-1]  # as trained
     assert "diameter" not in widget.status_label.text()
     choice.set_value("auto")
     _run(widget, qtbot)

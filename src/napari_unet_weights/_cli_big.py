@@ -296,13 +296,12 @@ def missing_data_reported(path, before=None) -> Iterator[None]:
 
 
 def write_labels(path, out, model, args: argparse.Namespace, run: LazyRun, prefix: str) -> str:
-    """Segment an image block by block into an OME-Zarr labels image with its pyramid."""
-    import dask.array as da
-
-    from .big_io import atomic_store, create_labels_zarr, open_lazy, write_pyramid
+    """Segment an image block by block into an OME-Zarr labels image with its pyramid
+    (:func:`.unet.zarr_labels.segment_to_ome_zarr`, on the batch's engine)."""
+    from .big_io import open_lazy
     from .io import file_stem
-    from .unet.predict import segment
     from .unet.preprocess import guess_channels
+    from .unet.zarr_labels import segment_to_ome_zarr
 
     image = open_lazy(path)
     channels = (image.axes[-1] in ("c", "s") if image.axes and len(image.axes) == image.data.ndim
@@ -313,19 +312,13 @@ def write_labels(path, out, model, args: argparse.Namespace, run: LazyRun, prefi
         {**t, **{key: t[key][:keep] for key in ("scale", "translation") if key in t}}
         for t in image.transforms]
     label = _header(prefix, path, image.data, image.chunks, out, run)
-    with atomic_store(out) as partial, run.computing(path):
-        level0 = create_labels_zarr(partial, image.data.shape[:keep], image.chunks[:keep],
-                                    axes=axes, transforms=transforms, name=file_stem(out))
-        run.begin(f"{label}: segmentation")
-        with missing_data_reported(path):
-            segment(image.data, model, rgb=channels, tile_shape=args.tile,
-                    overlap=args.overlap, batch_size=args.batch_size,
-                    use_gpu=False if args.cpu else None, tta=args.tta, out=level0,
-                    block_shape=args.block, scheduler=run.engine,
-                    # an existing cluster's workers see the output's folder, not our /tmp
-                    temp_dir=partial.parent if run.remote else None)
-        run.begin(f"{label}: objects counted")
-        (count,) = run.engine.compute(da.from_zarr(level0).max())
-        run.begin(f"{label}: pyramid")
-        levels = write_pyramid(partial, compute=run.engine.compute)
-    return f"{int(count)} objects, zarr, chunks {tuple(level0.chunks)}, {len(levels)} levels, "
+    with run.computing(path), missing_data_reported(path):
+        written = segment_to_ome_zarr(
+            image.data, model, out, engine=run.engine, rgb=channels, chunks=image.chunks[:keep],
+            axes=axes, transforms=transforms, name=file_stem(out),
+            # an existing cluster's workers see the output's folder, not our /tmp
+            temp_beside_store=run.remote, on_phase=lambda phase: run.begin(f"{label}: {phase}"),
+            tile_shape=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+            use_gpu=False if args.cpu else None, tta=args.tta, block_shape=args.block)
+    return (f"{written.n_objects} objects, zarr, chunks {written.chunks}, "
+            f"{len(written.levels)} levels, ")

@@ -1,25 +1,24 @@
 """The Segment widget on a large image: chunked segmentation into a zarr store.
 
 A large image layer (:func:`._lazy_layers.is_large`: dask, zarr, multiscale, or more than
-:data:`~._lazy_layers.LARGE_PIXELS` pixels) is never copied whole. Its full-resolution
-data, wrapped by :func:`._lazy_layers.as_dask`, goes to
-:func:`napari_unet_weights.unet.predict.segment` with ``out``, in the widget's worker
-(:func:`segment_to_zarr`): block by block, the labels stitched across the blocks' faces,
-written to level 0 of an OME-Zarr labels image as the CLI writes it
-(:func:`napari_unet_weights.big_io.create_labels_zarr`, with the image's scale); the
-objects are counted, then :func:`~napari_unet_weights.big_io.write_pyramid` adds the
-lower levels (every other pixel: ids stay ids). The widget then shows a Labels layer
-that reads the levels lazily (:func:`~napari_unet_weights.big_io.open_pyramid`): napari
-loads only the part it shows, at the level that suits the zoom. No probability layer:
-the chunked path does not keep the probabilities.
+:data:`~napari_unet_weights.big_io.LARGE_PIXELS` pixels) is never copied whole. Its
+full-resolution data, wrapped by :func:`._lazy_layers.as_dask`, goes in the widget's
+worker (:func:`segment_to_zarr`) to the core's
+:func:`napari_unet_weights.unet.zarr_labels.segment_to_ome_zarr`, the CLI's writer too:
+block by block, the labels stitched across the blocks' faces, written to level 0 of an
+OME-Zarr labels image (with the image's scale), the objects counted, then the pyramid's
+lower levels (every other pixel: ids stay ids), all under a hidden name renamed once
+complete (a failed or cancelled run leaves no store, and an existing one as it was). The
+widget then shows a Labels layer that reads the levels lazily: napari loads only the
+part it shows, at the level that suits the zoom. No probability layer: the chunked path
+does not keep the probabilities.
 
 The store is the one chosen in the "output zarr" row (:class:`ZarrOutput`; a zarr store
 there is replaced, a folder that is not one refused), else a new temporary folder, named
-in the notification and deleted when Python exits. It is written under a hidden name and
-renamed once complete (:func:`~napari_unet_weights.big_io.atomic_store`): a failed or
-cancelled run leaves no store, and an existing one as it was. Progress: the core's steps
-(blocks segmented, then chunks written), the count, then the pyramid's levels; cancel
-is polled throughout (:class:`~napari_unet_weights.engine.Engine`).
+in the notification and deleted when Python exits (and at once when the run fails).
+Progress: the core's phases (:data:`PHASE_TEXT`: blocks segmented then chunks written,
+the count, the pyramid's levels); cancel is polled throughout
+(:class:`~napari_unet_weights.engine.Engine`).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +35,13 @@ from napari_unet_weights import big_io
 from napari_unet_weights._widgets._base import temporary_folder
 from napari_unet_weights.engine import Engine
 from napari_unet_weights.progress import PhaseProgress as Progress
-from napari_unet_weights.unet.predict import PredictionCancelled
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
-__all__ = ["STORE_KEY", "ZarrOutput", "segment_to_zarr", "store_problem", "temporary_store"]
+__all__ = ["PHASE_TEXT", "STORE_KEY", "ZarrOutput", "segment_to_zarr", "store_problem",
+           "temporary_store"]
 
 #: Layer metadata: the zarr store a Labels layer of the widget reads.
 STORE_KEY = "napari_unet_weights_store"
@@ -107,19 +105,21 @@ def temporary_store(name: str) -> Path:
     return temporary_folder() / f"{stem}_labels.zarr"
 
 
-def _step(progress: Progress, phase: str) -> Progress:
-    """A core's ``progress(done, total)`` reporting ``phase``."""
-    return lambda done, total: progress(done, total, phase)
+#: The status line of each phase of :func:`..unet.zarr_labels.segment_to_ome_zarr`.
+PHASE_TEXT = {"segmentation": "Segmenting (blocks, then writing)",
+              "objects counted": "Counting the objects",
+              "pyramid": "Writing the pyramid levels"}
 
 
-def segment_to_zarr(segment: Callable, request: Any, model: Any, use_gpu: bool | None,
-                    progress: Progress, should_stop: Callable[[], bool]) -> tuple[list, int]:
-    """Worker body of a large image: chunked segmentation into ``request.store`` (see module).
+def segment_to_zarr(write: Callable, request: Any, model: Any, use_gpu: bool | None,
+                    progress: Progress, should_stop: Callable[[], bool]) -> Any:
+    """Worker body of a large image: the core's chunked segmentation into ``request.store``.
 
     Parameters
     ----------
-    segment : callable
-        :func:`napari_unet_weights.unet.predict.segment`.
+    write : callable
+        :func:`napari_unet_weights.unet.zarr_labels.segment_to_ome_zarr` (atomic store,
+        labels zarr, count, pyramid).
     request : segment._Request
         The run's inputs: ``image`` (dask), ``rgb`` (whether its last axis holds
         channels), ``scale``, ``store``, ``temporary``, ``block_shape``, and the options
@@ -129,42 +129,32 @@ def segment_to_zarr(segment: Callable, request: Any, model: Any, use_gpu: bool |
     use_gpu : bool or None
         As for the core.
     progress : callable
-        ``progress(done, total, phase)``.
+        ``progress(done, total, phase)``, ``phase`` a status text (:data:`PHASE_TEXT`).
     should_stop : callable
         Returns True once the user cancelled.
 
     Returns
     -------
-    (list of dask.array.Array, int)
-        The store's levels (level 0 first) and the number of objects.
+    ZarrLabels
+        The store's levels (level 0 first), the number of objects and of missing pixels.
 
     Raises
     ------
     PredictionCancelled
-        On cancel. Whatever the error, nothing is left at ``request.store``.
+        On cancel. Whatever the error, nothing is left at ``request.store`` (nor its
+        temporary folder).
     """
-    import dask.array as da
-
-    image, store = request.image, request.store
-    keep = image.ndim - (1 if request.rgb else 0)
-    engine = Engine(should_stop=should_stop)
-    compute = partial(engine.compute, cancelled=PredictionCancelled)
+    store = request.store
     try:
-        with big_io.atomic_store(store) as partial_store:
-            level0 = big_io.create_labels_zarr(
-                partial_store, image.shape[:keep], [c[0] for c in image.chunks[:keep]],
-                transforms=[{"type": "scale", "scale": list(request.scale)}], name=store.stem)
-            segment(image, model, rgb=request.rgb, tile_shape=request.tile_shape,
-                    use_gpu=use_gpu, tta=request.tta, out=level0,
-                    block_shape=request.block_shape, should_stop=should_stop,
-                    progress=_step(progress, "Segmenting (blocks, then writing)"),
-                    **request.postprocess)
-            progress(0, 0, "Counting the objects")
-            (count,) = compute(da.from_zarr(level0).max())
-            big_io.write_pyramid(partial_store, compute=compute,
-                          progress=_step(progress, "Writing the pyramid levels"))
+        return write(request.image, model, store, engine=Engine(should_stop=should_stop),
+                     rgb=request.rgb, transforms=[{"type": "scale",
+                                                   "scale": list(request.scale)}],
+                     on_phase=lambda phase: progress(0, 0, PHASE_TEXT[phase]),
+                     progress=lambda done, total, phase: progress(done, total,
+                                                                  PHASE_TEXT[phase]),
+                     tile_shape=request.tile_shape, use_gpu=use_gpu, tta=request.tta,
+                     block_shape=request.block_shape, **request.postprocess)
     except BaseException:
         if request.temporary:
             shutil.rmtree(store.parent, ignore_errors=True)
         raise
-    return big_io.open_pyramid(store), int(count)

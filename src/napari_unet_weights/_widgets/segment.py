@@ -1,7 +1,8 @@
 """The "Segment" dock widget: the weighted U-Net on an Image layer, as instance labels.
 
-The widget is a thin shell around :func:`napari_unet_weights.unet.predict.predict` and
-:func:`napari_unet_weights.unet.postprocess.to_instances`: Run hands the picked image's
+The widget is a thin shell around the inference core's
+:func:`napari_unet_weights.unet.predict.infer` (probabilities, labels and missing pixels
+from one run): Run hands the picked image's
 data and the controls to a background worker (if the layer gets new data meanwhile, the
 result is dropped and nothing is added), which runs them on a new thread
 (:func:`~napari_unet_weights.unet.device.call_in_new_thread`: safe for TensorFlow's
@@ -47,7 +48,7 @@ from napari_unet_weights._widgets._controls import push_button, set_row_visible,
 from napari_unet_weights._widgets._diameter_choice import DiameterChoice
 from napari_unet_weights._widgets._layer_roles import is_plugin_output
 from napari_unet_weights._widgets._lazy_layers import as_dask, is_large
-from napari_unet_weights._widgets._model_choice import ModelChoice, file_key
+from napari_unet_weights._widgets._model_choice import ModelChoice
 from napari_unet_weights._widgets._segment_big import (
     ZarrOutput,
     segment_to_zarr,
@@ -57,15 +58,12 @@ from napari_unet_weights._widgets._segment_big import (
 from napari_unet_weights._widgets._segment_outputs import SegmentOutputs
 from napari_unet_weights._widgets._snapshots import REGIONS
 from napari_unet_weights._widgets._workers import Job
+from napari_unet_weights.progress import Cancelled
 from napari_unet_weights.unet.device import call_in_new_thread
+from napari_unet_weights.unet.model_cache import ModelFile, is_cached
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-from napari_unet_weights.unet.predict import PredictionCancelled
-from napari_unet_weights.unet.preprocess import (
-    count_missing,
-    guess_channels,
-    missing_data_message,
-)
+from napari_unet_weights.unet.preprocess import guess_channels, missing_data_message
 
 if TYPE_CHECKING:
     import napari
@@ -95,12 +93,10 @@ class _Core:
     """The core functions a run uses (a seam for tests)."""
 
     load_model: Any
-    predict: Any
-    segment: Any
-    to_instances: Any
+    infer: Any  #: :func:`~napari_unet_weights.unet.predict.infer` (in memory)
+    segment_to_ome_zarr: Any  #: :func:`~napari_unet_weights.unet.zarr_labels.segment_to_ome_zarr`
     device_name: Any
     gpu_available: Any
-    segment_at_diameter: Any = None  #: a run with a nucleus diameter
 
 
 def _load_core() -> _Core:
@@ -112,15 +108,13 @@ def _load_core() -> _Core:
         If TensorFlow is not installed (the message says how to install it).
     """
     from napari_unet_weights.unet.device import device_name, gpu_available, keras_or_error
-    from napari_unet_weights.unet.model_file import load_model
-    from napari_unet_weights.unet.postprocess import to_instances
-    from napari_unet_weights.unet.predict import predict, segment
-    from napari_unet_weights.unet.sizing import segment_at_diameter
+    from napari_unet_weights.unet.model_cache import load_cached
+    from napari_unet_weights.unet.predict import infer
+    from napari_unet_weights.unet.zarr_labels import segment_to_ome_zarr
 
     keras_or_error()
-    return _Core(load_model=load_model, predict=predict, segment=segment,
-                 to_instances=to_instances, device_name=device_name,
-                 gpu_available=gpu_available, segment_at_diameter=segment_at_diameter)
+    return _Core(load_model=load_cached, infer=infer, segment_to_ome_zarr=segment_to_ome_zarr,
+                 device_name=device_name, gpu_available=gpu_available)
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -158,6 +152,7 @@ class _Outcome:
     gpu: bool | None = None
     load_seconds: float = 0.0
     n_missing: int = 0
+    n_pixels: int = 0  #: the image's pixels (what ``n_missing`` is out of)
     store: Path | None = None
     temporary: bool = False
     sizing: Any = None  #: the nucleus diameter used (a diameter was asked for)
@@ -169,27 +164,14 @@ def _foreground(probabilities: np.ndarray) -> np.ndarray:
 
 
 def _in_memory(core: _Core, request: _Request, model: Any, use_gpu: bool | None,
-               progress: Any, should_stop: Any) -> tuple:
-    """Predict and label an image in memory: (probability, labels, objects, missing, sizing).
-
-    With a nucleus diameter, one :func:`~napari_unet_weights.unet.sizing.segment_at_diameter`
-    run gives both, post-processed at the model's scale.
-    """
-    options = {"rgb": request.rgb, "tile_shape": request.tile_shape, "progress": progress,
-               "should_stop": should_stop, "use_gpu": use_gpu, "tta": request.tta}
-    sizing = None
-    if request.diameter is None:
-        probabilities = core.predict(request.image, model, **options)
-        labels = core.to_instances(probabilities, n_classes=model.n_classes,
-                                   **request.postprocess)
-    else:
-        result = core.segment_at_diameter(request.image, model, diameter=request.diameter,
-                                          probabilities=True, **options,
-                                          **request.postprocess)
-        probabilities, labels, sizing = result.probabilities, result.labels, result.sizing
-    n_objects = int(labels.max()) if labels.size else 0
-    return (_foreground(probabilities), labels, n_objects,
-            count_missing(request.image, request.rgb), sizing)
+               progress: Any, should_stop: Any) -> Any:
+    """Predict and label an image in memory: one run of the core's
+    :func:`~napari_unet_weights.unet.predict.infer`, which gives the labels, the
+    probabilities, the missing pixels and (with a nucleus diameter) the sizing."""
+    return core.infer(request.image, model, probabilities=True, rgb=request.rgb,
+                      tile_shape=request.tile_shape, progress=progress,
+                      should_stop=should_stop, use_gpu=use_gpu, tta=request.tta,
+                      diameter=request.diameter, **request.postprocess)
 
 
 def _run_segmentation(
@@ -223,19 +205,21 @@ def _run_segmentation(
     if model is None:
         model = core.load_model(request.model_path)
     loaded = perf_counter()
-    sizing = None
     if request.store is None:
-        probability, labels, n_objects, n_missing, sizing = _in_memory(
-            core, request, model, use_gpu, progress, should_stop)
+        result = _in_memory(core, request, model, use_gpu, progress, should_stop)
+        labels, probability, sizing = result.labels, _foreground(result.probabilities), \
+            result.sizing
+        n_objects = int(labels.max()) if labels.size else 0
     else:
-        probability, n_missing = None, 0
-        labels, n_objects = segment_to_zarr(core.segment, request, model, use_gpu, progress,
-                                            should_stop)
+        result = segment_to_zarr(core.segment_to_ome_zarr, request, model, use_gpu, progress,
+                                 should_stop)
+        labels, probability, sizing, n_objects = result.levels, None, None, result.n_objects
     return _Outcome(
         model=model, model_key=request.model_key, probability=probability, labels=labels,
         n_objects=n_objects, seconds=perf_counter() - loaded,
         device=str(core.device_name(use_gpu)), gpu=gpu,
-        load_seconds=loaded - start if loaded - start > 0.05 else 0.0, n_missing=n_missing,
+        load_seconds=loaded - start if loaded - start > 0.05 else 0.0,
+        n_missing=result.n_missing, n_pixels=result.n_pixels,
         store=request.store, temporary=request.temporary, sizing=sizing,
     )
 
@@ -276,7 +260,6 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         super().__init__(napari_viewer, 0, PROGRESS_DELAY_MS)
         self.probability_layer: Image | None = None
         self.labels_layer: Labels | None = None
-        self._loaded: tuple[tuple, Any] | None = None
         self._outputs: dict[int, tuple[Image, Layer | None, Layer | None]] = {}
         self._gpu: bool | None = None
         self.block_shape: int | None = None
@@ -505,7 +488,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
             return None
         path = self.model_path
         try:
-            key = file_key(path)
+            key = ModelFile.of(path)
         except OSError as error:
             self._report(user_message(error))
             return None
@@ -519,10 +502,10 @@ class SegmentWidget(SegmentOutputs, RunWidget):
             request = self._chunked_request(image, request)
             if request is None:
                 return None
-        model = self._loaded[1] if self._loaded is not None and self._loaded[0] == key else None
+        model = None  # loaded in the worker, through the one model cache (load_cached)
         run_id, stop = self._begin_run()
         self.progress_bar.setRange(0, 0)
-        self._set_status(f"Segmenting '{image.name}'…" if model is not None else
+        self._set_status(f"Segmenting '{image.name}'…" if is_cached(key) else
                          f"Loading the model and segmenting '{image.name}'…")
         return Job(
             work=partial(call_in_new_thread, _run_segmentation, request, model,
@@ -577,7 +560,6 @@ class SegmentWidget(SegmentOutputs, RunWidget):
     def _on_result(self, image: Image, snapshot: Any, run_id: int, outcome: _Outcome) -> None:
         if not self._is_current(run_id):
             return
-        self._loaded = (outcome.model_key, outcome.model)
         if outcome.gpu is not None:
             self._set_gpu_known(outcome.gpu)
         if image not in self.viewer.layers:
@@ -597,7 +579,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
                          + (TEMPORARY_NOTE if outcome.temporary else "."), "info")
         if outcome.n_missing:
             self._notify(f"'{image.name}': "
-                         + missing_data_message(outcome.n_missing, outcome.probability.size),
+                         + missing_data_message(outcome.n_missing, outcome.n_pixels),
                          "warning")
         self._problem = None
         self._update_enabled()
@@ -606,7 +588,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
     def _on_error(self, run_id: int, error: Exception) -> None:
         if not self._is_current(run_id):
             return
-        if isinstance(error, PredictionCancelled):
+        if isinstance(error, Cancelled):
             self._set_status("Cancelled: no layer was added or changed.")
             return
         self._report(f"Segmentation failed: {user_message(error)}")
