@@ -26,7 +26,7 @@ from napari_unet_weights._widgets._base import user_message
 from napari_unet_weights._widgets._controls import push_button
 from napari_unet_weights.unet.model_file import read_metadata, score_summary
 
-__all__ = ["BUNDLED_CHOICE", "ModelChoice", "file_key", "model_summary"]
+__all__ = ["BUNDLED_CHOICE", "ModelChoice", "model_summary"]
 
 BUNDLED_CHOICE = "bundled (DSB 2018 nuclei)"
 #: Colour of the line that says why a model file cannot be used.
@@ -51,12 +51,6 @@ def model_summary(metadata: dict) -> str:
     n_classes = metadata.get("n_classes", len(classes))
     names = f": {', '.join(map(str, classes))}" if classes else ""
     return f"{score_summary(metadata)} · {n_classes} classes{names}"
-
-
-def file_key(path: Path) -> tuple[str, int, int]:
-    """What identifies a model file's contents well enough to reuse the loaded model."""
-    stat = path.stat()
-    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
 
 
 class ModelChoice(QWidget):
