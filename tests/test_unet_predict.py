@@ -17,6 +17,7 @@ from napari_unet_weights.unet.model_file import FORMAT_VERSION
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import (
     PredictionCancelled,
+    infer,
     predict,
     predict_prepared,
     segment,
@@ -479,3 +480,58 @@ def test_count_missing_counts_pixels_not_values():
     assert count_missing(rgb) == 5
     assert count_missing(rgb, channels=False) == 3 + 4  # a (20, 30, 3) stack: values
     assert count_missing(np.ones((5, 5))) == 0 and count_missing(np.zeros((5, 5), int)) == 0
+
+
+# -- the inference core's result ------------------------------------------------------------
+def _holey_stack() -> np.ndarray:
+    """A (2, 40, 48, 3) float stack with missing pixels: in one channel, in all, at -inf."""
+    stack = np.random.default_rng(3).random((2, 40, 48, 3)).astype(np.float32)
+    stack[0, 5:9, 7:10, 1] = np.nan  # 12 pixels, one channel each
+    stack[1, 30, :, :] = np.inf  # 48 pixels, every channel
+    stack[1, 0, 0, 2] = -np.inf  # 1 pixel
+    return stack
+
+
+def test_infer_counts_the_missing_pixels_while_it_reads_them(tiny):
+    import dask.array as da
+
+    stack = _holey_stack()
+    brute = int((~np.isfinite(stack)).any(axis=-1).sum())
+    assert brute == 61
+    with pytest.warns(MissingDataWarning, match=f"{brute} of {2 * 40 * 48} pixels"):
+        result = infer(stack, tiny, rgb=True, probabilities=True)
+    assert (result.n_missing, result.n_pixels, result.sizing) == (brute, 2 * 40 * 48, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        np.testing.assert_array_equal(result.labels, segment(stack, tiny, rgb=True))
+        np.testing.assert_array_equal(result.probabilities, predict(stack, tiny, rgb=True))
+        only = infer(stack, tiny, rgb=True, labels=False, probabilities=True)
+        chunked = infer(da.from_array(stack, chunks=(1, 20, 24, 3)), tiny, rgb=True)
+    assert only.labels is None and only.n_missing == brute
+    assert chunked.n_missing == brute  # counted by the normalisation's pass over the blocks
+    with pytest.raises(ValueError, match="not both"):
+        infer(da.from_array(stack), tiny, rgb=True, probabilities=True)
+    with pytest.raises(ValueError, match="ask for"):
+        infer(stack, tiny, labels=False)
+
+
+def test_resized_planes_count_the_missing_pixels_at_the_image_s_scale():
+    from napari_unet_weights.unet.rescale import ResizedPlanes
+
+    stack = _holey_stack()
+    planes = ResizedPlanes(stack, (2,), (20, 24), rgb=True)
+    assert [planes[(k,)].shape for k in range(2)] == [(20, 24, 3)] * 2
+    assert planes.n_missing == int((~np.isfinite(stack)).any(axis=-1).sum())
+
+
+def test_the_in_memory_and_the_chunked_paths_give_the_same_labels(tiny, crowded):
+    """One block holding the whole (integer) image: the chunked path is the in-memory one
+    (exact percentiles, the same padding), so the labels are the same, ids included."""
+    import dask.array as da
+
+    image = crowded[0][:96, :112]
+    assert np.issubdtype(image.dtype, np.integer)
+    expected = segment(image, tiny)
+    assert expected.max() > 3
+    chunked = segment(da.from_array(image, chunks=48), tiny, block_shape=128)
+    np.testing.assert_array_equal(chunked.compute(), expected)

@@ -388,3 +388,36 @@ def test_the_output_row_shows_for_large_images_only(viewer):
         assert widget.output_zarr.isVisibleTo(widget) is shown
     widget.output_zarr.choose("/somewhere/labels")
     assert widget.output_zarr.path == Path("/somewhere/labels.zarr")
+
+
+def test_the_cli_and_the_widget_write_the_same_store(bundled, tmp_path, capsys):
+    """One writer (unet/zarr_labels.segment_to_ome_zarr): ``predict`` on a zarr image and
+    the widget's worker on the same image give the same OME-Zarr store, level by level."""
+    from napari_unet_weights._widgets._segment_big import segment_to_zarr
+    from napari_unet_weights.cli import main
+    from napari_unet_weights.unet.zarr_labels import segment_to_ome_zarr
+
+    image = _image()
+    source = zarr.create_array(store=str(tmp_path / "cells.zarr"), shape=image.shape,
+                               dtype=image.dtype, chunks=(64, 48))
+    source[...] = image
+    cli, widget = tmp_path / "cli" / "labels.zarr", tmp_path / "widget" / "labels.zarr"
+    assert main(["predict", str(tmp_path / "cells.zarr"), "-o", str(cli), "--block", "64",
+                 "--cpu"]) == 0, capsys.readouterr().err
+    request = SimpleNamespace(image=da.from_zarr(source), rgb=False, scale=(1.0, 1.0),
+                              store=widget, temporary=False, tile_shape=None, tta=False,
+                              block_shape=64, postprocess={})
+    phases = []
+    written = segment_to_zarr(segment_to_ome_zarr, request, bundled, False,
+                              lambda done, total, phase: phases.append(phase), lambda: False)
+    assert phases[0].startswith("Segmenting") and phases[-1] == "Writing the pyramid levels"
+    assert "Counting the objects" in phases
+    ours, theirs = zarr.open_group(str(widget), mode="r"), zarr.open_group(str(cli), mode="r")
+    assert dict(ours.attrs) == dict(theirs.attrs)
+    levels = open_pyramid(cli)
+    assert len(levels) == len(written.levels) == 3 and written.n_objects > 0
+    for mine, cli_level in zip(written.levels, levels):
+        assert mine.chunksize == cli_level.chunksize
+        np.testing.assert_array_equal(mine.compute(), cli_level.compute())
+    assert f"{written.n_objects} objects, zarr, chunks (64, 48), 3 levels" in (
+        capsys.readouterr().err)
