@@ -78,3 +78,64 @@ def keras():
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs TensorFlow: {error}")
         pytest.skip(str(error))
+
+
+class FakeClock:
+    """A clock that only the test moves, for training's time budgets
+    (:mod:`napari_unet_weights.unet.budget`): pass it as ``train(..., clock=clock)``.
+
+    ``clock()`` reads it; ``clock.advance(seconds)`` moves it on; with ``tick``, every
+    reading moves it on by ``tick`` seconds after it is read.
+    """
+
+    def __init__(self, now: float = 0.0, tick: float = 0.0) -> None:
+        self.now, self.tick = now, tick
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.tick
+        return now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def progress(self, events: list, batch: float = 0.0, epoch: float = 0.0):
+        """A ``progress`` callback that keeps the events and moves the clock on by
+        ``batch`` seconds per batch and ``epoch`` seconds per epoch (as if they took it)."""
+
+        def report(info: dict) -> None:
+            events.append(info)
+            self.advance({"batch": batch, "epoch": epoch}.get(info["stage"], 0.0))
+
+        return report
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A :class:`FakeClock` at 0 s that moves only when the test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """One running dask cluster for the whole session (``distributed.LocalCluster`` in this
+    process: one worker of 2 threads), closed at the session's end.
+
+    For tests where a cluster is incidental (a scheduler address to connect to); a test
+    that checks that a command or the engine starts its own cluster (``--workers 2``)
+    starts it and is marked ``cluster``.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test that starts a cluster (marked ``cluster``) or uses :func:`dask_cluster` is
+    ``slow`` too: ``pytest -m "not slow"`` leaves every cluster out."""
+    for item in items:
+        if item.get_closest_marker("cluster") or "dask_cluster" in getattr(
+                item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -100,7 +100,7 @@ def test_weights_of_ome_zarr_labels_and_a_big_tiff_beside_a_small_one(tmp_path, 
     tifffile.imwrite(folder / "small.tif", labels[:100, :100])
     create_labels_zarr(folder / "ome.zarr", labels.shape, (128, 64))[...] = labels
     write_pyramid(folder / "ome.zarr")
-    monkeypatch.setattr(big_io, "LAZY_TIFF_PIXELS", 100 * 100)
+    monkeypatch.setattr(big_io, "LARGE_PIXELS", 100 * 100)
     assert main(["weights", str(folder), "-o", str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["big_weights.zarr", "ome_weights.zarr",
@@ -275,16 +275,13 @@ def test_predict_a_zarr_image_block_by_block_into_ome_zarr(tmp_path, crowded, in
 
 
 def test_predict_with_zarr_on_a_cluster_leaves_only_the_output(tmp_path, crowded, in_memory,
-                                                               capsys):
+                                                               dask_cluster, capsys):
     """--zarr on a small tiled TIFF, on a running (in-process) cluster given by address:
     the temporary files go beside the output, and are gone after."""
-    from distributed import LocalCluster
-
     tifffile.imwrite(tmp_path / "cells.tif", crowded[0], tile=(128, 128))
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
-        status = main(["predict", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "out"),
-                       "--zarr", "--block", "128", "--cpu", "--scheduler",
-                       cluster.scheduler_address])
+    status = main(["predict", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "out"),
+                   "--zarr", "--block", "128", "--cpu", "--scheduler",
+                   dask_cluster.scheduler_address])
     assert status == 0, capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["cells_labels.zarr"]
     _check_labels_store(tmp_path / "out" / "cells_labels.zarr", in_memory, (128, 128))

@@ -2,11 +2,11 @@
 parent's post-processing and weights kept, the hard time budget ``finish_within``."""
 
 import importlib
-import time
 
 import numpy as np
 import pytest
 
+from napari_unet_weights.unet.budget import SAVE_SECONDS, TimeBudget
 from napari_unet_weights.unet.config import TrainConfig
 from napari_unet_weights.unet.model_file import UNetModel, read_metadata
 from napari_unet_weights.unet.parent import (
@@ -39,10 +39,13 @@ def same_weights(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
 
 
-def test_fine_tuning_defaults_fill_only_what_the_caller_left_unset(parent, monkeypatch):
-    monkeypatch.setattr(train_module, "_fit", lambda *args: None)
+@pytest.mark.slow
+def test_fine_tuning_defaults_fill_only_what_the_caller_left_unset(parent):
     images, labels = synthetic(3, seed=12)
-    result = train(images, labels, initial_model=parent, learning_rate=5e-4, patch_size=16)
+    # finish_within=0: the budget is spent before the first step, nothing is fitted
+    result = train(images, labels, initial_model=parent, learning_rate=5e-4, patch_size=16,
+                   finish_within=0)
+    assert result.time_limit_reached and result.history.empty
     assert result.config.learning_rate == 5e-4  # given: kept
     for name in ("lr_schedule", "max_seconds", "epochs", "steps_per_epoch",
                  "early_stopping_patience"):
@@ -65,6 +68,7 @@ def test_fine_tuning_config_is_the_parent_s_architecture_with_the_fine_tuning_de
     assert config.w0 == TrainConfig().w0
 
 
+@pytest.mark.slow
 def test_few_images_validate_on_themselves_and_keep_the_parent_s_post_processing(parent):
     images, labels = synthetic(3, seed=13)
     result = train(images, labels, initial_model=parent, epochs=2, steps_per_epoch=2,
@@ -77,6 +81,7 @@ def test_few_images_validate_on_themselves_and_keep_the_parent_s_post_processing
     assert result.model.metadata["lineage"]["validated_on"] == "training"
 
 
+@pytest.mark.slow
 def test_enough_separate_validation_images_tune_the_post_processing(parent):
     images, labels = synthetic(2, seed=14)
     for n_validation, tuned in ((2, False), (3, True)):
@@ -88,6 +93,7 @@ def test_enough_separate_validation_images_tune_the_post_processing(parent):
             assert result.validation["postprocess"] == PARENT_POSTPROCESS
 
 
+@pytest.mark.slow
 def test_validation_on_the_training_images_can_be_asked_for_without_a_parent(keras):
     images, labels = synthetic(1, seed=16)
     result = train(images, labels, validation="training", **TINY)
@@ -101,6 +107,7 @@ def test_validation_on_the_training_images_can_be_asked_for_without_a_parent(ker
     ((0.9, 0.5, 0.6), True),  # no epoch beats the parent: its weights come back
     ((0.2, 0.5, 0.6), False),
 ])
+@pytest.mark.slow
 def test_the_parent_s_weights_are_kept_unless_an_epoch_beats_them(
         parent, monkeypatch, scripted_maps, parent_kept):
     maps = iter(scripted_maps)
@@ -113,47 +120,90 @@ def test_the_parent_s_weights_are_kept_unless_an_epoch_beats_them(
     assert result.model.metadata["training"]["best_epoch"] == (0 if parent_kept else 2)
 
 
-def test_the_budget_keeps_time_for_the_measured_final_validation():
-    now = time.monotonic()
-    state = train_module._RunState(
-        epochs=1, steps=1, progress=None, should_stop=None, deadline=None, patience=1,
-        val_map_every=1, val_samples=[], multiple=4, end_by=now + 10, final_scorings=3,
-        predict_seconds=4.0, score_seconds=1.0)  # 4 + 3 × 1 + 3 (saving) = 10 s kept
-    assert train_module._out_of_time(state)
-    state.predict_seconds = 3.0
-    assert not train_module._out_of_time(state)
+def test_the_budget_keeps_time_for_the_measured_final_validation(fake_clock):
+    fake_clock.advance(0.5)  # 9.5 s left
+    budget = TimeBudget(clock=fake_clock, end_by=10, final_scorings=3,
+                        predict_seconds=4.0, score_seconds=1.0)  # 4 + 3 × 1 + 3 = 10 s kept
+    assert SAVE_SECONDS == 3.0 and budget.reserve() == 10.0
+    assert budget.out_of_time() and not budget.final_validation_fits()
+    budget.predict_seconds = 3.0  # 9 s kept
+    assert not budget.out_of_time() and budget.final_validation_fits()
 
 
-def test_the_budget_keeps_time_for_a_batch_and_an_epoch_s_end():
-    now = time.monotonic()
-    state = train_module._RunState(
-        epochs=1, steps=1, progress=None, should_stop=None, deadline=None, patience=1,
-        val_map_every=1, val_samples=[], multiple=4, end_by=now + 10,
-        step_seconds=2.0, epoch_end_seconds=2.0)  # 2 + 2 + 3 (saving) = 7 s kept
-    assert not train_module._out_of_time(state)
-    state.epoch_end_seconds = 5.5  # the next check may come after the epoch's validation
-    assert train_module._out_of_time(state)
+def test_the_budget_keeps_time_for_a_batch_and_an_epoch_s_end(fake_clock):
+    fake_clock.advance(0.5)
+    budget = TimeBudget(clock=fake_clock, end_by=10, step_seconds=2.0,
+                        epoch_end_seconds=2.0)  # 0.5 + 2 + 2 + 3 (saving) = 7.5 s
+    assert not budget.out_of_time()
+    budget.epoch_end_seconds = 5.5  # the next check may come after the epoch's validation
+    assert budget.out_of_time()
 
 
-def test_a_run_with_a_hard_budget_returns_within_it(keras):
+def test_max_seconds_is_a_deadline_for_fitting_alone(fake_clock):
+    budget = TimeBudget.starting_now(fake_clock)
+    fake_clock.advance(100)  # reading, building: not counted
+    budget.limit_fitting(5.0)
+    fake_clock.advance(5.0)
+    assert not budget.out_of_time()  # at the deadline: not past it
+    fake_clock.advance(0.01)
+    assert budget.out_of_time()
+    assert budget.final_validation_fits()  # no budget for the whole call
+    budget.limit_fitting(None)
+    assert not budget.out_of_time()
+
+
+def test_a_batch_and_an_epoch_s_end_are_measured_on_the_clock(fake_clock):
+    budget = TimeBudget.starting_now(fake_clock, finish_within=20)
+    budget.fitting_begins()
+    budget.batch_begins()
+    fake_clock.advance(1.5)
+    assert not budget.batch_ends() and budget.step_seconds == 1.5
+    fake_clock.advance(4.0)  # the epoch's validation
+    budget.epoch_ends()
+    assert budget.epoch_end_seconds == 4.0
+    budget.batch_begins()
+    fake_clock.advance(1.0)
+    # at 6.5 s: 6.5 + 1 (a batch) + 4 (an epoch's end) + 3 (saving) = 14.5 s, within 20
+    assert not budget.batch_ends()
+    budget.batch_begins()
+    fake_clock.advance(6.0)
+    assert budget.batch_ends()  # 12.5 + 6 + 4 + 3 > 20
+    assert budget.elapsed() == 12.5
+
+
+@pytest.mark.slow
+def test_a_run_with_a_hard_budget_stops_on_its_clock(keras, fake_clock):
     images, labels = synthetic(4, seed=18)
-    budget = 12.0
-    start = time.monotonic()
-    result = train(images, labels, finish_within=budget,
+    events: list = []
+    # each batch takes 1 s and each epoch's end 2 s on the fake clock; 3 batches an epoch
+    result = train(images, labels, finish_within=10.0, clock=fake_clock,
+                   progress=fake_clock.progress(events, batch=1.0, epoch=2.0),
                    **{**TINY, "epochs": 10_000, "early_stopping_patience": 10_000})
-    assert time.monotonic() - start <= budget
+    # after epoch 1 (5 s), a batch (6 s): 6 + 1 (a batch) + 2 (an epoch's end) + 3 (saving)
+    # > 10: it stops; the final validation and saving (3 s) still fit, tuning too
+    assert [(e["stage"], e["epoch"], e.get("step")) for e in events] == [
+        ("batch", 1, 1), ("batch", 1, 2), ("batch", 1, 3), ("epoch", 1, None),
+        ("batch", 2, 1)]
     assert result.time_limit_reached and not result.cancelled
-    assert result.model.metadata["training"]["finish_within"] == budget
+    assert result.history["epoch"].tolist() == [1]  # the last finished epoch is kept
+    assert result.seconds == 6.0 <= 10.0  # returned within the budget, on its clock
+    training = result.model.metadata["training"]
+    assert (training["finish_within"], training["seconds"]) == (10.0, 6.0)
+    assert result.validation["postprocess_tuned_on"] == "validation"
 
 
-def test_no_time_left_skips_tuning_but_still_returns_a_model(keras):
+def test_no_time_left_skips_tuning_but_still_returns_a_model(keras, fake_clock):
     images, labels = synthetic(4, seed=19)
-    result = train(images, labels, finish_within=1e-3, **TINY)
+    events: list = []
+    result = train(images, labels, finish_within=2.0, clock=fake_clock,
+                   progress=events.append, **TINY)
+    assert events == [] and result.history.empty  # 3 s of saving do not fit: no step
     assert result.time_limit_reached
     assert result.validation["postprocess_tuned_on"] is None
     assert result.validation["postprocess"] == DEFAULT_POSTPROCESS
 
 
+@pytest.mark.slow
 def test_options_are_checked_against_the_parent_s_depth_not_the_default_one(parent):
     from napari_unet_weights.unet.parent import Parent, run_config
 

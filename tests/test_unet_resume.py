@@ -30,7 +30,6 @@ from test_unet_data import write_folder
 from test_unet_train import TINY, synthetic
 
 train_module = importlib.import_module("napari_unet_weights.unet.train")
-run_dir_module = importlib.import_module("napari_unet_weights.unet.run_dir")
 
 EPOCHS = 4
 RUN = {**TINY, "epochs": EPOCHS, "n_classes": 3}
@@ -78,6 +77,7 @@ def assert_same_weights(model, other):
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_is_the_run_that_never_stopped(resumed):
     plain, second = resumed.plain, resumed.second
     assert second.history["epoch"].tolist() == list(range(1, EPOCHS + 1))
@@ -92,6 +92,7 @@ def test_a_resumed_run_is_the_run_that_never_stopped(resumed):
     assert ours["epochs_run"] == EPOCHS and not ours["cancelled"]
 
 
+@pytest.mark.slow
 def test_the_second_part_starts_at_the_first_batch_of_the_unfinished_epoch(resumed):
     # the first part's one batch of epoch 3 is run again, with the same patches
     assert batches_of(resumed.first_events)[-1] == (3, 1)
@@ -99,6 +100,7 @@ def test_the_second_part_starts_at_the_first_batch_of_the_unfinished_epoch(resum
     assert resumed.first.cancelled and resumed.first.history["epoch"].tolist() == [1, 2]
 
 
+@pytest.mark.slow
 def test_the_state_of_a_stopped_run(resumed):
     # the end of the cancelled call wrote the end of epoch 2 (kept in memory: the
     # 5-minute interval had not passed), not its batch of epoch 3
@@ -116,6 +118,7 @@ def test_the_state_of_a_stopped_run(resumed):
         "run.json", "state.json", "run.lock", *filter(None, state["files"].values())}
 
 
+@pytest.mark.slow
 def test_the_optimizer_state_is_restored(resumed, keras):
     config = resumed.plain.config
     model = train_module._build(keras, config, mixed_precision=False)
@@ -133,6 +136,7 @@ def test_the_optimizer_state_is_restored(resumed, keras):
     assert moments and all(np.any(np.asarray(v)) for v in moments)
 
 
+@pytest.mark.slow
 def test_checkpoints_every_epoch_and_the_seconds_over_all_parts(resumed):
     assert checkpoints_of(resumed.events) == [3, 4]  # checkpoint_minutes=0
     _, state = read_run(resumed.run_dir)
@@ -148,6 +152,7 @@ def test_checkpoints_every_epoch_and_the_seconds_over_all_parts(resumed):
     assert state["final"]["val_map"] == resumed.second.validation["map"]
 
 
+@pytest.mark.slow
 def test_a_finished_run_only_makes_its_final_model_again(resumed, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(resumed.run_dir, run_dir)
@@ -165,18 +170,20 @@ def test_a_finished_run_only_makes_its_final_model_again(resumed, tmp_path):
     assert state["final"]["out"] == str((tmp_path / "again.keras").resolve())
 
 
-def test_checkpoints_wait_for_checkpoint_minutes(resumed, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_checkpoints_wait_for_checkpoint_minutes(resumed, tmp_path, fake_clock):
     events: list = []
-    # two minutes pass per epoch
-    monkeypatch.setattr(run_dir_module, "clock",
-                        lambda: 120.0 * sum(e["stage"] == "epoch" for e in events))
-    train(resumed.folder, run_dir=tmp_path / "run", progress=events.append,
-          checkpoint_minutes=5, **RUN)
+    # two minutes pass per epoch (before the run folder's check at its end)
+    train(resumed.folder, run_dir=tmp_path / "run", clock=fake_clock,
+          progress=fake_clock.progress(events, epoch=120.0), checkpoint_minutes=5, **RUN)
     # 6 minutes at the end of epoch 3; epoch 4, two minutes later, ends the run
     assert checkpoints_of(events) == [3, 4]
+    _, state = read_run(tmp_path / "run")
+    assert state["seconds"] == state["parts"][0]["seconds"] == EPOCHS * 120.0
 
 
 # -- refusals -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_other_parameters_are_refused_naming_them(resumed, monkeypatch):
     monkeypatch.setattr(train_module, "keras_or_error", pytest.fail)  # refused before
     with pytest.raises(ValueError, match=r"other training parameters: batch_size=4 then, 2 "
@@ -185,6 +192,7 @@ def test_other_parameters_are_refused_naming_them(resumed, monkeypatch):
               **{**RUN, "epochs": 5, "batch_size": 2})
 
 
+@pytest.mark.slow
 def test_other_data_is_refused_naming_the_difference(resumed, tmp_path):
     images, labels = synthetic()
     images[1] = images[1] + 1.0
@@ -228,6 +236,7 @@ def test_checkpoint_minutes_is_checked(tmp_path, minutes):
 
 
 # -- killed writes ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_what_a_killed_write_leaves_does_not_break_resuming(resumed, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(resumed.after_first, run_dir)
@@ -248,6 +257,7 @@ def test_what_a_killed_write_leaves_does_not_break_resuming(resumed, tmp_path):
     assert not any(path.exists() for path in leftovers)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_said(resumed, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(resumed.after_first, run_dir)
@@ -261,6 +271,7 @@ def test_a_damaged_checkpoint_is_said(resumed, tmp_path):
         train(resumed.folder, run_dir=run_dir, **RUN)
 
 
+@pytest.mark.slow
 def test_ctrl_c_within_an_epoch_saves_the_epoch_before(resumed, tmp_path):
     events: list = []
 
@@ -287,6 +298,7 @@ def test_sigterm_is_ctrl_c_within_interrupt_on_sigterm():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.slow
 def test_a_run_that_saved_no_epoch_starts_again_with_other_parameters(resumed, tmp_path):
     run_dir = tmp_path / "run"
     first = train(resumed.folder, run_dir=run_dir, should_stop=lambda: True, **RUN)
@@ -303,6 +315,7 @@ def test_a_run_that_saved_no_epoch_starts_again_with_other_parameters(resumed, t
 SCRIPTED_VAL_LOSS = [1.0, 0.5, 0.7, 0.6, 0.9, 0.8]
 
 
+@pytest.mark.slow
 def test_early_stopping_counts_across_the_interruption(tmp_path, monkeypatch, keras):
     monitor = train_module._monitor
     snapshots = {}
@@ -338,6 +351,7 @@ def test_early_stopping_counts_across_the_interruption(tmp_path, monkeypatch, ke
 
 
 # -- mixed precision (the GPU path, on the CPU) --------------------------------------------
+@pytest.mark.slow
 def test_a_mixed_precision_run_resumes_with_its_loss_scale(resumed, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "_device", lambda: ("GPU: stand-in", True))
     run = {**RUN, "epochs": 3}

@@ -66,6 +66,7 @@ def whole_image_loss(keras_model, images, labels):
     return float(np.mean(values))
 
 
+@pytest.mark.slow
 def test_tiny_training_lowers_the_loss(trained):
     import keras
 
@@ -85,6 +86,7 @@ def test_tiny_training_lowers_the_loss(trained):
     assert result.device == "CPU" or result.device.startswith("GPU: ")
 
 
+@pytest.mark.slow
 def test_progress_callbacks_have_the_documented_keys(trained):
     _, events, _ = trained
     batches = [e for e in events if e["stage"] == "batch"]
@@ -97,6 +99,7 @@ def test_progress_callbacks_have_the_documented_keys(trained):
     assert all(isinstance(e["val_map"], float) for e in epochs)
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_identically_with_metadata(trained):
     from napari_unet_weights.unet import load_model
 
@@ -120,6 +123,7 @@ def test_saved_model_reloads_identically_with_metadata(trained):
     assert read_metadata(result.path.with_name("ck.keras"))["training"]["checkpoint"]
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_and_leaves_the_global_generators_alone(trained, keras):
     import tensorflow as tf
 
@@ -144,6 +148,7 @@ def test_training_is_reproducible_and_leaves_the_global_generators_alone(trained
             np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.slow
 def test_split_and_validation_scores_are_recorded(trained):
     result, _, _ = trained
     split = result.split
@@ -159,6 +164,7 @@ def test_split_and_validation_scores_are_recorded(trained):
     assert mean == pytest.approx(validation["map"])
 
 
+@pytest.mark.slow
 def test_cancel_stops_within_a_batch_and_keeps_a_usable_model(tmp_path, keras):
     images, labels = synthetic(4, seed=1)
     folder = write_folder(tmp_path / "data", images, labels)
@@ -218,6 +224,7 @@ def scripted(keras):
     return result, snapshots, scored_shapes
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_after_the_patience_and_restores_the_best_weights(scripted):
     result, snapshots, _ = scripted
     assert result.stopped_early and not result.cancelled and not result.time_limit_reached
@@ -232,6 +239,7 @@ def test_early_stopping_ends_after_the_patience_and_restores_the_best_weights(sc
     assert any(not np.array_equal(ours, last) for ours, last in zip(final, snapshots[3]))
 
 
+@pytest.mark.slow
 def test_a_given_validation_set_is_used_and_recorded(scripted):
     result, _, scored_shapes = scripted
     assert result.split == {"by": "index", "source": "given", "train": [0, 1, 2, 3],
@@ -242,6 +250,7 @@ def test_a_given_validation_set_is_used_and_recorded(scripted):
     assert [r["image"] for r in result.validation["per_image"]] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_without_tuning_the_default_post_processing_is_recorded(scripted):
     result, _, _ = scripted
     assert result.model.metadata["postprocess"] == DEFAULT_POSTPROCESS
@@ -251,20 +260,24 @@ def test_without_tuning_the_default_post_processing_is_recorded(scripted):
 
 
 # -- time limit, mixed precision ------------------------------------------------------------
-def test_max_seconds_stops_within_the_first_batch_and_still_tunes(keras):
+@pytest.mark.slow
+def test_max_seconds_stops_after_the_batch_that_passes_it_and_still_tunes(keras,
+                                                                        fake_clock):
     images, labels = synthetic(3, seed=5)
-    events = []
-    # the first batch (it builds the training step) takes far longer than a millisecond
-    result = train(images, labels, progress=events.append, max_seconds=1e-3,
-                   **{**TINY, "epochs": 5})
+    events: list = []
+    # each batch takes 1 s on the fake clock: the fourth ends at 4 s, past 3.5 s
+    result = train(images, labels, progress=fake_clock.progress(events, batch=1.0),
+                   clock=fake_clock, max_seconds=3.5, **{**TINY, "epochs": 5})
     assert result.time_limit_reached and not result.cancelled and not result.stopped_early
-    assert [e["stage"] for e in events] == ["batch"]
-    assert result.history.empty
+    assert [(e["stage"], e["epoch"]) for e in events] == [("batch", 1)] * 3 + [
+        ("epoch", 1), ("batch", 2)]
+    assert result.history["epoch"].tolist() == [1]  # the last finished epoch is kept
     assert result.model.metadata["training"]["time_limit_reached"] is True
-    assert result.model.metadata["training"]["max_seconds"] == 1e-3
+    assert result.model.metadata["training"]["max_seconds"] == 3.5
     assert result.validation["postprocess_tuned_on"] == "validation"
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_in_float16_and_saves_float32(monkeypatch, keras):
     """The GPU path on a CPU: train() decides on mixed precision in ``_device``."""
     built = []
@@ -414,6 +427,7 @@ def map_selected(keras):
     return result, snapshots
 
 
+@pytest.mark.slow
 def test_select_by_val_map_keeps_the_best_map_epoch_not_the_lowest_loss(map_selected):
     result, snapshots = map_selected
     training = result.model.metadata["training"]
@@ -424,6 +438,7 @@ def test_select_by_val_map_keeps_the_best_map_epoch_not_the_lowest_loss(map_sele
         np.testing.assert_array_equal(ours, best)
 
 
+@pytest.mark.slow
 def test_the_new_options_are_recorded_where_prediction_reads_them(map_selected):
     result, _ = map_selected
     metadata = result.model.metadata
@@ -461,14 +476,17 @@ def test_tuning_searches_the_thresholds_then_the_minimum_size(monkeypatch):
 
 
 # -- starting from a trained model (fine-tuning) --------------------------------------------
+@pytest.mark.slow
 def test_a_run_starts_from_the_parent_weights_and_keeps_what_they_were_trained_for(
-        trained, tmp_path, monkeypatch):
+        trained, tmp_path):
     parent_result, _, _ = trained
     parent_path = parent_result.path
     images, labels = synthetic(3, seed=8)
-    monkeypatch.setattr(train_module, "_fit", lambda *args: None)  # no step: the start itself
+    # finish_within=0: the budget is spent before the first step: the start itself
     result = train(images, labels, initial_model=parent_path, tune_postprocess=False,
+                   finish_within=0,
                    **{k: v for k, v in TINY.items() if k not in ("depth", "base_filters")})
+    assert result.history.empty and result.model.metadata["training"]["steps"] == 0
     for ours, theirs in zip(result.model.keras_model.get_weights(),
                             parent_result.model.keras_model.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
@@ -483,6 +501,7 @@ def test_a_run_starts_from_the_parent_weights_and_keeps_what_they_were_trained_f
     assert lineage["added_train"] == result.split["train"] and lineage["seconds"] >= 0
 
 
+@pytest.mark.slow
 def test_asking_for_other_classes_than_the_parent_names_them(trained):
     parent_result, _, _ = trained
     images, labels = synthetic(3, seed=8)
@@ -495,6 +514,7 @@ def test_asking_for_other_classes_than_the_parent_names_them(trained):
         train(images, labels, initial_model=42, **TINY)
 
 
+@pytest.mark.slow
 def test_fine_tuning_the_bundled_model_records_it_as_the_parent(keras):
     from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 

@@ -15,7 +15,6 @@ import math
 import os
 import sys
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ._cli_common import (
     _start_tensorflow,
     _usage_error,
 )
+from .unet.budget import MONOTONIC, Clock
 from .unet.config import TrainConfig, TrainConfigError
 from .unet.parent import (
     FEW_SAMPLES,
@@ -301,14 +301,14 @@ class _TrainProgress:
     """One line per epoch; on a terminal, a bar over the steps updated in place.
 
     With a budget (``started``, ``budget`` in seconds), each epoch line ends with the
-    time used of it.
+    time used of it (read from ``clock``).
     """
 
     def __init__(self, stream, started: float | None = None,
-                 budget: float | None = None) -> None:
+                 budget: float | None = None, clock: Clock = MONOTONIC) -> None:
         self.stream = stream
         self.tty = stream.isatty()
-        self.started, self.budget = started, budget
+        self.started, self.budget, self.clock = started, budget, clock
 
     def __call__(self, info: dict) -> None:
         if info["stage"] == "batch" and self.tty:
@@ -321,7 +321,7 @@ class _TrainProgress:
             val_map = "-" if info["val_map"] is None else f"{info['val_map']:.4f}"
             clock = ""
             if self.budget is not None and self.started is not None:
-                clock = f" [{time.monotonic() - self.started:.0f}/{self.budget:.0f} s]"
+                clock = f" [{self.clock() - self.started:.0f}/{self.budget:.0f} s]"
             self.stream.write(("\r\x1b[K" if self.tty else "")
                               + f"epoch {info['epoch']}/{info['epochs']} loss "
                               f"{info['loss']:.4f} val_loss {info['val_loss']:.4f} "
@@ -334,9 +334,9 @@ class _TrainProgress:
             self.stream.flush()
 
 
-def _time_for_training(budget: float, started: float) -> float | str:
-    """Seconds ``train()`` may take (its ``finish_within``), or the usage error."""
-    used = time.monotonic() - started
+def _time_for_training(budget: float, used: float) -> float | str:
+    """Seconds ``train()`` may take (its ``finish_within``) when start-up ``used`` seconds
+    of ``budget``, or the usage error."""
     left = budget - used - EXIT_SECONDS
     if left < MIN_TRAIN_SECONDS:
         need = math.ceil((used + EXIT_SECONDS + MIN_TRAIN_SECONDS) / 6) / 10  # minutes
@@ -383,8 +383,13 @@ def _error(message: str) -> int:
     return 1
 
 
-def run(args: argparse.Namespace) -> int:
-    started = getattr(args, "started", None) or time.monotonic()
+def run(args: argparse.Namespace, clock: Clock = MONOTONIC) -> int:
+    """Run the command; its exit status.
+
+    ``args.started`` (set by :func:`.cli.main`; else now) is where a ``--minutes``
+    budget starts, on ``clock`` (:mod:`.unet.budget`), which ``train()`` reads too.
+    """
+    started = getattr(args, "started", None) or clock()
     budget = None if args.minutes is None else args.minutes * 60
     args.exit_at_once = budget is not None  # TensorFlow's shutdown would overrun the budget
     plan = _plan(args)
@@ -407,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(error))
     finish_within = None
     if budget is not None:
-        finish_within = _time_for_training(budget, started)
+        finish_within = _time_for_training(budget, clock() - started)
         if isinstance(finish_within, str):
             return _usage_error(finish_within)
     try:
@@ -417,10 +422,11 @@ def run(args: argparse.Namespace) -> int:
         with _cli_resume.interruptible(plan.run_dir):
             result = train(args.data, validation=plan.validation,
                            initial_model=plan.initial_model, finish_within=finish_within,
-                           out=args.out, progress=_TrainProgress(sys.stderr, started, budget),
+                           out=args.out,
+                           progress=_TrainProgress(sys.stderr, started, budget, clock),
                            run_dir=plan.run_dir, checkpoint_minutes=args.checkpoint_minutes,
-                           **plan.overrides)
+                           clock=clock, **plan.overrides)
     except (OSError, ValueError, TypeError, ImportError) as error:
         return _error(str(error))
-    print(_summary(result, time.monotonic() - started, budget), file=sys.stderr)
+    print(_summary(result, clock() - started, budget), file=sys.stderr)
     return 0

@@ -47,14 +47,14 @@ import math
 import os
 import re
 import secrets
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..io import atomic_output
+from .budget import MONOTONIC, Clock
 from .config import TrainConfig
 
 __all__ = ["PER_CALL", "RUN_FORMAT", "Run", "config_differences", "data_record",
@@ -68,8 +68,6 @@ RUN_FORMAT_VERSION = 1
 PER_CALL = ("max_seconds",)
 #: Names listed at most in a message about samples that differ.
 SHOWN_NAMES = 5
-#: The clock of the checkpoint interval (the tests replace it).
-clock: Callable[[], float] = time.monotonic
 
 
 # -- small helpers ---------------------------------------------------------------
@@ -266,8 +264,10 @@ class Run:
         Whether an earlier call left a state here.
     """
 
-    def __init__(self, folder: Path, checkpoint_minutes: float, started: float) -> None:
+    def __init__(self, folder: Path, checkpoint_minutes: float, started: float,
+                 clock: Clock = MONOTONIC) -> None:
         self.folder = folder
+        self.clock = clock
         self.minutes = checkpoint_minutes
         self.started = started
         self.record, state = read_run(folder)
@@ -432,7 +432,7 @@ class Run:
         step = int(model.optimizer.iterations)
         self._epoch_end_step = step
         figures = self._figures(state, step)
-        due = clock() - self._last_write >= self.minutes * 60
+        due = self.clock() - self._last_write >= self.minutes * 60
         if due:
             self._write(self._arrays(model), figures, state)
         elif not figures["finished"]:  # a finished run's end is written by end() at once
@@ -468,7 +468,7 @@ class Run:
         The best weights are those of ``state`` (unchanged since the epoch of ``figures``:
         only the end of an epoch changes them)."""
         best = state.best_weights
-        began = time.monotonic()
+        began = self.clock()
         token = secrets.token_hex(3)
         epoch = figures["epochs_done"]
         files = dict(self.state["files"])
@@ -480,7 +480,7 @@ class Run:
                 size += _write_arrays(self.folder / files["best"],
                                       {f"w{i:05d}": w for i, w in enumerate(best)})
             self.state.update(figures, files=files)
-            seconds = time.monotonic() - began
+            seconds = self.clock() - began
             self.state["checkpoints"].append({"time": _now(), "epoch": epoch,
                                               "step": figures["step"],
                                               "seconds": round(seconds, 3),
@@ -490,7 +490,7 @@ class Run:
             _report(state, {"stage": "checkpoint", "epoch": epoch, "error": str(error)})
             return
         self._saved_best, self._written_step = best, figures["step"]
-        self._pending, self._last_write = None, clock()
+        self._pending, self._last_write = None, self.clock()
         self._clean()
         _report(state, {"stage": "checkpoint", "epoch": epoch, "step": figures["step"],
                         "seconds": seconds, "mb": size / 1e6})
@@ -498,14 +498,14 @@ class Run:
     def _write_state(self) -> None:
         part = self.state["parts"][-1]
         part["epochs_done"] = self.state["epochs_done"]
-        part["seconds"] = round(time.monotonic() - self.started, 1)
+        part["seconds"] = round(self.clock() - self.started, 1)
         self.state["seconds"] = round(self.seconds_before + part["seconds"], 1)
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_json(self.folder / "state.json", self.state)
 
     def seconds(self) -> float:
         """The seconds spent on the run so far, over all calls (this one until now)."""
-        return self.seconds_before + time.monotonic() - self.started
+        return self.seconds_before + self.clock() - self.started
 
     def saved(self, path: Path | None, validation: dict) -> None:
         """Record the final model (its path, validation mAP) and this call's seconds; give
@@ -606,7 +606,8 @@ def release(folder: PathLike) -> None:
         stream.close()
 
 
-def open_run(path: PathLike, checkpoint_minutes: float, started: float) -> Run:
+def open_run(path: PathLike, checkpoint_minutes: float, started: float,
+             clock: Clock = MONOTONIC) -> Run:
     """The run folder ``path`` (created, and locked for this process), its state read.
 
     Parameters
@@ -617,7 +618,10 @@ def open_run(path: PathLike, checkpoint_minutes: float, started: float) -> Run:
         The least time between two checkpoints written at the end of an epoch (0: every
         epoch); the end of a call always writes one.
     started : float
-        ``time.monotonic()`` when the call started (its seconds are counted from there).
+        ``clock()`` when the call started (its seconds are counted from there).
+    clock : callable, optional
+        What the checkpoint interval and the seconds spent are read from
+        (:data:`.budget.Clock`; ``time.monotonic`` by default).
 
     Raises
     ------
@@ -638,4 +642,4 @@ def open_run(path: PathLike, checkpoint_minutes: float, started: float) -> Run:
                          f"{checkpoint_minutes!r}.")
     folder.mkdir(parents=True, exist_ok=True)
     _lock(folder)
-    return Run(folder, float(checkpoint_minutes), started)
+    return Run(folder, float(checkpoint_minutes), started, clock)

@@ -19,7 +19,6 @@ import inspect
 import math
 import os
 import textwrap
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..progress import TrainProgress
+from ..progress import Cancelled, ShouldStop, TrainProgress
+from .budget import MONOTONIC, Clock, TimeBudget
 from .config import TrainConfig, TrainConfigError
 from .data import (
     PatchSampler,
@@ -102,7 +102,7 @@ class TrainingResult:
     device : str
         ``"GPU: <name>"`` or ``"CPU"``.
     seconds : float
-        Wall time of the whole call.
+        Time of the whole call (on ``train``'s ``clock``).
     config : TrainConfig
         The parameters of the run.
     """
@@ -120,8 +120,11 @@ class TrainingResult:
     config: TrainConfig = field(default_factory=TrainConfig)
 
 
-class _Stop(Exception):
-    """Raised from a callback to end ``fit`` within the current batch."""
+class _Stop(Cancelled):
+    """Raised from a callback to end ``fit`` within the current batch (``should_stop``
+    returned True, or the time budget is spent); caught by :func:`_fit`, it never leaves
+    :func:`train`, which returns the model so far. A :class:`~..progress.Cancelled`: the
+    package's one stop hierarchy."""
 
 
 # -- the Keras side of the data pipeline --------------------------------------------
@@ -151,28 +154,22 @@ def _patch_dataset(keras, sampler: PatchSampler, batch_size: int, steps: int, se
 # -- callbacks ------------------------------------------------------------------------
 @dataclass
 class _RunState:
-    epochs: int
-    steps: int
-    progress: Progress | None
-    should_stop: Callable[[], bool] | None
-    deadline: float | None
-    patience: int
-    val_map_every: int
+    """One call's fitting: what it reports to, its time budget, and what it has found.
+
+    :class:`.run_dir.Run` reads and restores the figures (``history``, the ``best_*``,
+    ``stopped_early``, ``first_epoch``) and reads ``epochs``, ``cancelled``,
+    ``timed_out`` and ``progress``.
+    """
+
+    config: TrainConfig
+    budget: TimeBudget
     val_samples: list
-    multiple: int
+    progress: Progress | None = None
+    should_stop: ShouldStop | None = None
     checkpoint: Callable[[], None] | None = None
     postprocess: dict = field(default_factory=lambda: dict(DEFAULT_POSTPROCESS))
-    end_by: float | None = None
-    final_scorings: int = 1
-    predict_seconds: float = 0.0
-    score_seconds: float = 0.0
-    build_seconds: float = 0.0
-    step_seconds: float = 0.0  # the last batch's
-    epoch_end_seconds: float = 0.0  # the longest end of an epoch: validation, mAP, checkpoint
-    batch_started: float = 0.0
-    batch_ended: float = 0.0
+    run: Any = None  # the run folder's checkpoints (.run_dir.Run)
     epoch: int = 0
-    select_by: str = "val_loss"
     best_val_loss: float = math.inf
     best_val_map: float = -math.inf
     best_epoch: int = 0
@@ -182,7 +179,10 @@ class _RunState:
     stopped_early: bool = False
     history: list = field(default_factory=list)
     first_epoch: int = 0  # epochs done before this call (a resumed run)
-    run: Any = None  # the run folder's checkpoints (.run_dir.Run)
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
 
 
 def _report(state: _RunState, info: dict) -> None:
@@ -191,38 +191,14 @@ def _report(state: _RunState, info: dict) -> None:
 
 
 def _val_map(state: _RunState, keras_model) -> float:
-    """The validation mAP; its prediction and scoring times are kept for :func:`_reserve`."""
-    start = time.monotonic()
-    probabilities = predict_samples(keras_model, state.val_samples, state.multiple)
-    predicted = time.monotonic()
+    """The validation mAP; its prediction and scoring times are kept in the budget."""
+    budget = state.budget
+    start = budget.clock()
+    probabilities = predict_samples(keras_model, state.val_samples, state.config.multiple)
+    predicted = budget.clock()
     score = float(score_samples(state.val_samples, probabilities, state.postprocess).map)
-    state.predict_seconds, state.score_seconds = predicted - start, time.monotonic() - predicted
+    budget.predict_seconds, budget.score_seconds = predicted - start, budget.clock() - predicted
     return score
-
-
-#: Seconds kept for exporting and saving the model after the final validation.
-SAVE_SECONDS = 3.0
-
-
-def _reserve(state: _RunState) -> float:
-    """Seconds the export copy, the final validation and saving need (measured: the model's
-    build, the last validation mAP)."""
-    return (state.build_seconds + state.predict_seconds
-            + state.score_seconds * state.final_scorings + SAVE_SECONDS)
-
-
-def _out_of_time(state: _RunState) -> bool:
-    """Whether fitting must stop now: past ``max_seconds``, or ``end_by`` would be overrun.
-
-    Between two checks a batch runs and, at most once, the end of an epoch (its Keras
-    validation and validation mAP): both are kept besides :func:`_reserve`.
-    """
-    now = time.monotonic()
-    if state.deadline is not None and now > state.deadline:
-        return True
-    until_next_check = state.step_seconds + state.epoch_end_seconds
-    return (state.end_by is not None
-            and now + until_next_check + _reserve(state) > state.end_by)
 
 
 def _improved(state: _RunState, val_loss: float, val_map: float | None) -> bool:
@@ -233,7 +209,7 @@ def _improved(state: _RunState, val_loss: float, val_map: float | None) -> bool:
         state.best_val_loss = val_loss
     if map_better:
         state.best_val_map = val_map
-    return map_better if state.select_by == "val_map" else loss_better
+    return map_better if state.config.select_by == "val_map" else loss_better
 
 
 def _monitor(keras, state: _RunState):
@@ -244,19 +220,17 @@ def _monitor(keras, state: _RunState):
             state.epoch = epoch + 1
 
         def on_train_batch_begin(self, batch, logs=None):
-            state.batch_started = time.monotonic()
+            state.budget.batch_begins()
 
         def on_train_batch_end(self, batch, logs=None):
-            state.batch_ended = time.monotonic()
-            state.step_seconds = state.batch_ended - state.batch_started
             logs = logs or {}
             _report(state, {"stage": "batch", "epoch": state.epoch, "epochs": state.epochs,
-                            "step": batch + 1, "steps": state.steps,
+                            "step": batch + 1, "steps": state.config.steps_per_epoch,
                             "loss": float(logs.get("loss", math.nan))})
             if state.should_stop is not None and state.should_stop():
                 state.cancelled = True
                 raise _Stop
-            if _out_of_time(state):
+            if state.budget.batch_ends():
                 state.timed_out = True
                 raise _Stop
 
@@ -265,7 +239,7 @@ def _monitor(keras, state: _RunState):
             loss = float(logs.get("loss", math.nan))
             val_loss = float(logs.get("val_loss", math.nan))
             val_map = None
-            if (epoch + 1) % state.val_map_every == 0:
+            if (epoch + 1) % state.config.val_map_every == 0:
                 val_map = _val_map(state, self.model)
             if _improved(state, val_loss, val_map):
                 state.best_epoch = epoch + 1
@@ -276,13 +250,12 @@ def _monitor(keras, state: _RunState):
                                   math.nan if val_map is None else val_map))
             _report(state, {"stage": "epoch", "epoch": epoch + 1, "epochs": state.epochs,
                             "loss": loss, "val_loss": val_loss, "val_map": val_map})
-            if epoch + 1 - state.best_epoch >= state.patience:
+            if epoch + 1 - state.best_epoch >= state.config.early_stopping_patience:
                 state.stopped_early = True
                 self.model.stop_training = True
             if state.run is not None:
                 state.run.epoch_end(self.model, state)
-            state.epoch_end_seconds = max(state.epoch_end_seconds,
-                                          time.monotonic() - state.batch_ended)
+            state.budget.epoch_ends()
 
     return Monitor()
 
@@ -375,13 +348,11 @@ def _fit(keras, model, config: TrainConfig, train_set, val_patches, state: _RunS
     sampler = PatchSampler(train_set, config)
     dataset = _patch_dataset(keras, sampler, config.batch_size, config.steps_per_epoch,
                              config.seed, state.first_epoch)
-    # Until the first epoch ends, its end is estimated by the last validation mAP's time.
-    state.epoch_end_seconds = max(state.epoch_end_seconds,
-                                  state.predict_seconds + state.score_seconds)
+    state.budget.fitting_begins()
     try:
         if state.first_epoch >= config.epochs or state.stopped_early:
             pass  # a finished run, resumed: only its final model is made again
-        elif _out_of_time(state):  # the budget is spent before the first step
+        elif state.budget.out_of_time():  # the budget is spent before the first step
             state.timed_out = True
         else:
             with contextlib.suppress(_Stop):
@@ -396,6 +367,20 @@ def _fit(keras, model, config: TrainConfig, train_set, val_patches, state: _RunS
             state.run.end(model, state)
     if state.best_weights is not None:
         model.set_weights(state.best_weights)
+
+
+def _compiled(keras, config: TrainConfig, mixed_precision: bool, parent,
+              budget: TimeBudget):
+    """The network, from the parent's weights if any, compiled with Adam and the weighted
+    loss; its build time kept in ``budget``."""
+    built = budget.clock()
+    model = _build(keras, config, mixed_precision)
+    budget.build_seconds = budget.clock() - built
+    if parent is not None:
+        model.set_weights(parent.model.keras_model.get_weights())
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, config)),
+                  loss=weighted_loss())
+    return model
 
 
 def _history(state: _RunState) -> pd.DataFrame:
@@ -443,6 +428,7 @@ def train(
     finish_within: float | None = None,
     run_dir: PathLike | None = None,
     checkpoint_minutes: float = 5.0,
+    clock: Clock = MONOTONIC,
     **overrides: Any,
 ) -> TrainingResult:
     """Train a U-Net on instance-labelled images with the pixel-weighted loss.
@@ -518,6 +504,10 @@ def train(
         passed since the last one (0: every epoch); one is always written when fitting
         ends (finished, early stopping, time budget, ``should_stop``, an error or Ctrl-C)
         and holds the end of the last finished epoch.
+    clock : callable, optional
+        The clock every time of the call is read from (seconds; ``time.monotonic`` by
+        default): ``max_seconds``, ``finish_within``, ``checkpoint_minutes`` and the
+        seconds recorded. For tests that advance a fake clock (:mod:`.budget`).
 
     Returns
     -------
@@ -544,12 +534,12 @@ def train(
     ImportError
         TensorFlow is not installed.
     """
-    start = time.monotonic()
-    end_by = None if finish_within is None else start + float(finish_within)
+    budget = TimeBudget.starting_now(clock, finish_within)
     for path in (checkpoint, out):
         if path is not None:
             check_model_path(path)
-    run = None if run_dir is None else open_run(run_dir, checkpoint_minutes, start)
+    run = (None if run_dir is None
+           else open_run(run_dir, checkpoint_minutes, budget.started, clock=clock))
     parent = resolve_parent(initial_model)
     config = _resolve_config(config, overrides, parent)
     if run is not None:
@@ -567,24 +557,12 @@ def train(
     val_patches = validation_patches(val_set, config.patch_size, config.seed)
     tuning = tuning_of(config, parent, split, len(val_set))
 
-    built = time.monotonic()
-    model = _build(keras, config, mixed)
-    build_seconds = time.monotonic() - built
-    if parent is not None:
-        model.set_weights(parent.model.keras_model.get_weights())
-    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, config)),
-                  loss=weighted_loss())
-    state = _RunState(
-        epochs=config.epochs, steps=config.steps_per_epoch, progress=progress,
-        should_stop=should_stop,
-        deadline=None if config.max_seconds is None else time.monotonic() + config.max_seconds,
-        patience=config.early_stopping_patience, val_map_every=config.val_map_every,
-        val_samples=val_set, multiple=config.multiple, select_by=config.select_by,
-        checkpoint=_checkpointer(keras, model, config, split, checkpoint),
-        postprocess=dict(tuning.base), end_by=end_by,
-        final_scorings=2 + (tuning_candidates(config.n_classes) if tuning.tune else 0),
-        build_seconds=build_seconds, run=run,
-    )
+    model = _compiled(keras, config, mixed, parent, budget)
+    budget.limit_fitting(config.max_seconds)
+    budget.final_scorings = 2 + (tuning_candidates(config.n_classes) if tuning.tune else 0)
+    state = _RunState(config, budget, val_set, progress=progress, should_stop=should_stop,
+                      checkpoint=_checkpointer(keras, model, config, split, checkpoint),
+                      postprocess=dict(tuning.base), run=run)
     resumed = run is not None and run.restore(model, state)
     parent_val_map = _start_from(state, model, parent is not None and not resumed)
     if run is not None:
@@ -592,8 +570,7 @@ def train(
     _fit(keras, model, config, train_set, val_patches, state)
     steps = int(model.optimizer.iterations)
     model = _export_copy(keras, model, config)
-    out_of_time = end_by is not None and time.monotonic() + _reserve(state) > end_by
-    if state.cancelled or out_of_time:
+    if state.cancelled or not budget.final_validation_fits():
         tuning = dataclasses.replace(tuning, tune=False)
     validation_scores = final_validation(model, val_set, config, tuning, split)
     training = {
@@ -603,7 +580,7 @@ def train(
         "best_val_map": None if math.isinf(state.best_val_map) else state.best_val_map,
         "cancelled": state.cancelled, "stopped_early": state.stopped_early,
         "time_limit_reached": state.timed_out, "device": device, "mixed_precision": mixed,
-        "seconds": round(time.monotonic() - start if run is None else run.seconds(), 1),
+        "seconds": round(budget.elapsed() if run is None else run.seconds(), 1),
         "steps": steps, "resumed": 0 if run is None else len(run.state["parts"]) - 1,
         "n_train": len(train_set), "n_validation": len(val_set),
         "optimizer": "adam", "finish_within": finish_within,
@@ -612,7 +589,7 @@ def train(
     # the nuclei's size the model learnt, for predict / segment(diameter=...)
     metadata["object_diameter"] = diameter_record(s.labels for s in train_samples)
     if parent is not None:
-        seconds = time.monotonic() - start if run is None else run.seconds()
+        seconds = budget.elapsed() if run is None else run.seconds()
         metadata["lineage"] = {**lineage(parent, split, seconds),
                                "parent_val_map": parent_val_map}
     unet = UNetModel(model, metadata)
@@ -622,7 +599,7 @@ def train(
     return TrainingResult(
         model=unet, history=_history(state), validation=validation_scores, split=split,
         cancelled=state.cancelled, path=path, device=device,
-        seconds=time.monotonic() - start, stopped_early=state.stopped_early,
+        seconds=budget.elapsed(), stopped_early=state.stopped_early,
         time_limit_reached=state.timed_out, config=config,
     )
 
@@ -634,10 +611,10 @@ def _start_from(state: _RunState, model, fine_tuning: bool) -> float | None:
     run that does not beat them returns them); a time budget needs the validation's
     duration before the first epoch ends.
     """
-    if not fine_tuning and state.end_by is None:
+    if not fine_tuning and state.budget.end_by is None:
         return None
     score = _val_map(state, model)
-    if fine_tuning and state.select_by == "val_map":
+    if fine_tuning and state.config.select_by == "val_map":
         state.best_val_map, state.best_weights = score, model.get_weights()
     return score if fine_tuning else None
 
