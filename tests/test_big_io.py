@@ -245,3 +245,18 @@ def test_existing_outputs_zarr_or_not(tmp_path):
     with pytest.raises(IsADirectoryError, match="not a zarr store"):
         check_output_store(tmp_path / "mine.zarr", overwrite=True)
     assert check_output_store(tmp_path / "new.zarr", overwrite=False) == tmp_path / "new.zarr"
+
+
+def test_one_stop_rule_for_written_and_shown_pyramids():
+    """halvings: y and x halved (rounded up) until the plane fits; written pyramids fit a
+    chunk (at most MAX_LEVELS levels), pyramids shown in napari LEVEL_SIDE square."""
+    from napari_unet_weights.big_io import LEVEL_SIDE, MAX_LEVELS, halvings, lazy_pyramid
+
+    assert halvings((2, 300, 100), (64, 64)) == [(2, 150, 50), (2, 75, 25), (2, 38, 13)]
+    assert halvings((64, 64), (64, 64)) == []
+    assert len(halvings((2**20, 1), (1, 1), MAX_LEVELS)) == MAX_LEVELS - 1
+    level0 = da.zeros((3, 4 * LEVEL_SIDE + 1, 5), chunks=(1, 512, 5))
+    levels = lazy_pyramid(level0)
+    assert [level.shape for level in levels[1:]] == halvings(level0.shape,
+                                                             (LEVEL_SIDE, LEVEL_SIDE))
+    assert levels[-1].shape == (3, LEVEL_SIDE // 2 + 1, 1)

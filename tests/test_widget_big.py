@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import zarr
 
+from napari_unet_weights import big_io
 from napari_unet_weights._widgets import _lazy_layers
 from napari_unet_weights._widgets import _lazy_weight_map as lazy_module
 from napari_unet_weights._widgets import segment as segment_module
@@ -88,7 +89,7 @@ def test_large_layers_are_dask_zarr_multiscale_or_many_pixels(viewer, monkeypatc
     store = zarr.create_array(str(tmp_path / "l.zarr"), shape=labels.shape, dtype=labels.dtype)
     assert is_large(viewer.add_labels(store))
     assert is_large(viewer.add_labels([labels, labels[::2, ::2]], multiscale=True))
-    monkeypatch.setattr(_lazy_layers, "LARGE_PIXELS", labels.size - 1)
+    monkeypatch.setattr(big_io, "LARGE_PIXELS", labels.size - 1)
     assert is_large(viewer.add_labels(labels))
 
 
@@ -153,7 +154,7 @@ def test_multiscale_labels_get_a_map_per_level(viewer, qtbot):
 
 
 def test_a_large_single_scale_layer_gets_a_pyramid(viewer, qtbot, monkeypatch):
-    monkeypatch.setattr(_lazy_layers, "LEVEL_SIDE", 40)
+    monkeypatch.setattr(big_io, "LEVEL_SIDE", 40)
     layer = viewer.add_labels(da.from_array(_labels(), chunks=64))
     _weight_widget(viewer, qtbot)
     output = _output(viewer, layer)

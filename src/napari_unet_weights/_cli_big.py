@@ -4,7 +4,7 @@ Which output an input gets (:data:`ZARR_RULES`, the help texts say the same):
 
 - ``-o OUTDIR`` (a folder, as before): ``OUTDIR/<name><suffix>.zarr`` for a zarr store
   (a zarr array or an OME-Zarr image), for a TIFF over
-  :data:`.big_io.LAZY_TIFF_PIXELS` pixels, and for every input with ``--zarr``;
+  :data:`.big_io.LARGE_PIXELS` pixels, and for every input with ``--zarr``;
   ``OUTDIR/<name><suffix>.tif`` (read and computed in memory, as before) otherwise;
 - ``-o NAME.zarr`` (the name ends in ``.zarr``): the one input's output is that store.
 

@@ -57,7 +57,9 @@ from .io import (
 )
 
 __all__ = [
+    "LARGE_PIXELS",
     "LAZY_TIFF_PIXELS",
+    "LEVEL_SIDE",
     "MAX_LEVELS",
     "STRIPED_CHUNK",
     "LazyArray",
@@ -65,8 +67,10 @@ __all__ = [
     "check_output_store",
     "create_labels_zarr",
     "expand_lazy_inputs",
+    "halvings",
     "is_zarr_store",
     "labels_problem",
+    "lazy_pyramid",
     "open_lazy",
     "open_pyramid",
     "tiff_pixels",
@@ -76,8 +80,14 @@ __all__ = [
 
 ZARR_SUFFIX = ".zarr"
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
-#: TIFFs with more pixels than this (8192², all planes together) are read lazily.
-LAZY_TIFF_PIXELS = 8192 * 8192
+#: What is "large" (8192², all planes together; 256 MiB of uint32 labels): TIFFs over it
+#: are read lazily (the CLI), layers over it computed lazily (the widgets).
+LARGE_PIXELS = 8192 * 8192
+#: The CLI's older name of :data:`LARGE_PIXELS` (kept for compatibility: the same number).
+LAZY_TIFF_PIXELS = LARGE_PIXELS
+#: Pyramids shown in napari stop at the first level whose plane is at most this many
+#: pixels a side (:func:`lazy_pyramid`).
+LEVEL_SIDE = 1024
 #: The chunk side given to striped (untiled) TIFFs, whose strips span the whole width.
 STRIPED_CHUNK = 1024
 #: Most levels of a labels pyramid, level 0 included (napari's built-in reader sorts the
@@ -131,11 +141,11 @@ def tiff_pixels(path) -> int | None:
 
 
 def wants_zarr(path) -> bool:
-    """Whether ``path`` is read lazily: a zarr store, or a TIFF over :data:`LAZY_TIFF_PIXELS`."""
+    """Whether ``path`` is read lazily: a zarr store, or a TIFF over :data:`LARGE_PIXELS`."""
     path = Path(path)
     if is_zarr_store(path):
         return True
-    return path.suffix.lower() in TIFF_SUFFIXES and (tiff_pixels(path) or 0) > LAZY_TIFF_PIXELS
+    return path.suffix.lower() in TIFF_SUFFIXES and (tiff_pixels(path) or 0) > LARGE_PIXELS
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -553,15 +563,43 @@ def create_labels_zarr(path, shape: Sequence[int], chunks: Sequence[int], *,
                               fill_value=0)
 
 
-def _level_shapes(shape: Sequence[int], chunks: Sequence[int]) -> list[tuple[int, ...]]:
-    """Shapes of the levels after level 0, halving y and x until a level fits one chunk."""
+def halvings(shape: Sequence[int], fits: Sequence[int], max_levels: int | None = None
+             ) -> list[tuple[int, ...]]:
+    """Shapes of a pyramid's levels after level 0: the one stop rule of the package.
+
+    Each level halves the one before along y and x (every second pixel: sides rounded
+    up), until a level's plane fits in ``fits`` (height, width).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Level 0's shape (..., H, W).
+    fits : (int, int)
+        The plane to fit in: a chunk (a written pyramid), or :data:`LEVEL_SIDE` square
+        (a pyramid shown in napari).
+    max_levels : int, optional
+        Most levels, level 0 included (None: no limit).
+
+    Returns
+    -------
+    list of tuple of int
+    """
     shapes: list[tuple[int, ...]] = []
-    current = tuple(shape)
-    while (len(shapes) + 1 < MAX_LEVELS
-           and any(n > c for n, c in zip(current[-2:], chunks[-2:]))):
+    current = tuple(int(n) for n in shape)
+    while ((max_levels is None or len(shapes) + 1 < max_levels)
+           and any(n > c for n, c in zip(current[-2:], fits[-2:]))):
         current = (*current[:-2], *(-(-n // 2) for n in current[-2:]))
         shapes.append(current)
     return shapes
+
+
+def lazy_pyramid(level0) -> list:
+    """``level0`` (a dask array) and its halvings (``[..., ::2, ::2]``, lazy) down to a
+    plane of at most :data:`LEVEL_SIDE` pixels a side (:func:`halvings`)."""
+    levels = [level0]
+    for _ in halvings(level0.shape, (LEVEL_SIDE, LEVEL_SIDE)):
+        levels.append(levels[-1][..., ::2, ::2])
+    return levels
 
 
 def write_pyramid(path, *, compute: Compute | None = None, memory_budget: int | str = "auto",
@@ -582,7 +620,7 @@ def write_pyramid(path, *, compute: Compute | None = None, memory_budget: int | 
     group = zarr.open_group(str(path), mode="r+")
     level = group["0"]
     levels = [level]
-    shapes = _level_shapes(level.shape, level.chunks)
+    shapes = halvings(level.shape, level.chunks, MAX_LEVELS)
     for number, shape in enumerate(shapes, start=1):
         target = group.create_array(str(number), shape=shape, dtype=level.dtype, fill_value=0,
                                     chunks=tuple(min(c, n) for c, n in zip(levels[0].chunks,

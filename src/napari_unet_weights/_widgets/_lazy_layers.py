@@ -2,7 +2,8 @@
 
 A layer is *large* (:func:`is_large`) when it is multiscale, when its data is not a
 numpy array (a dask or zarr array, or any array-like that napari reads by slices), or
-when it holds more than :data:`LARGE_PIXELS` pixels. The Weight map and Segment widgets
+when it holds more than :data:`~napari_unet_weights.big_io.LARGE_PIXELS` pixels (the
+threshold the command line uses for TIFFs too). The Weight map and Segment widgets
 keep their in-memory paths for the other layers.
 
 Large data is never copied whole (no ``np.asarray(layer.data)``): :func:`as_dask` wraps
@@ -11,9 +12,12 @@ it, unread, in a dask array that reads it by chunks of one plane and at most
 
 A multiscale output shows what napari asks for: only the part on the canvas, at the
 level that suits the zoom. :func:`label_levels` gives those levels: a multiscale layer's
-own, or level 0 and its halvings (``[..., ::2, ::2]``, lazy) down to :data:`LEVEL_SIDE`
-pixels a side; :func:`layer_data` hands them to napari (a plain dask array when there is
-one level only).
+own, or level 0 and its halvings (``[..., ::2, ::2]``, lazy) down to
+:data:`~napari_unet_weights.big_io.LEVEL_SIDE` pixels a side (the stop rule of
+:func:`~napari_unet_weights.big_io.halvings`, which the written pyramids use too);
+:func:`layer_data` hands them to napari (a plain dask array when there is one level
+only). ``LARGE_PIXELS`` and ``LEVEL_SIDE`` are re-exported from
+:mod:`napari_unet_weights.big_io`, their one home.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_unet_weights import big_io
+from napari_unet_weights.big_io import LARGE_PIXELS, LEVEL_SIDE
 from napari_unet_weights.lazy_weights import is_dask_array
 
 if TYPE_CHECKING:
@@ -40,12 +46,8 @@ __all__ = [
     "pyramid",
 ]
 
-#: Numpy layers with more pixels than this (8192², 256 MiB of uint32 labels) are large.
-LARGE_PIXELS = 8192 * 8192
 #: Side of the chunks that data other than dask and zarr arrays is read by.
 CHUNK_SIDE = 1024
-#: Pyramids stop at the first level whose plane is at most this many pixels a side.
-LEVEL_SIDE = 1024
 
 
 def is_large(layer: Layer) -> bool:
@@ -53,7 +55,7 @@ def is_large(layer: Layer) -> bool:
     if layer.multiscale:
         return True
     data = layer.data
-    return not isinstance(data, np.ndarray) or data.size > LARGE_PIXELS
+    return not isinstance(data, np.ndarray) or data.size > big_io.LARGE_PIXELS
 
 
 def _chunks(data: Any, channels: bool) -> tuple[int, ...]:
@@ -92,11 +94,9 @@ def as_dask(data: Any, channels: bool = False) -> da.Array:
 
 
 def pyramid(level0: da.Array) -> list[da.Array]:
-    """``level0`` and its halvings along the last two axes, down to :data:`LEVEL_SIDE`."""
-    levels = [level0]
-    while max(levels[-1].shape[-2:], default=0) > LEVEL_SIDE:
-        levels.append(levels[-1][..., ::2, ::2])
-    return levels
+    """``level0`` and its halvings along the last two axes, down to
+    :data:`~napari_unet_weights.big_io.LEVEL_SIDE` (:func:`..big_io.lazy_pyramid`)."""
+    return big_io.lazy_pyramid(level0)
 
 
 def label_levels(layer: Layer) -> list[da.Array]:
