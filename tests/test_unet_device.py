@@ -52,6 +52,7 @@ def test_call_in_new_thread_passes_ctrl_c_on():
         call_in_new_thread(interrupted)
 
 
+@pytest.mark.slow
 @pytest.mark.gui
 @pytest.mark.usefixtures("keras")
 def test_segment_and_train_run_again_and_again_in_napari():
