@@ -37,14 +37,9 @@ from __future__ import annotations
 import os
 
 from ..progress import PredictionCancelled, Progress, ShouldStop
+from . import inference
 from .diameter import check_diameter
-from .inference import (
-    TTA_TRANSFORMS,
-    SegmentResult,
-    network_output,
-    predict_prepared,
-    run_in_memory,
-)
+from .inference import TTA_TRANSFORMS, SegmentResult, network_output, predict_prepared
 from .model_file import UNetModel
 
 __all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "SegmentResult", "infer",
@@ -296,9 +291,9 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
                              probabilities=probabilities, out=out, block_shape=block_shape,
                              workers=workers, scheduler=scheduler, temp_dir=temp_dir,
                              progress=progress, should_stop=should_stop)
-    return run_in_memory(image, model, options, postprocess if labels else None,
-                         probabilities=probabilities, diameter=diameter, progress=progress,
-                         should_stop=should_stop)
+    return inference.run_in_memory(image, model, options, postprocess if labels else None,
+                                   probabilities=probabilities, diameter=diameter,
+                                   progress=progress, should_stop=should_stop)
 
 
 def _infer_blocks(image, model, options: dict, postprocess: dict | None, *,
