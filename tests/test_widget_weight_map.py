@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from napari.layers import Image
 
+from napari_unet_weights._widgets import _lazy_weight_map as lazy_module
 from napari_unet_weights._widgets import weight_map as widget_module
 from napari_unet_weights._widgets.weight_map import WeightMapWidget
 from reference import brute_force_weight_map
@@ -303,3 +304,48 @@ def test_output_renamed_by_the_user_keeps_its_name(viewer, discs_scene, wait_idl
     assert output.name == "my weights"
     assert output in viewer.layers and len(_image_layers(viewer)) == 1
     np.testing.assert_allclose(output.data, weight_map(labels, w0=4, sigma=5), atol=ATOL)
+
+
+# -- a run widget: progress and cancel as in the other widgets ---------------------------
+def _dask_discs():
+    """The discs, 256² in 64 dask chunks."""
+    import dask.array as da
+
+    labels = _discs((256, 256), centres=((40, 40), (40, 60), (200, 180)), radius=12)
+    return labels, da.from_array(labels, chunks=32)
+
+
+def test_a_large_layers_count_shows_its_progress(viewer, qtbot, make_widget):
+    labels, lazy = _dask_discs()
+    layer = viewer.add_labels(lazy, name="cells")
+    widget = make_widget()
+    assert "Lazy map" in widget.status_label.text()
+    bar = widget.progress_bar
+    qtbot.waitUntil(lambda: bar.maximum() == 64 and bar.value() == 64,
+                    timeout=TIMEOUT_MS)  # the count's 64 chunks, all done
+    output = _output(viewer, layer)
+    np.testing.assert_allclose(output.data[:128, :128].compute(),
+                               weight_map(labels)[:128, :128], atol=ATOL)
+
+
+def test_cancel_stops_a_large_layers_count(viewer, qtbot, monkeypatch):
+    counted, gate = [], threading.Event()
+
+    def held(block):  # a chunk of the count waits until Cancel was clicked
+        counted.append(1)
+        assert gate.wait(TIMEOUT_MS / 1000)
+        return block
+
+    real = lazy_module.foreground_counts
+    monkeypatch.setattr(lazy_module, "foreground_counts", lambda labels, *rest: real(
+        labels.map_blocks(held, dtype=labels.dtype), *rest))
+    viewer.add_labels(_dask_discs()[1], name="cells")
+    widget = WeightMapWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Weight map")
+    qtbot.waitUntil(lambda: not widget.cancel_button.isHidden(), timeout=TIMEOUT_MS)
+    widget.cancel_button.click()
+    gate.set()
+    assert "Cancelled" in widget.status_label.text() and not widget.busy
+    qtbot.waitUntil(lambda: not widget._runner.busy, timeout=TIMEOUT_MS)
+    assert 0 < len(counted) < 64  # the count stopped between chunks
+    assert "cells weight map" not in viewer.layers

@@ -5,7 +5,7 @@ in the background: the :class:`~._workers.LatestWinsRunner`, an edit debounce ti
 delayed indeterminate progress bar, a status line and its notifications (``_report``,
 ``_notify``, notify-once), the viewer's layer-list events (layer pickers follow inserts,
 removals, moves and renames) and teardown. :class:`RunWidget` adds what a widget with
-long, cancellable runs needs (Segment, Train): a run id and a stop flag per run, and the
+long, cancellable runs needs (Segment, Train, Weight map): a run id and a stop flag per run, and the
 relay that carries the core's progress reports from the worker thread to the GUI thread.
 The functions copy a layer's transform to an output layer, add output layers without
 taking the active layer from the user, and word errors and scores for the user.
@@ -445,7 +445,7 @@ class _Relay(QObject):
 
 
 class RunWidget(LayerWidget):
-    """A :class:`LayerWidget` whose runs (a prediction, a training) take long.
+    """A :class:`LayerWidget` whose runs (a prediction, a training, a weight map) may take long.
 
     Each run gets an id and a stop flag of its own from :meth:`_begin_run`. The core's
     progress callback, :meth:`_progress_callback`, may be called on any thread: the
@@ -471,9 +471,13 @@ class RunWidget(LayerWidget):
         self._relay.progress.connect(self._relay_progress, Qt.ConnectionType.QueuedConnection)
 
     def _begin_run(self) -> tuple[int, threading.Event]:
-        """Start a new run: its id and its stop flag (a cancelled run keeps its own flag)."""
+        """Start a new run: its id and its stop flag (a cancelled run keeps its own flag).
+
+        The progress bar is indeterminate until the run reports its progress.
+        """
         self._run_id = next(self._run_ids)
         self._stop = threading.Event()
+        self.progress_bar.setRange(0, 0)
         return self._run_id, self._stop
 
     def _is_current(self, run_id: int) -> bool:

@@ -68,8 +68,10 @@ class LazyOutcome:
 
 
 def foreground_counts(labels: Any, spatial_dims: int,
-                      should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-    """Foreground pixels per plane (leading axes) of dask labels, computed chunk by chunk.
+                      should_stop: Callable[[], bool] | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Foreground pixels per plane (leading axes) of dask labels, computed chunk by chunk
+    (``progress(done, total)`` in chunks, see :class:`~napari_unet_weights.engine.Engine`).
 
     Raises
     ------
@@ -77,8 +79,15 @@ def foreground_counts(labels: Any, spatial_dims: int,
         When ``should_stop()`` returns True (polled between chunks).
     """
     axes = tuple(range(labels.ndim - spatial_dims, labels.ndim))
-    (counts,) = Engine(should_stop=should_stop).compute((labels != 0).sum(axis=axes))
-    return np.asarray(counts)
+    chunks = tuple((1,) * len(c) if axis in axes else c for axis, c in enumerate(labels.chunks))
+    per_chunk = labels.map_blocks(_chunk_counts, axes, chunks=chunks, dtype=np.int64)
+    (counts,) = Engine(progress=progress, should_stop=should_stop).compute(per_chunk)
+    return np.asarray(counts).sum(axis=axes)
+
+
+def _chunk_counts(block: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """One chunk's foreground pixels per plane, its spatial axes kept (one each)."""
+    return np.count_nonzero(block, axis=axes, keepdims=True).astype(np.int64)
 
 
 def _class_pairs(shape: tuple[int, ...], settings: Any, counts: np.ndarray | None) -> list:
@@ -90,7 +99,8 @@ def _class_pairs(shape: tuple[int, ...], settings: Any, counts: np.ndarray | Non
 
 
 def compute_lazy(settings: Any, source: LazyInput,
-                 should_stop: Callable[[], bool] | None = None) -> LazyOutcome:
+                 should_stop: Callable[[], bool] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> LazyOutcome:
     """Worker body: the lazy weight map of every level (see the module).
 
     Parameters
@@ -101,11 +111,13 @@ def compute_lazy(settings: Any, source: LazyInput,
         The labels' levels, and their counts if already known.
     should_stop : callable, optional
         Polled while the counts are computed.
+    progress : callable, optional
+        ``progress(done, total)`` while the counts are computed.
     """
     start = perf_counter()
     level0, counts = source.levels[0], source.counts
     if counts is None and settings.class_weights in COUNTED:
-        counts = foreground_counts(level0, settings.spatial_dims, should_stop)
+        counts = foreground_counts(level0, settings.spatial_dims, should_stop, progress)
     pairs = _class_pairs(level0.shape, settings, counts)
     class_weights = pairs[0] if len(pairs) == 1 else settings.class_weights
     maps = []

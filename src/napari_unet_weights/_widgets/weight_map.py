@@ -15,7 +15,6 @@ on every change (the graph only) and computed by napari where it shows it
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -26,7 +25,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 
-from napari_unet_weights._widgets._base import LayerWidget, update_layer, user_message
+from napari_unet_weights._widgets._base import RunWidget, update_layer, user_message
 from napari_unet_weights._widgets._labels_warning import LabelsWarning
 from napari_unet_weights._widgets._lazy_layers import is_large, label_levels, layer_data
 from napari_unet_weights._widgets._lazy_weight_map import (
@@ -127,7 +126,7 @@ def _contrast_limits(image: np.ndarray, settings: _Settings) -> tuple[float, flo
     return 0.0, max(upper, 1e-3)
 
 
-class WeightMapWidget(LayerWidget):
+class WeightMapWidget(RunWidget):
     """Dock widget showing the U-Net weight map of a Labels layer, live while painting.
 
     Parameters
@@ -161,7 +160,6 @@ class WeightMapWidget(LayerWidget):
         self._large = False  # computed lazily: see ._lazy_layers.is_large
         self._events = EDIT_EVENTS  # the edit events followed
         self._counts: tuple[Any, int, Any] | None = None  # (labels data, spatial dims, counts)
-        self._stop = threading.Event()  # stops the running lazy job's count
         self._build_controls()
         self._build_layout()
         self._watch_viewer()
@@ -361,10 +359,11 @@ class WeightMapWidget(LayerWidget):
         if new_cache:
             self._set_status("Computing…")
         render = new_cache or settings != self._shown or self._output_layer(layer) is None
+        run_id, _stop = self._begin_run()
         return Job(
             work=partial(_compute, settings, cache, labels, render),
-            on_result=partial(self._on_result, layer, settings),
-            on_error=partial(self._on_error, layer, settings),
+            on_result=partial(self._on_result, run_id, layer, settings),
+            on_error=partial(self._on_error, run_id, layer, settings),
         )
 
     def _prepare_lazy_job(self) -> Job | None:
@@ -378,20 +377,33 @@ class WeightMapWidget(LayerWidget):
         if same and settings == self._shown and self._output_layer(layer) is not None:
             return None
         self._labels_dirty = False
-        self._stop = threading.Event()
+        run_id, stop = self._begin_run()
         source = LazyInput(label_levels(layer), known[2] if same else None)
         if source.counts is None:
             self._set_status("Building the lazy map…")
         return Job(
-            work=partial(compute_lazy, settings, source, self._stop.is_set),
-            on_result=partial(self._on_lazy_result, layer, settings, layer.data),
-            on_error=partial(self._on_error, layer, settings),
+            work=partial(compute_lazy, settings, source, stop.is_set,
+                         self._progress_callback(run_id)),
+            on_result=partial(self._on_lazy_result, run_id, layer, settings, layer.data),
+            on_error=partial(self._on_error, run_id, layer, settings),
         )
 
+    def _on_progress(self, done: int, total: int) -> None:
+        """A report of the count of a large layer's labels (tasks done of ``total``)."""
+        if self._stop.is_set():
+            return
+        self.progress_bar.setRange(0, max(int(total), 1))
+        self.progress_bar.setValue(min(int(done), int(total)))
+        self._set_status(f"Counting the labels: {done} / {total}…")
+
+    def _current(self, run_id: int, layer: Labels) -> bool:
+        """Whether a job's result is for the current run and the layer still shown."""
+        return self._is_current(run_id) and layer is self._layer
+
     def _on_lazy_result(
-        self, layer: Labels, settings: _Settings, data: Any, outcome: LazyOutcome
+        self, run_id: int, layer: Labels, settings: _Settings, data: Any, outcome: LazyOutcome
     ) -> None:
-        if layer is not self._layer:
+        if not self._current(run_id, layer):
             return
         counted = outcome.counts is not None
         self._counts = (data, settings.spatial_dims, outcome.counts) if counted else None
@@ -400,8 +412,9 @@ class WeightMapWidget(LayerWidget):
         self._write_output(*layer_data(outcome.levels), (0.0, outcome.upper), settings)
         self._set_status(lazy_status(outcome, paintable))
 
-    def _on_result(self, layer: Labels, settings: _Settings, outcome: _Outcome) -> None:
-        if layer is not self._layer:
+    def _on_result(self, run_id: int, layer: Labels, settings: _Settings,
+                   outcome: _Outcome) -> None:
+        if not self._current(run_id, layer):
             return
         if outcome.cache is not self._cache and outcome.n_objects == 1:
             self._notify(
@@ -414,8 +427,9 @@ class WeightMapWidget(LayerWidget):
         if outcome.image is not None:
             self._show(outcome.image, settings, outcome.seconds)
 
-    def _on_error(self, layer: Labels, settings: _Settings, error: Exception) -> None:
-        if layer is self._layer:
+    def _on_error(self, run_id: int, layer: Labels, settings: _Settings,
+                  error: Exception) -> None:
+        if self._current(run_id, layer):
             self._report_error(error, settings)
 
     def _report_error(self, error: Exception, settings: _Settings) -> None:
