@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import Engine, engine_for
+from ..label_ids import new_labels_dtype
 from ..progress import Progress, ShouldStop
 from . import inference
 from .inference import SegmentResult, image_layout
@@ -523,8 +524,7 @@ def _stitched(job: _Job, block: Callable, statistics: ImageStatistics, strip_wid
     counts = {key: count for key, (count, _) in zip(grid, results)}
     strips = {name: strip for _, found in results for name, strip in found.items()}
     lookups, n_objects = global_ids(grid, counts, strips)
-    dtype = (np.uint16 if n_objects < np.iinfo(np.uint16).max else
-             np.uint32 if n_objects < np.iinfo(np.uint32).max else np.uint64)
+    dtype = new_labels_dtype(n_objects)
     labels = _relabelled(blocks, grid, {k: v.astype(dtype) for k, v in lookups.items()}, dtype)
     weakref.finalize(blocks, shutil.rmtree, str(job.folder), True)
     return labels
