@@ -182,7 +182,7 @@ def run_weights(source: str, out: str, budget: str, **_) -> dict:
     import dask.array as da
 
     from napari_unet_weights import border_radius, weight_map
-    from napari_unet_weights.lazy_weights import (
+    from napari_unet_weights.weights.lazy import (
         BYTES_PER_PIXEL,
         default_threads,
         plan_blocks,
@@ -233,7 +233,7 @@ def n_objects(labels: str) -> int:
 
 def run_segment(source: str, out: str, **_) -> dict:
     """The segment path: zarr image -> segment(out=zarr), bundled model, threads."""
-    from napari_unet_weights.unet.big import DEFAULT_BLOCK, default_margin
+    from napari_unet_weights.unet.chunked.big import DEFAULT_BLOCK, default_margin
     from napari_unet_weights.unet.model_file import model_metadata, size_multiple
 
     warmup = str(Path(out).with_name("segment_warmup.zarr"))
@@ -251,7 +251,7 @@ def run_segment(source: str, out: str, **_) -> dict:
 
 def engine_run(source: str, out: str, workers: int | None) -> dict:
     """Start an engine (threads, or a local cluster of ``workers``), warm it up, time it."""
-    from napari_unet_weights.engine import Engine
+    from napari_unet_weights.runtime.engine import Engine
 
     start_seconds, engine = timed(lambda: Engine(workers=workers))
     warmup = str(Path(out).with_name("workers_warmup.zarr"))

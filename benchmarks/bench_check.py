@@ -27,7 +27,7 @@ import tifffile
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from napari_unet_weights.label_checks import check_labels
+from napari_unet_weights.labels.checks import check_labels
 from reference import dsb_folder
 
 DSB = dsb_folder()

@@ -29,7 +29,7 @@ from skimage.segmentation import expand_labels
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from napari_unet_weights.metrics import DEFAULT_THRESHOLDS, evaluate  # noqa: E402
+from napari_unet_weights.metrics.matching import DEFAULT_THRESHOLDS, evaluate  # noqa: E402
 from reference import dsb_folder  # noqa: E402
 
 

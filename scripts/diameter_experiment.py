@@ -17,7 +17,7 @@ Each rescaled image is segmented by the bundled model three ways:
 - ``auto``: ``segment(image, diameter="auto")``;
 
 and scored against the rescaled ground truth with the DSB 2018 metric
-(:func:`napari_unet_weights.metrics.evaluate`: per image the mean over IoU thresholds
+(:func:`napari_unet_weights.metrics.matching.evaluate`: per image the mean over IoU thresholds
 0.5:0.95 of TP / (TP + FP + FN)), averaged over the images. Also recorded: how far
 auto's estimate is from the true diameter, and how often auto resized.
 """
@@ -51,7 +51,7 @@ def rescaled(image: np.ndarray, labels: np.ndarray, scale: float):
 
 def score_image(model, image: np.ndarray, truth: np.ndarray) -> dict:
     """The three ways of segmenting one (rescaled) image, scored, with auto's estimate."""
-    from napari_unet_weights.metrics import evaluate
+    from napari_unet_weights.metrics.matching import evaluate
     from napari_unet_weights.unet import segment, segment_at_diameter
     from napari_unet_weights.unet.diameter import (
         MAX_FACTOR,

@@ -3,7 +3,7 @@
     python scripts/dsb2018_label_problems.py                      # ../shared/data/dsb2018
     python scripts/dsb2018_label_problems.py --json docs/model-runs/dsb2018-label-problems.json
 
-Runs :func:`napari_unet_weights.label_checks.check_labels` (all problems, ``--min-size``
+Runs :func:`napari_unet_weights.labels.checks.check_labels` (all problems, ``--min-size``
 pixels, default 10) on every ``labels/<id>.tif`` and prints a Markdown table: per problem,
 the rows found, the images with at least one, and the nuclei concerned; then the images
 with the most of each problem, to look at (id, object, box). ``--json`` writes the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tifffile
 
-from napari_unet_weights.label_checks import PROBLEMS, check_labels
+from napari_unet_weights.labels.checks import PROBLEMS, check_labels
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"
 

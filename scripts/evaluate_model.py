@@ -46,7 +46,7 @@ def _summary(per_image: list[dict], keep) -> dict:
 
 def score_model(path: Path, ids: list[str], split: dict, data: Path, tta: bool) -> dict:
     """Segment every image of ``ids`` with the model and score it (see the module doc)."""
-    from napari_unet_weights.metrics import evaluate
+    from napari_unet_weights.metrics.matching import evaluate
     from napari_unet_weights.unet import load_model, segment
 
     model = load_model(path)

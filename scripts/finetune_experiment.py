@@ -87,7 +87,7 @@ def budget(args) -> dict:
 def train_runs(images, labels, args, out: Path) -> dict[str, dict]:
     from napari_unet_weights.unet.config import TrainConfig
     from napari_unet_weights.unet.model_file import read_metadata
-    from napari_unet_weights.unet.train import train
+    from napari_unet_weights.unet.training.train import train
 
     runs = {}
     if "fine_tuned" in args.runs:
@@ -109,7 +109,7 @@ def with_postprocess_tuned_on(path: Path, images, labels, out: Path) -> Path:
 
     from napari_unet_weights.unet import load_model, predict
     from napari_unet_weights.unet.model_file import UNetModel
-    from napari_unet_weights.unet.tuning import _tune
+    from napari_unet_weights.unet.training.tuning import _tune
 
     model = load_model(path)
     probabilities = [predict(image, model) for image in images]

@@ -37,7 +37,7 @@ def dsb_train_record(data: Path = DEFAULT_DATA) -> dict:
 
 def folder_record(folder: Path) -> dict:
     """The ``object_diameter`` record of every label file in ``folder``."""
-    from napari_unet_weights.io import read_labels
+    from napari_unet_weights.io.files import read_labels
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:

@@ -30,7 +30,7 @@ import numpy as np
 import tifffile
 
 from dsb2018_split import DEFAULT_DATA, load_split
-from napari_unet_weights.unet import augment
+from napari_unet_weights.unet.training import augment
 
 #: A transform: (image, labels, rng) -> (image, labels), on raw images.
 Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple]
@@ -180,7 +180,7 @@ TRANSFORMS: dict[str, tuple[Transform, Callable[[str], bool]]] = {
 
 # -- scoring -----------------------------------------------------------------------------
 def score(model, image, truth, **options) -> float:
-    from napari_unet_weights.metrics import evaluate
+    from napari_unet_weights.metrics.matching import evaluate
     from napari_unet_weights.unet import segment
 
     return round(float(evaluate(truth, segment(image, model, **options)).map), 4)

@@ -5,7 +5,7 @@ dsb2018``, or ``$NAPARI_UNET_WEIGHTS_DSB``; the :data:`CROWDED` 256² ones with 
 nuclei, first channel, repeated and turned to fill 32 × 32 tiles) and of their labels (ids
 made unique), held as zarr in ``--work``:
 the image as a zarr array chunked 1024², the labels as an OME-Zarr pyramid
-(:mod:`napari_unet_weights.big_io`). napari opens both lazily. The Weight map widget maps
+(:mod:`napari_unet_weights.io.big`). napari opens both lazily. The Weight map widget maps
 the labels lazily (a multiscale dask map: napari computes the part on the canvas only),
 and the Segment widget segments the image with the bundled model, block by block, into a
 zarr store whose labels layer napari loads lazily (contours). The view is zoomed in on a
@@ -70,7 +70,7 @@ def build_mosaic(data: Path, work: Path) -> tuple[Path, Path]:
     import numpy as np
     import zarr
 
-    from napari_unet_weights.big_io import create_labels_zarr, write_pyramid
+    from napari_unet_weights.io.big import create_labels_zarr, write_pyramid
 
     image_path, labels_path = work / "mosaic.zarr", work / "mosaic_nuclei.zarr"
     if image_path.exists() and labels_path.exists():
@@ -105,10 +105,10 @@ def main(argv=None) -> int:
     import napari  # the viewer before TensorFlow (see napari_unet_weights.unet.device)
     from qtpy.QtCore import Qt
 
-    from napari_unet_weights._widgets._lazy_layers import pyramid
-    from napari_unet_weights._widgets.segment import SegmentWidget
-    from napari_unet_weights._widgets.weight_map import WeightMapWidget
-    from napari_unet_weights.big_io import open_pyramid
+    from napari_unet_weights._widgets.common.lazy_layers import pyramid
+    from napari_unet_weights._widgets.segment.widget import SegmentWidget
+    from napari_unet_weights._widgets.weight_map.widget import WeightMapWidget
+    from napari_unet_weights.io.big import open_pyramid
 
     args.work.mkdir(parents=True, exist_ok=True)
     image_path, labels_path = build_mosaic(args.data, args.work)

@@ -57,7 +57,7 @@ def inject_errors(labels):
     import numpy as np
     from scipy import ndimage as ndi
 
-    from napari_unet_weights.label_checks import check_labels
+    from napari_unet_weights.labels.checks import check_labels
 
     labels = labels.copy()
     ids, areas = np.unique(labels[labels > 0], return_counts=True)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     import tifffile
     from qtpy.QtCore import Qt
 
-    from napari_unet_weights._widgets.check_labels import CheckLabelsWidget
+    from napari_unet_weights._widgets.check_labels.widget import CheckLabelsWidget
 
     image = tifffile.imread(args.data / "images" / f"{args.sample}.tif")
     truth = tifffile.imread(args.data / "labels" / f"{args.sample}.tif")

@@ -76,8 +76,8 @@ def main(argv=None) -> int:
     import tifffile
     from qtpy.QtCore import Qt
 
-    from napari_unet_weights._widgets.segment import SegmentWidget
-    from napari_unet_weights._widgets.train import TrainWidget
+    from napari_unet_weights._widgets.segment.widget import SegmentWidget
+    from napari_unet_weights._widgets.train.widget import TrainWidget
 
     image_data = tifffile.imread(args.data / "images" / f"{args.sample}.tif")
     truth = tifffile.imread(args.data / "labels" / f"{args.sample}.tif")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from dsb2018_split import DEFAULT_DATA, MODALITIES, load_split
 from napari_unet_weights.unet.config import TrainConfig
-from napari_unet_weights.unet.run_dir import interrupt_on_sigterm
+from napari_unet_weights.unet.training.run_dir import interrupt_on_sigterm
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_PATH = REPO / "src" / "napari_unet_weights" / "unet" / "models" / "dsb2018_nuclei.keras"

@@ -82,7 +82,7 @@ def keras():
 
 class FakeClock:
     """A clock that only the test moves, for training's time budgets
-    (:mod:`napari_unet_weights.unet.budget`): pass it as ``train(..., clock=clock)``.
+    (:mod:`napari_unet_weights.unet.training.budget`): pass it as ``train(..., clock=clock)``.
 
     ``clock()`` reads it; ``clock.advance(seconds)`` moves it on; with ``tick``, every
     reading moves it on by ``tick`` seconds after it is read.

@@ -11,8 +11,8 @@ import pytest
 import tifffile
 import zarr
 
-from napari_unet_weights import big_io
-from napari_unet_weights.big_io import (
+from napari_unet_weights.io import big as big_io
+from napari_unet_weights.io.big import (
     atomic_store,
     check_output_store,
     create_labels_zarr,
@@ -250,7 +250,7 @@ def test_existing_outputs_zarr_or_not(tmp_path):
 def test_one_stop_rule_for_written_and_shown_pyramids():
     """halvings: y and x halved (rounded up) until the plane fits; written pyramids fit a
     chunk (at most MAX_LEVELS levels), pyramids shown in napari LEVEL_SIDE square."""
-    from napari_unet_weights.big_io import LEVEL_SIDE, MAX_LEVELS, halvings, lazy_pyramid
+    from napari_unet_weights.io.big import LEVEL_SIDE, MAX_LEVELS, halvings, lazy_pyramid
 
     assert halvings((2, 300, 100), (64, 64)) == [(2, 150, 50), (2, 75, 25), (2, 38, 13)]
     assert halvings((64, 64), (64, 64)) == []

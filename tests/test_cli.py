@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tifffile
 
-import napari_unet_weights.weights as weights_module
+import napari_unet_weights.weights.exact as weights_module
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.cli import main
-from napari_unet_weights.weights import weight_map
+from napari_unet_weights.weights.exact import weight_map
 
 
 @pytest.fixture
@@ -232,12 +232,12 @@ def test_intensity_images_are_refused_as_labels_unless_forced(tmp_path, capsys):
 
 # -- TensorFlow's start-up messages ------------------------------------------------
 def test_c_level_stderr_is_held_back_and_shown_on_failure(capfd):
-    from napari_unet_weights.cli import _c_stderr_held_back
+    from napari_unet_weights.cli import c_stderr_held_back
 
-    with _c_stderr_held_back():
+    with c_stderr_held_back():
         os.write(2, b"I0000 00:00 noise from C++\n")
     assert "noise" not in capfd.readouterr().err
-    with pytest.raises(ImportError), _c_stderr_held_back():
+    with pytest.raises(ImportError), c_stderr_held_back():
         os.write(2, b"E0000 the reason it failed\n")
         raise ImportError("no tensorflow")
     assert "the reason it failed" in capfd.readouterr().err

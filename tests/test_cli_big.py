@@ -13,12 +13,13 @@ import pytest
 import tifffile
 import zarr
 
-from napari_unet_weights import _cli_big, big_io
 from napari_unet_weights._sample_data import load_sample
-from napari_unet_weights.big_io import create_labels_zarr, open_pyramid, write_pyramid
+from napari_unet_weights.cli import big as _cli_big
 from napari_unet_weights.cli import main
-from napari_unet_weights.metrics import evaluate
-from napari_unet_weights.weights import DEFAULT_TOLERANCE, weight_map
+from napari_unet_weights.io import big as big_io
+from napari_unet_weights.io.big import create_labels_zarr, open_pyramid, write_pyramid
+from napari_unet_weights.metrics.matching import evaluate
+from napari_unet_weights.weights.exact import DEFAULT_TOLERANCE, weight_map
 
 
 class Refusing:

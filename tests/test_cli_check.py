@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from napari_unet_weights.cli import main
-from napari_unet_weights.label_checks import check_labels
-from napari_unet_weights.label_fixes import fix_labels
+from napari_unet_weights.labels.checks import check_labels
+from napari_unet_weights.labels.fixes import fix_labels
 from reference import discs, split_id
 
 CENTRES = [(12, 12), (12, 40), (40, 12), (40, 40)]

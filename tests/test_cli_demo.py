@@ -1,4 +1,4 @@
-"""Tests of the ``demo`` subcommand of napari-unet-weights (napari_unet_weights._demo)."""
+"""Tests of the ``demo`` subcommand of napari-unet-weights (napari_unet_weights.cli.demo)."""
 
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ needs_display = pytest.mark.skipif(
 
 FAKE_WIDGET_SCRIPT = """
 import sys, types
-import napari_unet_weights._demo as cli
+import napari_unet_weights.cli.demo as cli
 from napari_unet_weights.cli import main
-from napari_unet_weights.weights import weight_map
+from napari_unet_weights.weights.exact import weight_map
 
 def WeightMapWidget(viewer):
     from qtpy.QtCore import QTimer
@@ -77,7 +77,7 @@ def WeightMapWidget(viewer):
     QTimer.singleShot(200, lambda: viewer.add_image(weight_map(labels.data), name="weights"))
     return QLabel("stand-in widget")
 
-module = types.ModuleType("napari_unet_weights._widgets.weight_map")
+module = types.ModuleType("napari_unet_weights._widgets.weight_map.widget")
 module.WeightMapWidget = WeightMapWidget
 sys.modules[module.__name__] = module
 cli._bundled_model_available = lambda: False  # the demo without a model: weight map only
@@ -117,7 +117,7 @@ def test_demo_screenshot_starts_its_own_xvfb(tmp_path):
 STAND_IN_MODEL_SCRIPT = """
 import sys
 from pathlib import Path
-import napari_unet_weights._widgets.segment as segment
+import napari_unet_weights._widgets.segment.widget as segment
 import napari_unet_weights.unet.model_file as model_file
 from napari_unet_weights.cli import main
 

@@ -16,7 +16,7 @@ import tifffile
 
 from napari_unet_weights._sample_data import load_sample
 from napari_unet_weights.cli import main
-from napari_unet_weights.metrics import evaluate
+from napari_unet_weights.metrics.matching import evaluate
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import segment
@@ -276,12 +276,12 @@ def test_predict_tta_flag_reaches_segment(tmp_path, keras, segment_calls, capsys
 @pytest.fixture
 def no_tensorflow(monkeypatch):
     """Fail if the predict command starts TensorFlow."""
-    cli = importlib.import_module("napari_unet_weights.cli")
+    cli = importlib.import_module("napari_unet_weights.cli.predict")
 
     def refuse(verbose):
         raise AssertionError("TensorFlow was started")
 
-    monkeypatch.setattr(cli, "_start_tensorflow", refuse)
+    monkeypatch.setattr(cli, "start_tensorflow", refuse)
 
 
 def test_predict_diameter_bad_values_exit_2_before_tensorflow(tmp_path, image_files, capsys,

@@ -15,12 +15,12 @@ from types import SimpleNamespace
 
 import pytest
 
-import napari_unet_weights._cli_train as cli_train
+import napari_unet_weights.cli.train as cli_train
 from napari_unet_weights.cli import build_parser, main
 from napari_unet_weights.unet.config import TrainConfig
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 
-train_module = importlib.import_module("napari_unet_weights.unet.train")
+train_module = importlib.import_module("napari_unet_weights.unet.training.train")
 
 needs_bundled = pytest.mark.skipif(not BUNDLED_MODEL.exists(),
                                    reason="the bundled model is not installed")
@@ -57,7 +57,7 @@ def runs(monkeypatch) -> list:
         return fake_result(call)
 
     monkeypatch.setattr(train_module, "train", fake_train)
-    monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: calls.append(verbose))
+    monkeypatch.setattr(cli_train, "start_tensorflow", lambda verbose: calls.append(verbose))
     return calls
 
 
@@ -198,7 +198,7 @@ def start_up(runs, monkeypatch, fake_clock):
         fake_clock.advance(taken["seconds"])
         runs.append(verbose)
 
-    monkeypatch.setattr(cli_train, "_start_tensorflow", start_tensorflow)
+    monkeypatch.setattr(cli_train, "start_tensorflow", start_tensorflow)
     return lambda seconds: taken.update(seconds=seconds)
 
 
@@ -241,12 +241,12 @@ import time
 script_began = time.monotonic()  # after the interpreter's start, before the imports
 import sys
 import importlib
-import napari_unet_weights._cli_train as cli_train
+import napari_unet_weights.cli.train as cli_train
 from napari_unet_weights.cli import main
-train_module = importlib.import_module("napari_unet_weights.unet.train")
+train_module = importlib.import_module("napari_unet_weights.unet.training.train")
 import atexit
 atexit.register(print, "the interpreter's shutdown ran")
-cli_train._start_tensorflow = lambda verbose: None
+cli_train.start_tensorflow = lambda verbose: None
 def fake_train(data, **kwargs):
     print("finish_within", kwargs["finish_within"], "called", time.monotonic(),
           "script_began", script_began, "monotonic", kwargs["clock"] is time.monotonic)
@@ -374,7 +374,7 @@ def test_some_val_dir_images_that_train_are_counted(data, tmp_path, runs, monkey
 
 # -- output and data checks ---------------------------------------------------------------
 def test_missing_data_and_an_empty_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(cli_train, "start_tensorflow", lambda verbose: None)
     assert main(["train", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.keras")]) == 2
     assert "DATA_DIR" in (err := capsys.readouterr().err) and "no such folder" in err
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 2
@@ -392,7 +392,7 @@ def test_labels_without_any_object_are_refused_before_training(tmp_path, monkeyp
     def no_training():
         raise AssertionError("training started")
 
-    monkeypatch.setattr(cli_train, "_start_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(cli_train, "start_tensorflow", lambda verbose: None)
     monkeypatch.setattr(train_module, "keras_or_error", no_training)
     data = _folder(tmp_path / "data")
     tifffile.imwrite(data / "images" / "a.tif", np.random.default_rng(0).random((32, 32)))

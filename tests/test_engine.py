@@ -11,8 +11,8 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_unet_weights.engine import ComputationCancelled, Engine, output_keys
-from napari_unet_weights.metrics import evaluate
+from napari_unet_weights.metrics.matching import evaluate
+from napari_unet_weights.runtime.engine import ComputationCancelled, Engine, output_keys
 from napari_unet_weights.unet.model_cache import load_counts
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.predict import PredictionCancelled, segment

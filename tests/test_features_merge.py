@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_unet_weights._widgets._features import merge_features
+from napari_unet_weights._widgets.evaluate.features import merge_features
 
 OURS = {"eval_score", "eval_status"}
 

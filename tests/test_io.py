@@ -15,7 +15,7 @@ import tifffile
 from PIL import Image
 
 from napari_unet_weights._sample_data import load_sample
-from napari_unet_weights.io import (
+from napari_unet_weights.io.files import (
     atomic_output,
     check_output_file,
     csv_table_paths,

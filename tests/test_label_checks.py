@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from napari_unet_weights.label_checks import PROBLEMS, check_labels
+from napari_unet_weights.labels.checks import PROBLEMS, check_labels
 from reference import discs, require_dsb_folder
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_unet_weights.label_checks import check_labels
-from napari_unet_weights.label_fixes import (
+from napari_unet_weights.labels.checks import check_labels
+from napari_unet_weights.labels.fixes import (
     IdOverflowError,
     LabelFix,
     cut_touching,

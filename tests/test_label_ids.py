@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from napari_unet_weights import evaluate, relabel, split_disconnected, to_instances
-from napari_unet_weights.label_checks import check_labels
-from napari_unet_weights.label_ids import (
+from napari_unet_weights.labels.checks import check_labels
+from napari_unet_weights.labels.ids import (
     IdOverflowError,
     label_dtype,
     new_labels_dtype,
     renumber_lookup,
     sequential_ids,
 )
-from napari_unet_weights.unet.stitch import BlockGrid, summarize_block
+from napari_unet_weights.unet.chunked.stitch import BlockGrid, summarize_block
 from reference import split_id
 
 

@@ -21,9 +21,9 @@ except ImportError as error:  # the [big] extra; CI has it, so there it is a fai
         raise
     pytest.skip(f"needs the [big] extra (dask, zarr): {error}", allow_module_level=True)
 
-import napari_unet_weights.weights as weights_module
+import napari_unet_weights.weights.exact as weights_module
 from napari_unet_weights import weight_map
-from napari_unet_weights.lazy_weights import (
+from napari_unet_weights.weights.lazy import (
     AUTO_MEMORY_BUDGET,
     MIN_BLOCK_SIDE,
     region_shape,

@@ -11,7 +11,7 @@ from npe2.manifest.utils import import_python_name
 from qtpy.QtWidgets import QWidget
 
 import napari_unet_weights
-from napari_unet_weights._widgets._handoff import PLUGIN
+from napari_unet_weights._widgets.common.handoff import PLUGIN
 
 MANIFEST = Path(napari_unet_weights.__file__).with_name("napari.yaml")
 

@@ -7,18 +7,18 @@ import sys
 
 import pytest
 
-import napari_unet_weights.memory as memory
-from napari_unet_weights.lazy_weights import (
-    AUTO_MEMORY_BUDGET,
-    AUTO_MEMORY_SHARE,
-    resolve_memory_budget,
-)
-from napari_unet_weights.memory import available_memory, memory_budget
+import napari_unet_weights.runtime.memory as memory
+from napari_unet_weights.runtime.memory import available_memory, memory_budget
 from napari_unet_weights.unet.tiling import (
     ACTIVATIONS_PER_FILTER,
     MAX_MEMORY_BUDGET,
     MEMORY_SHARE,
     auto_tile_shape,
+)
+from napari_unet_weights.weights.lazy import (
+    AUTO_MEMORY_BUDGET,
+    AUTO_MEMORY_SHARE,
+    resolve_memory_budget,
 )
 
 #: A model's metadata (tiles are multiples of 4) and its bytes per pixel.

@@ -1,4 +1,4 @@
-"""Tests of ``napari_unet_weights.metrics``: matching, mAP, tables, against references."""
+"""Tests of ``napari_unet_weights.metrics.matching``: matching, mAP, tables, against references."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from skimage.draw import disk
 from skimage.morphology import convex_hull_image
 
 from napari_unet_weights import Evaluation, evaluate, evaluate_dataset
-from napari_unet_weights.metrics import DEFAULT_THRESHOLDS
+from napari_unet_weights.metrics.matching import DEFAULT_THRESHOLDS
 from reference import require_dsb_folder
 
 

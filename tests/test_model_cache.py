@@ -79,7 +79,7 @@ def test_a_missing_file_is_said(tmp_path):
 
 def test_the_segment_widget_loads_through_the_cache(tmp_path):
     """Its worker's loader is the cache: a second run of the unchanged file loads nothing."""
-    from napari_unet_weights._widgets.segment import _load_core
+    from napari_unet_weights._widgets.segment.widget import _load_core
 
     path = model_file(tmp_path)
     load = _load_core().load_model

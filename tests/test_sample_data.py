@@ -11,7 +11,7 @@ import tifffile
 
 from napari_unet_weights import _sample_data
 from napari_unet_weights._sample_data import SAMPLES, load_sample, touching_discs
-from napari_unet_weights.weights import validate_labels, weight_map
+from napari_unet_weights.weights.exact import validate_labels, weight_map
 from reference import dsb_folder
 
 MANIFEST = Path(_sample_data.__file__).with_name("napari.yaml")

@@ -7,11 +7,11 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.color import rgb2hed
 
-from napari_unet_weights.unet import augment
-from napari_unet_weights.unet.augment import Augmentation, context_margin
 from napari_unet_weights.unet.config import TrainConfig
-from napari_unet_weights.unet.data import PatchSampler, Sample, prepare_sample
 from napari_unet_weights.unet.targets import targets
+from napari_unet_weights.unet.training import augment
+from napari_unet_weights.unet.training.augment import Augmentation, context_margin
+from napari_unet_weights.unet.training.data import PatchSampler, Sample, prepare_sample
 
 
 def discs(shape=(96, 112), centres=((20, 20), (20, 34), (60, 70), (75, 30)), radius=8):

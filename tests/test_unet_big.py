@@ -17,10 +17,11 @@ import pytest
 import tifffile
 import zarr
 
-from napari_unet_weights.engine import Engine
-from napari_unet_weights.metrics import evaluate
-from napari_unet_weights.unet.big import Plan, _run_block, segment_blocks
-from napari_unet_weights.unet.lazy_stats import plane_statistics
+from napari_unet_weights.metrics.matching import evaluate
+from napari_unet_weights.runtime.engine import Engine
+from napari_unet_weights.unet.chunked.big import Plan, _run_block, segment_blocks
+from napari_unet_weights.unet.chunked.lazy_stats import plane_statistics
+from napari_unet_weights.unet.chunked.stitch import BlockGrid, match_strips
 from napari_unet_weights.unet.model_file import FORMAT_VERSION, load_model
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import PredictionCancelled, predict, segment
@@ -33,7 +34,6 @@ from napari_unet_weights.unet.preprocess import (
     prepare_plane,
     to_gray,
 )
-from napari_unet_weights.unet.stitch import BlockGrid, match_strips
 from napari_unet_weights.unet.tiling import pad_to_multiple
 from reference import require_dsb_folder
 

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_unet_weights.unet.config import TrainConfig
-from napari_unet_weights.unet.data import (
+from napari_unet_weights.unet.training.data import (
     PatchSampler,
     augment_patch,
     datasets,

@@ -164,7 +164,7 @@ def test_use_gpu_chooses_where_the_network_runs(gpus, use_gpu, scope):
 
 def test_use_gpu_true_without_a_gpu_fails_before_the_network_runs(gpus):
     """A clear error that says what the Segment widget says of a missing GPU."""
-    from napari_unet_weights._widgets.segment import NO_GPU_TIP
+    from napari_unet_weights._widgets.segment.widget import NO_GPU_TIP
     from napari_unet_weights.unet.model_file import UNetModel
     from napari_unet_weights.unet.predict import predict, segment
 

@@ -334,7 +334,7 @@ def test_missing_pixels_are_background_and_warned_once(bundled, sample):
 # -- training records it --------------------------------------------------------------------
 def test_training_records_the_median_diameter_of_its_training_labels(tmp_path, keras):
     from napari_unet_weights.unet.model_file import load_model
-    from napari_unet_weights.unet.train import train
+    from napari_unet_weights.unet.training.train import train
     from test_unet_train import TINY, synthetic
 
     images, labels = synthetic()

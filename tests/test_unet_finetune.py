@@ -6,19 +6,19 @@ import importlib
 import numpy as np
 import pytest
 
-from napari_unet_weights.unet.budget import SAVE_SECONDS, TimeBudget
 from napari_unet_weights.unet.config import TrainConfig
 from napari_unet_weights.unet.model_file import UNetModel, read_metadata
-from napari_unet_weights.unet.parent import (
+from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
+from napari_unet_weights.unet.training.budget import SAVE_SECONDS, TimeBudget
+from napari_unet_weights.unet.training.parent import (
     FINE_TUNING_DEFAULTS,
     INHERITED,
     fine_tuning_config,
 )
-from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
-from napari_unet_weights.unet.train import train
+from napari_unet_weights.unet.training.train import train
 from test_unet_train import TINY, synthetic
 
-train_module = importlib.import_module("napari_unet_weights.unet.train")
+train_module = importlib.import_module("napari_unet_weights.unet.training.train")
 #: TINY without what a parent fixes.
 TINY_RUN = {k: v for k, v in TINY.items() if k not in INHERITED}
 #: A post-processing no run would choose by itself: proof that the parent's is kept.
@@ -205,7 +205,7 @@ def test_no_time_left_skips_tuning_but_still_returns_a_model(keras, fake_clock):
 
 @pytest.mark.slow
 def test_options_are_checked_against_the_parent_s_depth_not_the_default_one(parent):
-    from napari_unet_weights.unet.parent import Parent, run_config
+    from napari_unet_weights.unet.training.parent import Parent, run_config
 
     config = run_config(None, {"patch_size": 36}, Parent(parent, "tiny", "0"))
     assert (config.depth, config.patch_size) == (2, 36)  # 36: not a multiple of 2**4

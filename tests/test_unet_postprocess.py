@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
-from napari_unet_weights.metrics import evaluate
+from napari_unet_weights.metrics.matching import evaluate
 from napari_unet_weights.unet.postprocess import to_instances
 from napari_unet_weights.unet.targets import three_class_target, two_class_target
 

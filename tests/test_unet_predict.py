@@ -12,7 +12,7 @@ import tifffile
 from scipy import ndimage as ndi
 
 from napari_unet_weights._sample_data import load_sample
-from napari_unet_weights.metrics import evaluate
+from napari_unet_weights.metrics.matching import evaluate
 from napari_unet_weights.unet.model_file import FORMAT_VERSION
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import (

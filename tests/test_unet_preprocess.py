@@ -106,7 +106,7 @@ def test_one_colour_rule_for_every_user(name):
     import dask
     import dask.array as da
 
-    from napari_unet_weights.unet.lazy_stats import plane_statistics
+    from napari_unet_weights.unet.chunked.lazy_stats import plane_statistics
     from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION, is_colour
 
     image, expected = colour_cases()[name]

@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 
 from napari_unet_weights.unet.config import TrainConfig
-from napari_unet_weights.unet.run_dir import (
+from napari_unet_weights.unet.training.run_dir import (
     data_differences,
     interrupt_on_sigterm,
     open_run,
     read_run,
     release,
 )
-from napari_unet_weights.unet.train import train
+from napari_unet_weights.unet.training.train import train
 from test_unet_data import write_folder
 from test_unet_train import TINY, synthetic
 
-train_module = importlib.import_module("napari_unet_weights.unet.train")
+train_module = importlib.import_module("napari_unet_weights.unet.training.train")
 
 EPOCHS = 4
 RUN = {**TINY, "epochs": EPOCHS, "n_classes": 3}

@@ -13,11 +13,11 @@ from napari_unet_weights.unet.config import TrainConfig, TrainConfigError
 from napari_unet_weights.unet.model_file import read_metadata
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.predict import predict
-from napari_unet_weights.unet.train import train
+from napari_unet_weights.unet.training.train import train
 from test_unet_data import write_folder
 
-train_module = importlib.import_module("napari_unet_weights.unet.train")
-tuning_module = importlib.import_module("napari_unet_weights.unet.tuning")
+train_module = importlib.import_module("napari_unet_weights.unet.training.train")
+tuning_module = importlib.import_module("napari_unet_weights.unet.training.tuning")
 
 BATCH_KEYS = {"stage", "epoch", "epochs", "step", "steps", "loss"}
 EPOCH_KEYS = {"stage", "epoch", "epochs", "loss", "val_loss", "val_map"}

@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 import zarr
 
-from napari_unet_weights import big_io
-from napari_unet_weights._widgets import _lazy_layers
-from napari_unet_weights._widgets import _lazy_weight_map as lazy_module
-from napari_unet_weights._widgets import segment as segment_module
-from napari_unet_weights._widgets._lazy_layers import is_large
-from napari_unet_weights._widgets._segment_big import STORE_KEY
-from napari_unet_weights._widgets.segment import SegmentWidget
-from napari_unet_weights._widgets.weight_map import WeightMapWidget
-from napari_unet_weights.big_io import open_pyramid
+from napari_unet_weights._widgets.common import lazy_layers as _lazy_layers
+from napari_unet_weights._widgets.common.lazy_layers import is_large
+from napari_unet_weights._widgets.segment import widget as segment_module
+from napari_unet_weights._widgets.segment.big import STORE_KEY
+from napari_unet_weights._widgets.segment.widget import SegmentWidget
+from napari_unet_weights._widgets.weight_map import lazy as lazy_module
+from napari_unet_weights._widgets.weight_map.widget import WeightMapWidget
+from napari_unet_weights.io import big as big_io
+from napari_unet_weights.io.big import open_pyramid
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL, METADATA_ENTRY, model_metadata
-from napari_unet_weights.weights import weight_map
+from napari_unet_weights.weights.exact import weight_map
 from reference import SCALE, discs, noisy_image
 
 pytestmark = pytest.mark.gui
@@ -343,7 +343,7 @@ def test_a_failed_run_leaves_the_viewer_as_it_was(viewer, qtbot, tmp_path, monke
     """Without TensorFlow: the core's writer, whose block segmentation fails after the
     store was started (a metadata-only model file: no network)."""
     from napari_unet_weights.unet import inference
-    from napari_unet_weights.unet.zarr_labels import segment_to_ome_zarr
+    from napari_unet_weights.unet.chunked.zarr_labels import segment_to_ome_zarr
 
     def failing(*args, **kwargs):
         raise RuntimeError("the disk is full")
@@ -394,9 +394,9 @@ def test_the_output_row_shows_for_large_images_only(viewer):
 def test_the_cli_and_the_widget_write_the_same_store(bundled, tmp_path, capsys):
     """One writer (unet/zarr_labels.segment_to_ome_zarr): ``predict`` on a zarr image and
     the widget's worker on the same image give the same OME-Zarr store, level by level."""
-    from napari_unet_weights._widgets._segment_big import segment_to_zarr
+    from napari_unet_weights._widgets.segment.big import segment_to_zarr
     from napari_unet_weights.cli import main
-    from napari_unet_weights.unet.zarr_labels import segment_to_ome_zarr
+    from napari_unet_weights.unet.chunked.zarr_labels import segment_to_ome_zarr
 
     image = _image()
     source = zarr.create_array(store=str(tmp_path / "cells.zarr"), shape=image.shape,

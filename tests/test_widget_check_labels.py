@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_unet_weights._widgets._layer_roles import CHECK_LABELS_KEY, is_plugin_output
-from napari_unet_weights._widgets._snapshots import Snapshot
-from napari_unet_weights._widgets.check_labels import CheckLabelsWidget
-from napari_unet_weights._widgets.train import TrainWidget
-from napari_unet_weights._widgets.weight_map import WeightMapWidget
-from napari_unet_weights.label_checks import PROBLEMS
-from napari_unet_weights.label_fixes import fix_labels, fix_problems
+from napari_unet_weights._widgets.check_labels.widget import CheckLabelsWidget
+from napari_unet_weights._widgets.common.layer_roles import CHECK_LABELS_KEY, is_plugin_output
+from napari_unet_weights._widgets.common.snapshots import Snapshot
+from napari_unet_weights._widgets.train.widget import TrainWidget
+from napari_unet_weights._widgets.weight_map.widget import WeightMapWidget
+from napari_unet_weights.labels.checks import PROBLEMS
+from napari_unet_weights.labels.fixes import fix_labels, fix_problems
 from reference import discs
 
 pytestmark = pytest.mark.gui
@@ -285,7 +285,7 @@ def test_large_lazy_labels_are_refused_without_reading_them():
     import dask.array as da
     from napari.layers import Labels
 
-    from napari_unet_weights._widgets._label_problems import layer_labels
+    from napari_unet_weights._widgets.common.label_problems import layer_labels
 
     calls = []
 

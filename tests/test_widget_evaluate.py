@@ -13,9 +13,9 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog
 
-from napari_unet_weights._widgets import evaluate as widget_module
-from napari_unet_weights._widgets.evaluate import EvaluateWidget
-from napari_unet_weights.metrics import evaluate
+from napari_unet_weights._widgets.evaluate import widget as widget_module
+from napari_unet_weights._widgets.evaluate.widget import EvaluateWidget
+from napari_unet_weights.metrics.matching import evaluate
 from reference import SCALE, TRANSLATE, discs
 
 pytestmark = pytest.mark.gui

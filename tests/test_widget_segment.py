@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
 
-from napari_unet_weights._widgets import segment as widget_module
-from napari_unet_weights._widgets._layer_roles import SEGMENT_OUTPUT_KEY
-from napari_unet_weights._widgets._model_choice import BUNDLED_CHOICE
-from napari_unet_weights._widgets.evaluate import EvaluateWidget
-from napari_unet_weights._widgets.segment import NO_GPU_TIP, SegmentWidget
-from napari_unet_weights._widgets.weight_map import WeightMapWidget
+from napari_unet_weights._widgets.common.layer_roles import SEGMENT_OUTPUT_KEY
+from napari_unet_weights._widgets.common.model_choice import BUNDLED_CHOICE
+from napari_unet_weights._widgets.evaluate.widget import EvaluateWidget
+from napari_unet_weights._widgets.segment import widget as widget_module
+from napari_unet_weights._widgets.segment.widget import NO_GPU_TIP, SegmentWidget
+from napari_unet_weights._widgets.weight_map.widget import WeightMapWidget
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL, METADATA_ENTRY
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS, to_instances
 from napari_unet_weights.unet.preprocess import (
@@ -187,7 +187,7 @@ def _outputs(viewer) -> list:
 def test_widget_does_not_import_tensorflow():
     """Constructing the widget (in a fresh interpreter) leaves TensorFlow unimported."""
     done = run_widget_script(
-        "from napari_unet_weights._widgets.segment import SegmentWidget\n"
+        "from napari_unet_weights._widgets.segment.widget import SegmentWidget\n"
         "viewer = ViewerModel()\n"
         "import numpy\nviewer.add_image(numpy.eye(8))\n"
         "widget = SegmentWidget(viewer)\n"
@@ -353,7 +353,7 @@ def test_reruns_keep_the_names_and_new_layers_get_napari_s_numbering(viewer, qtb
 def test_add_to_training_set_follows_the_prediction(viewer, qtbot, fake_model, fake_core,
                                                     errors):
     """The button needs the image's predicted labels; it hands a copy of them to Train U-Net."""
-    from napari_unet_weights._widgets.train import TrainWidget
+    from napari_unet_weights._widgets.train.widget import TrainWidget
 
     image, _ = _add_scene(viewer)
     other = viewer.add_image(np.zeros((8, 8), np.float32), name="other")

@@ -12,9 +12,9 @@ import pytest
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QFileDialog
 
-from napari_unet_weights._widgets import train as widget_module
-from napari_unet_weights._widgets._plot import LOSS_COLOR, MAP_COLOR, VAL_LOSS_COLOR, LossPlot
-from napari_unet_weights._widgets.train import PREVIEW_SUFFIX, TrainWidget, status_text
+from napari_unet_weights._widgets.train import widget as widget_module
+from napari_unet_weights._widgets.train.plot import LOSS_COLOR, MAP_COLOR, VAL_LOSS_COLOR, LossPlot
+from napari_unet_weights._widgets.train.widget import PREVIEW_SUFFIX, TrainWidget, status_text
 from reference import (
     SCALE,
     TRANSLATE,
@@ -123,7 +123,7 @@ def _wait_done(widget, qtbot) -> None:
 def test_widget_does_not_import_tensorflow():
     """Constructing the widget (in a fresh interpreter) leaves TensorFlow unimported."""
     done = run_widget_script(
-        "from napari_unet_weights._widgets.train import TrainWidget\n"
+        "from napari_unet_weights._widgets.train.widget import TrainWidget\n"
         "widget = TrainWidget(ViewerModel())\n"
     )
     assert done.returncode == 0, done.stderr
@@ -155,7 +155,7 @@ def test_the_choice_options_reach_the_training_configuration(viewer, qtbot):
 
 
 def test_the_augmentation_options_reach_the_training_configuration(viewer, qtbot):
-    from napari_unet_weights._widgets._controls import set_control_value
+    from napari_unet_weights._widgets.common.controls import set_control_value
     from napari_unet_weights.unet.config import TrainConfig
 
     widget = _make_widget(viewer, qtbot)

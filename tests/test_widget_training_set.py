@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_unet_weights._widgets import train as train_module
-from napari_unet_weights._widgets._layer_roles import SEGMENT_OUTPUT_KEY
-from napari_unet_weights._widgets._snapshots import REGIONS
-from napari_unet_weights._widgets._training_set import EMPTY_TEXT
-from napari_unet_weights._widgets.segment import SegmentWidget
-from napari_unet_weights._widgets.train import TrainWidget
+from napari_unet_weights._widgets.common.layer_roles import SEGMENT_OUTPUT_KEY
+from napari_unet_weights._widgets.common.snapshots import REGIONS
+from napari_unet_weights._widgets.segment.widget import SegmentWidget
+from napari_unet_weights._widgets.train import widget as train_module
+from napari_unet_weights._widgets.train.training_set import EMPTY_TEXT
+from napari_unet_weights._widgets.train.widget import TrainWidget
 from napari_unet_weights.unet.model_file import METADATA_ENTRY
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
 from napari_unet_weights.unet.preprocess import DEFAULT_INPUT, DEFAULT_NORMALIZATION
@@ -286,7 +286,7 @@ def _model_file(path, depth=2, base_filters=4):
 def test_start_from_a_model_fine_tunes(viewer, qtbot, monkeypatch, errors, tmp_path):
     from napari_unet_weights.unet.config import TrainConfig
     from napari_unet_weights.unet.model_file import read_metadata
-    from napari_unet_weights.unet.parent import INHERITED, fine_tuning_config
+    from napari_unet_weights.unet.training.parent import INHERITED, fine_tuning_config
 
     fake = FakeTrain()
     monkeypatch.setattr(train_module, "_load_train", lambda: fake)
@@ -376,7 +376,7 @@ def test_the_temporary_model_file_is_removed_when_napari_exits(tmp_path):
     done = run_widget_script(
         "from pathlib import Path\n"
         "from types import SimpleNamespace\n"
-        "from napari_unet_weights._widgets.train import TrainWidget\n"
+        "from napari_unet_weights._widgets.train.widget import TrainWidget\n"
         "model = SimpleNamespace(save=lambda path: Path(path).write_bytes(b'model'))\n"
         "widget = SimpleNamespace(result=SimpleNamespace(model=model), _model_file=None,\n"
         "                         _report=print)\n"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from napari.layers import Image
 
-from napari_unet_weights._widgets import _lazy_weight_map as lazy_module
-from napari_unet_weights._widgets import weight_map as widget_module
-from napari_unet_weights._widgets.weight_map import WeightMapWidget
+from napari_unet_weights._widgets.weight_map import lazy as lazy_module
+from napari_unet_weights._widgets.weight_map import widget as widget_module
+from napari_unet_weights._widgets.weight_map.widget import WeightMapWidget
 from reference import brute_force_weight_map
 
 pytestmark = pytest.mark.gui

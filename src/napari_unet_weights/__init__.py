@@ -6,9 +6,9 @@ TensorFlow, so ``import napari_unet_weights`` is fast and works headless.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .engine import Engine
-from .label_checks import PROBLEMS, LabelReport, check_labels
-from .label_fixes import (
+from . import _moved
+from .labels.checks import PROBLEMS, LabelReport, check_labels
+from .labels.fixes import (
     LabelFix,
     cut_touching,
     fill_holes,
@@ -18,7 +18,8 @@ from .label_fixes import (
     remove_small,
     split_disconnected,
 )
-from .metrics import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
+from .metrics.matching import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
+from .runtime.engine import Engine
 from .unet import (  # TensorFlow is loaded when used
     MissingDataWarning,
     PredictionCancelled,
@@ -33,7 +34,9 @@ from .unet import (  # TensorFlow is loaded when used
     to_instances,
     train,
 )
-from .weights import WeightMapCache, border_radius, class_weight_values, weight_map
+from .weights.exact import WeightMapCache, border_radius, class_weight_values, weight_map
+
+_moved.install()  # the module paths of before the feature folders keep importing
 
 try:
     __version__ = version("napari-unet-weights")

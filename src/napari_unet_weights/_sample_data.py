@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import read_image, read_labels
+from .io.files import read_image, read_labels
 
 __all__ = [
     "SAMPLES",

@@ -15,9 +15,9 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 import napari_unet_weights
-from napari_unet_weights._widgets.segment import SegmentWidget
-from napari_unet_weights._widgets.train import TrainWidget
-from napari_unet_weights.io import read_image
+from napari_unet_weights._widgets.segment.widget import SegmentWidget
+from napari_unet_weights._widgets.train.widget import TrainWidget
+from napari_unet_weights.io.files import read_image
 
 DEADLINE_S = 90
 

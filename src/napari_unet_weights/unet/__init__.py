@@ -15,7 +15,7 @@ from .preprocess import MissingDataWarning, prepare_image
 from .sizing import SizedSegmentation, estimate_diameter, segment_at_diameter
 from .targets import three_class_target, training_weights, two_class_target
 from .tiling import pad_to_multiple
-from .train import TrainingResult, train
+from .training.train import TrainingResult, train
 
 __all__ = [
     "BUNDLED_MODEL",

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_number, validate_labels
-from .augment import resize_image, resize_labels
+from .training.augment import resize_image, resize_labels
 
 __all__ = [
     "AUTO",

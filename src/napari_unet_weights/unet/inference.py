@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import PredictionCancelled, Progress, ShouldStop
+from ..runtime.progress import PredictionCancelled, Progress, ShouldStop
 from .device import device_scope
 from .diameter import Sizing
 from .model_cache import ModelFile, resolve_model

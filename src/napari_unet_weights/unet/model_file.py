@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_output, check_output_file
+from ..io.files import atomic_output, check_output_file
 from .device import keras_or_error
 from .postprocess import check_postprocess_parameters
 from .preprocess import COLOUR_RULES, INPUT_MODES
@@ -190,7 +190,7 @@ def read_metadata(path: PathLike | None = None) -> dict:
                 raise ValueError(
                     f"{path} has no {METADATA_ENTRY} entry: it is not a napari-unet-weights "
                     "model (a plain Keras model does not say how to normalise images or "
-                    "post-process); train one with napari_unet_weights.unet.train, or wrap "
+                    "post-process); train one with napari_unet_weights.train, or wrap "
                     "it with UNetModel(model, metadata).save(path)."
                 )
             text = archive.read(METADATA_ENTRY).decode("utf-8")

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels, watershed
 
-from ..label_ids import new_labels_dtype, renumber_lookup
+from ..labels.ids import new_labels_dtype, renumber_lookup
 
 __all__ = ["DEFAULT_POSTPROCESS", "check_postprocess_parameters", "to_instances"]
 
@@ -158,9 +158,9 @@ def _three_class(
 def _keep_and_renumber(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Drop the objects of fewer than ``min_size`` pixels and renumber the rest 1..N.
 
-    The dtype is :func:`~napari_unet_weights.label_ids.new_labels_dtype`'s (uint16, uint32
+    The dtype is :func:`~napari_unet_weights.labels.ids.new_labels_dtype`'s (uint16, uint32
     from 65535 objects on). One ``bincount`` gives both the sizes and the ids present,
-    and one lookup table (:func:`~napari_unet_weights.label_ids.renumber_lookup`) does
+    and one lookup table (:func:`~napari_unet_weights.labels.ids.renumber_lookup`) does
     both steps. Kept by hand because it is faster
     than scikit-image's ``remove_small_objects`` + ``relabel_sequential``, which give
     the same labels (benchmarks/bench_postprocess.py): 33 ms against 85 ms (2.6×) on a
@@ -259,7 +259,7 @@ class _LabelStack:
     """Planes of instance labels gathered into one stack with ids unique over it.
 
     The ids of each added plane (1..n) are shifted past those of the planes added
-    before; the stack's dtype is :func:`~napari_unet_weights.label_ids.new_labels_dtype`'s
+    before; the stack's dtype is :func:`~napari_unet_weights.labels.ids.new_labels_dtype`'s
     for the objects it holds (uint16, uint32 once it holds 65535 objects or more).
 
     Parameters

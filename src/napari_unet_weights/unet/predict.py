@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 
-from ..progress import PredictionCancelled, Progress, ShouldStop
+from ..runtime.progress import PredictionCancelled, Progress, ShouldStop
 from . import inference
 from .diameter import check_diameter
 from .inference import TTA_TRANSFORMS, SegmentResult, network_output, predict_prepared
@@ -299,7 +299,7 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
 def _infer_blocks(image, model, options: dict, postprocess: dict | None, *,
                   probabilities: bool, **chunked) -> SegmentResult:
     """:func:`infer` of a chunked image: :mod:`.big`'s probabilities or its labels."""
-    from .big import predict_blocks, segment_blocks
+    from .chunked.big import predict_blocks, segment_blocks
 
     if postprocess is not None and probabilities:
         raise ValueError("chunked prediction returns the labels or the probabilities, not "

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import Progress
+from ..runtime.progress import Progress
 from .device import device_scope
 from .diameter import (
     AUTO,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..progress import Progress, ShouldStop
+from ..runtime.progress import Progress, ShouldStop
 from .diameter import Sizing, check_diameter, object_diameter
 from .model_file import UNetModel
 from .predict import infer, segment

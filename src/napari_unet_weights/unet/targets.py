@@ -9,7 +9,7 @@ Two target types:
   object (``find_boundaries(mode="inner")``) is a class of its own, so touching objects
   are separated by their boundary class.
 
-The weights are :func:`napari_unet_weights.weights.weight_map` (U-Net paper definition,
+The weights are :func:`napari_unet_weights.weights.exact.weight_map` (U-Net paper definition,
 ``border="background"``, balanced class weights) of the *separated* labels for both
 target types: the border term then sits on the gap pixels between touching objects (and
 on the background between close ones). For the 3-class target the gap pixels are
@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
-from ..weights import validate_labels, weight_map
+from ..weights.exact import validate_labels, weight_map
 
 __all__ = [
     "CLASS_NAMES",
@@ -138,11 +138,11 @@ def training_weights(labels, n_classes: int = 3, w0: float = 10.0, sigma: float 
     n_classes : {2, 3}
         The target type (see the module docstring; both use the same weights).
     w0, sigma : float
-        Border term of :func:`~napari_unet_weights.weights.weight_map`.
+        Border term of :func:`~napari_unet_weights.weights.exact.weight_map`.
     use_weights : bool
         False gives all ones: plain (unweighted) cross-entropy.
     class_weights : {"balanced", "none"}
-        The class term w_c (see :func:`~napari_unet_weights.weights.weight_map`).
+        The class term w_c (see :func:`~napari_unet_weights.weights.exact.weight_map`).
 
     Returns
     -------

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..memory import memory_budget
+from ..runtime.memory import memory_budget
 from .model_file import input_channels, model_metadata, size_multiple
 
 __all__ = [
@@ -300,7 +300,7 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
     The network's working memory is estimated as ``bytes_per_pixel`` =
     4 · (C + K + :data:`ACTIVATIONS_PER_FILTER` · base_filters) per pixel; the budget is
     :data:`MEMORY_SHARE` of the available memory, at most :data:`MAX_MEMORY_BUDGET`
-    (:func:`~napari_unet_weights.memory.memory_budget`, the policy of every budget). The
+    (:func:`~napari_unet_weights.runtime.memory.memory_budget`, the policy of every budget). The
     whole plane (padded to ``2**depth``) if a batch of such planes fits the budget (one
     plane for a 2-D image, up to ``batch_size`` for stacks), otherwise square tiles such
     that a batch of ``batch_size`` fits, between :data:`MIN_TILE` and :data:`MAX_TILE`
@@ -318,7 +318,8 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
     n_planes : int
         Planes of the image (stacks are batched across planes).
     available : int, optional
-        Available memory in bytes; None: :func:`~napari_unet_weights.memory.available_memory`.
+        Available memory in bytes; None:
+        :func:`~napari_unet_weights.runtime.memory.available_memory`.
 
     Returns
     -------
