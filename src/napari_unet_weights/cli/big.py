@@ -45,8 +45,8 @@ ZARR_RULES = (
 WHAT = {
     "weights": "Weight maps are plain float32 zarr arrays.",
     "predict": "Labels are OME-Zarr images (uint32) with a pyramid of levels (every second "
-    "pixel), which napari opens lazily (as a multiscale image layer; see the README for a "
-    "labels layer).",
+    "pixel), which napari opens lazily (as a multiscale image layer; see docs/big-images.md, "
+    "\"Opening the results in napari\", for a labels layer).",
 }
 
 
