@@ -10,7 +10,7 @@ The rules that keep a user's files safe are decided here, before any work starts
   or ``a.tif`` alone is given; ``check``'s fixed copies (``a_fixed.tif``) are its own
   earlier results, replaced with ``overwrite`` whichever way ``a.tif`` is given;
 - the output folder must be writable (it is created only when the first file is written);
-- an output that is a zarr store (a folder, :mod:`.big_io`) is never written inside an
+- an output that is a zarr store (a folder, :mod:`..io.big`) is never written inside an
   input store, nor over a folder that holds an input or that is not a zarr store.
 
 Then :func:`run_batch` writes each output (atomically: see :func:`..io.atomic_output`)
@@ -165,8 +165,8 @@ def plan_batch(inputs: list[str], outdir, suffix: str, what: str, *,
         ``output_for(input) -> output``, instead of ``OUTDIR/<stem><suffix>.tif``; it may
         raise ValueError (a usage error).
     expand : callable
-        Inputs as given → the input files (:func:`.io.expand_inputs`; zarr-aware:
-        :func:`.big_io.expand_lazy_inputs`).
+        Inputs as given → the input files (:func:`..io.files.expand_inputs`; zarr-aware:
+        :func:`..io.big.expand_lazy_inputs`).
     own_earlier_outputs : bool
         Whether a file named like an output beside its source is this command's own
         earlier result, replaced with ``overwrite`` (``check``'s fixed copies); False:

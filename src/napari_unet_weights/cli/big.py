@@ -4,13 +4,13 @@ Which output an input gets (:data:`ZARR_RULES`, the help texts say the same):
 
 - ``-o OUTDIR`` (a folder, as before): ``OUTDIR/<name><suffix>.zarr`` for a zarr store
   (a zarr array or an OME-Zarr image), for a TIFF over
-  :data:`.big_io.LARGE_PIXELS` pixels, and for every input with ``--zarr``;
+  :data:`..io.big.LARGE_PIXELS` pixels, and for every input with ``--zarr``;
   ``OUTDIR/<name><suffix>.tif`` (read and computed in memory, as before) otherwise;
 - ``-o NAME.zarr`` (the name ends in ``.zarr``): the one input's output is that store.
 
-A zarr output is read and computed block by block on an :class:`.engine.Engine`
+A zarr output is read and computed block by block on an :class:`..runtime.engine.Engine`
 (threads; ``--workers N`` a local cluster of N processes; ``--scheduler ADDRESS`` an
-existing cluster), written with the input's chunking (:mod:`.big_io`), under a hidden
+existing cluster), written with the input's chunking (:mod:`..io.big`), under a hidden
 temporary name renamed once complete. On a terminal, each computation shows dask's
 progress bar on stderr; elsewhere a plain line on stderr per step (and every
 :data:`LINE_INTERVAL` seconds of a long one). Ctrl-C cancels (the cluster's futures
@@ -80,7 +80,7 @@ def is_zarr_output(path) -> bool:
 
 # -- planning ------------------------------------------------------------------------------
 def _output_rule(args: argparse.Namespace, suffix: str):
-    """``output_for(input) -> output`` for :func:`._batch.plan_batch` (see the module)."""
+    """``output_for(input) -> output`` for :func:`.batch.plan_batch` (see the module)."""
     from ..io.big import wants_zarr
     from ..io.files import file_stem
 
@@ -106,7 +106,7 @@ def _output_rule(args: argparse.Namespace, suffix: str):
 
 
 def plan(args: argparse.Namespace, inputs: list[str], suffix: str, what: str):
-    """The :class:`._batch.Batch` of the inputs, or the exit status of a usage error."""
+    """The :class:`.batch.Batch` of the inputs, or the exit status of a usage error."""
     from ..io.big import expand_lazy_inputs
     from .batch import plan_batch
 
@@ -219,7 +219,7 @@ def start(args: argparse.Namespace, batch) -> LazyRun | contextlib.nullcontext |
 
 
 def run(args: argparse.Namespace, batch, write, write_zarr, written: str) -> int:
-    """Write a planned batch (:func:`._batch.run_batch`): the zarr outputs with
+    """Write a planned batch (:func:`.batch.run_batch`): the zarr outputs with
     ``write_zarr(path, out, args, lazy_run, prefix)`` on the batch's :class:`LazyRun`,
     the others with ``write(path, out, prefix)``; the exit status."""
     from .batch import run_batch
@@ -297,7 +297,7 @@ def missing_data_reported(path, before=None) -> Iterator[None]:
 
 def write_labels(path, out, model, args: argparse.Namespace, run: LazyRun, prefix: str) -> str:
     """Segment an image block by block into an OME-Zarr labels image with its pyramid
-    (:func:`.unet.zarr_labels.segment_to_ome_zarr`, on the batch's engine)."""
+    (:func:`..unet.chunked.zarr_labels.segment_to_ome_zarr`, on the batch's engine)."""
     from ..io.big import open_lazy
     from ..io.files import file_stem
     from ..unet.chunked.zarr_labels import segment_to_ome_zarr

@@ -1,8 +1,8 @@
 """``napari-unet-weights check``: find the annotation errors in label files, list them,
 write them as CSV and, with ``--fix``, write fixed copies (never over the inputs).
 
-The checks are :func:`~.label_checks.check_labels`, the fixes
-:func:`~.label_fixes.fix_labels`; the output files follow the rules of :mod:`._batch`.
+The checks are :func:`~..labels.checks.check_labels`, the fixes
+:func:`~..labels.fixes.fix_labels`; the output files follow the rules of :mod:`.batch`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""What the subcommands of :mod:`.cli` share: argument types, common options, usage
+"""What the subcommands of :mod:`.` share: argument types, common options, usage
 errors, output checks and TensorFlow's quiet start.
 
-Kept apart from :mod:`.cli` so that the subcommands in modules of their own
-(:mod:`._cli_train`) use them without importing the entry point that lists them.
+Kept apart from :mod:`.` so that the subcommands in modules of their own
+(:mod:`.train`) use them without importing the entry point that lists them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``napari-unet-weights train --run-dir DIR`` and ``train --resume DIR``: runs that resume.
 
 ``--run-dir DIR`` keeps the whole state of the run in DIR (``train(run_dir=)``, see
-:mod:`.unet.run_dir`) and records the command there (``command.json``: DATA_DIR,
+:mod:`..unet.training.run_dir`) and records the command there (``command.json``: DATA_DIR,
 ``--out``, ``--val-dir`` / ``--val-on-training``, ``--from``, ``--overwrite`` and the
 training options given); ``--resume DIR`` reads it back, so that a run goes on with no
 other argument. Everything here is checked before TensorFlow starts: options given with

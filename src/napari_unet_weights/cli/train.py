@@ -1,11 +1,11 @@
 """``napari-unet-weights train``: the options, the checks made before TensorFlow starts,
 the ``--minutes`` budget, progress and the summary line.
 
-The training options are :class:`~.unet.config.TrainConfig`'s; they are parsed without
+The training options are :class:`~..unet.config.TrainConfig`'s; they are parsed without
 defaults so that the ones given on the command line, and only those, reach ``train()``:
 starting ``--from`` a model, the others get the fine-tuning defaults
-(:data:`~.unet.parent.FINE_TUNING_DEFAULTS`) and the model's own values
-(:data:`~.unet.parent.INHERITED`).
+(:data:`~..unet.training.parent.FINE_TUNING_DEFAULTS`) and the model's own values
+(:data:`~..unet.training.parent.INHERITED`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ HELP = ("Train a U-Net with the weighted loss on a folder of images and labels, 
 #: Seconds of a ``--minutes`` budget kept for the summary and the end of the process
 #: (``train()`` itself keeps the time its final validation and saving need; run as the
 #: program, the process then ends without the interpreter's shutdown, see
-#: :func:`.cli._exit_at_once`).
+#: :func:`._exit_at_once`).
 EXIT_SECONDS = 2.0
 #: Line width of the help's closing paragraphs.
 EPILOG_WIDTH = 78
@@ -386,8 +386,8 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace, clock: Clock = MONOTONIC) -> int:
     """Run the command; its exit status.
 
-    ``args.started`` (set by :func:`.cli.main`; else now) is where a ``--minutes``
-    budget starts, on ``clock`` (:mod:`.unet.budget`), which ``train()`` reads too.
+    ``args.started`` (set by :func:`.main`; else now) is where a ``--minutes``
+    budget starts, on ``clock`` (:mod:`..unet.training.budget`), which ``train()`` reads too.
     """
     started = getattr(args, "started", None) or clock()
     budget = None if args.minutes is None else args.minutes * 60

@@ -17,8 +17,8 @@ chunk by chunk when computed (nothing image-sized is read up front):
 Writing keeps the input's chunking:
 
 - :func:`write_zarr_array`: a dask array (a weight map) into a plain zarr array, region
-  by region (memory bounded, as :func:`.lazy_weights.write_zarr`), on any ``compute``
-  (an :class:`.engine.Engine`'s, for progress, cancel and clusters);
+  by region (memory bounded, as :func:`..weights.lazy.write_zarr`), on any ``compute``
+  (an :class:`..runtime.engine.Engine`'s, for progress, cancel and clusters);
 - :func:`create_labels_zarr` then :func:`write_pyramid`: labels as an OME-Zarr 0.5
   image (zarr v3) with a multiscale pyramid: level 0 at full resolution, each further
   level every second pixel of the one before along y and x (nearest neighbour: ids
@@ -112,7 +112,7 @@ def is_zarr_store(path) -> bool:
 
 
 def expand_lazy_inputs(paths: Iterable) -> list[Path]:
-    """:func:`.io.expand_inputs`, with zarr stores taken as files.
+    """:func:`.files.expand_inputs`, with zarr stores taken as files.
 
     A zarr store given is one input; a folder gives its image files and the ``*.zarr``
     stores directly inside it (hidden ones skipped).
@@ -291,7 +291,7 @@ def _tiff_chunks(reader: _TiffReader) -> tuple[tuple[int, ...], tuple[int, ...]]
 
 
 def _in_memory(path: Path, labels: bool) -> LazyArray:
-    """A small file of another type (PNG, JPEG, NPY), read whole by :mod:`.io`, as dask."""
+    """A small file of another type (PNG, JPEG, NPY), read whole by :mod:`.files`, as dask."""
     import dask.array as da
 
     from .files import read_image, read_labels
@@ -353,7 +353,7 @@ def open_lazy(path, *, labels: bool = False) -> LazyArray:
     ----------
     path : str or path
         A ``.zarr`` store (array, OME-Zarr group, or a path inside a store) or a TIFF;
-        other files (PNG, JPEG, NPY: small by nature) are read whole by :mod:`.io` and
+        other files (PNG, JPEG, NPY: small by nature) are read whole by :mod:`.files` and
         given square chunks of :data:`STRIPED_CHUNK` pixels (one plane deep).
     labels : bool
         Labels: integer dtype required (checked here, without reading pixels), a
@@ -386,7 +386,7 @@ def open_lazy(path, *, labels: bool = False) -> LazyArray:
 
 
 def labels_problem(data) -> str | None:
-    """:func:`.io.implausible_labels_reason` of a lazy array, judged on a window of it.
+    """:func:`.files.implausible_labels_reason` of a lazy array, judged on a window of it.
 
     Reads one window of at most :data:`SAMPLE_SIDE` pixels square from the middle of the
     first plane (of every channel of a colour-like shape).
@@ -403,7 +403,7 @@ def labels_problem(data) -> str | None:
 
 # -- output stores ----------------------------------------------------------------------
 def check_output_store(path, *, overwrite: bool = True) -> Path:
-    """:func:`.io.check_output_file` for an output that is a zarr store (a folder).
+    """:func:`.files.check_output_file` for an output that is a zarr store (a folder).
 
     An existing zarr store (or empty folder) counts as an existing output (replaced only
     with ``overwrite``); an existing folder that is not a zarr store is never replaced.
@@ -466,10 +466,10 @@ def write_zarr_array(array, target, *, compute: Compute | None = None,
     target : zarr.Array
         Where (its chunks are kept).
     compute : callable, optional
-        ``compute(delayed) -> tuple``: an :class:`.engine.Engine`'s ``compute`` (threads
+        ``compute(delayed) -> tuple``: an :class:`..runtime.engine.Engine`'s ``compute`` (threads
         or a cluster, with its progress bar and cancel); default ``dask.compute``.
     memory_budget : int or str
-        What a region's chunks may take (:func:`.lazy_weights.region_shape`).
+        What a region's chunks may take (:func:`..weights.lazy.region_shape`).
     progress : callable, optional
         ``progress(done, total)`` after each region.
 

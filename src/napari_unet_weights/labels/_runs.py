@@ -1,4 +1,4 @@
-"""The single pass over the pixels behind :func:`.label_checks.check_labels`: runs.
+"""The single pass over the pixels behind :func:`.checks.check_labels`: runs.
 
 A *run* is a maximal stretch of one id along the last axis of one row (a row is every
 index of the other axes). One vectorised comparison of each pixel with its right-hand

@@ -1,6 +1,6 @@
 """Check instance labels for the annotation errors that spoil weight maps and training.
 
-:func:`check_labels` finds, in one pass over the pixels (see :mod:`._label_runs`):
+:func:`check_labels` finds, in one pass over the pixels (see :mod:`._runs`):
 
 ``"disconnected"``
     one id painted in several separate places (8-connectivity in 2-D, 26 in 3-D);
@@ -18,7 +18,7 @@
     appears in several planes.
 
 The :class:`LabelReport` lists them as a table and gives the pixels of each row, to show
-or to fix (:mod:`.label_fixes`).
+or to fix (:mod:`.fixes`).
 """
 
 from __future__ import annotations

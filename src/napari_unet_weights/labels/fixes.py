@@ -1,10 +1,10 @@
-"""Fixes for the problems that :func:`.label_checks.check_labels` finds.
+"""Fixes for the problems that :func:`.checks.check_labels` finds.
 
 Every fix is a pure function: it returns a :class:`LabelFix` that holds a new array
 (the input is never changed) and where it differs from the input, so that an editor can
 apply one fix as one undoable edit (``layer.data_setitem(fix.indices, fix.values)`` in
 napari). A fix finds its targets afresh in the array it is given (with
-:func:`~.label_checks.check_labels`), so a stale report cannot misplace it.
+:func:`~.checks.check_labels`), so a stale report cannot misplace it.
 
 =================  ===============================================================
 problem            fix
@@ -120,7 +120,7 @@ class LabelFix:
         return f"<LabelFix {self.changed} pixels changed in {self.region}>"
 
 
-# -- the dtype of fixed labels (the rule: :func:`.label_ids.label_dtype`) ----------
+# -- the dtype of fixed labels (the rule: :func:`.ids.label_dtype`) ----------
 def _with_room(work: np.ndarray, new_ids: int) -> np.ndarray:
     """``work``, in a wider dtype if ``max + new_ids`` does not fit its own."""
     top = int(work.max(initial=0)) + new_ids
@@ -195,7 +195,7 @@ def split_disconnected(labels, label: int | None = None, *, plane: Sequence[int]
     plane : sequence of int, optional
         Only this plane of a stack checked plane by plane (default: all planes).
     spatial_dims : int, optional
-        As in :func:`~.label_checks.check_labels`.
+        As in :func:`~.checks.check_labels`.
 
     Returns
     -------
@@ -259,7 +259,7 @@ def remove_small(labels, min_size: float = 10, label: int | None = None, *,
     labels : array-like of int
         Instance labels, 0 = background.
     min_size : float
-        As in :func:`~.label_checks.check_labels` (pixels, or ``spacing`` units).
+        As in :func:`~.checks.check_labels` (pixels, or ``spacing`` units).
     label : int, optional
         Only this id (default: every small object).
     merge : bool
@@ -269,7 +269,7 @@ def remove_small(labels, min_size: float = 10, label: int | None = None, *,
         from the smallest up, so a small object merged into another small one travels
         on with it if the two together are still small.
     plane, spatial_dims, spacing
-        As in :func:`split_disconnected` and :func:`~.label_checks.check_labels`.
+        As in :func:`split_disconnected` and :func:`~.checks.check_labels`.
 
     Returns
     -------
@@ -374,7 +374,7 @@ def relabel(labels, *, spatial_dims: int | None = None) -> LabelFix:
     labels : array-like of int
         Instance labels, 0 = background.
     spatial_dims : int, optional
-        As in :func:`~.label_checks.check_labels`.
+        As in :func:`~.checks.check_labels`.
 
     Returns
     -------
@@ -414,7 +414,7 @@ def _keys(table: pd.DataFrame) -> set[tuple]:
 def fix_problems(labels, rows: pd.DataFrame | pd.Series, *, min_size: float = 10,
                  merge_small: bool = False, spatial_dims: int | None = None,
                  spacing: Sequence[float] | None = None) -> LabelFix:
-    """Fix the problems of some rows of a :class:`~.label_checks.LabelReport`.
+    """Fix the problems of some rows of a :class:`~.checks.LabelReport`.
 
     Parameters
     ----------
@@ -461,7 +461,7 @@ def fix_problems(labels, rows: pd.DataFrame | pd.Series, *, min_size: float = 10
 def fix_labels(labels, *, min_size: float = 10, spatial_dims: int | None = None,
                spacing: Sequence[float] | None = None, checks: Iterable[str] | None = None,
                merge_small: bool = False, sequential: bool = False) -> LabelFix:
-    """Fix every problem that :func:`~.label_checks.check_labels` finds.
+    """Fix every problem that :func:`~.checks.check_labels` finds.
 
     In rounds of :data:`FIX_ORDER` (split, remove small, fill holes, cut touching, new
     ids for reused ones), until a check finds none of the ``checks`` or after
@@ -473,7 +473,7 @@ def fix_labels(labels, *, min_size: float = 10, spatial_dims: int | None = None,
     labels : array-like of int
         Instance labels, 0 = background.
     min_size, spatial_dims, spacing, checks
-        As in :func:`~.label_checks.check_labels`; only the problems of ``checks`` are
+        As in :func:`~.checks.check_labels`; only the problems of ``checks`` are
         fixed.
     merge_small : bool
         Merge small objects into the neighbour they touch most instead of removing them.

@@ -3,7 +3,7 @@
 One pass over the pixels where either image has an object gives, for every pair of
 overlapping ids, the intersection and union, and per object its area and centroid.
 Ids are relabelled to consecutive indices first (0 = background,
-:func:`.label_ids.sequential_ids`), so ids as large as the dtype allows cost nothing.
+:func:`..labels.ids.sequential_ids`), so ids as large as the dtype allows cost nothing.
 """
 
 from __future__ import annotations

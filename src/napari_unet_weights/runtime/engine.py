@@ -1,11 +1,11 @@
 """Where dask computations run: threads, a local cluster of processes, or an existing cluster.
 
 The lazy, chunked paths of the package (segmentation of dask / zarr images in
-:mod:`.unet.big`, chunked weight maps) build dask graphs; an :class:`Engine` runs them.
+:mod:`..unet.chunked.big`, chunked weight maps) build dask graphs; an :class:`Engine` runs them.
 
 - **Threads** (default, ``Engine()``): dask's threaded scheduler on a pool of this
   process's threads made for each computation (and shut down after it: new Python
-  threads for every job, which TensorFlow's bindings want, see :mod:`.unet.device`).
+  threads for every job, which TensorFlow's bindings want, see :mod:`..unet.device`).
 - **Worker processes** (``Engine(workers=N)``): a ``distributed.LocalCluster`` of ``N``
   worker processes with ``threads_per_worker`` threads each (1 by default: the network
   of each process already uses all the cores TensorFlow gives it), closed with the

@@ -1,8 +1,8 @@
 """The host's free memory and the one policy that turns it into a budget (no numpy).
 
 Whatever plans its work by memory (the tile size of prediction,
-:func:`.unet.tiling.auto_tile_shape`; the blocks of a lazy weight map,
-:func:`.lazy_weights.resolve_memory_budget`) measures it with :func:`available_memory`
+:func:`..unet.tiling.auto_tile_shape`; the blocks of a lazy weight map,
+:func:`..weights.lazy.resolve_memory_budget`) measures it with :func:`available_memory`
 and sizes its budget with :func:`memory_budget`: **a share of the available memory, at
 most a cap, and the cap where the available memory cannot be measured**. Each user
 keeps its own share and cap:

@@ -1,4 +1,4 @@
-"""The training configuration: every parameter of :func:`.train.train` in one place.
+"""The training configuration: every parameter of :func:`.training.train.train` in one place.
 
 :class:`TrainConfig` holds each training parameter with its default, its limits and its
 help text (in the dataclass fields' metadata, listed by :meth:`TrainConfig.fields`).
@@ -195,7 +195,7 @@ class TrainConfig:
     ``TrainConfig(**values)`` converts (whole floats to int) and checks every value;
     :class:`TrainConfigError` lists each bad one. The object is immutable:
     :meth:`replace` makes a changed copy, checked again. Data, output paths and callbacks
-    are not part of it: they are arguments of :func:`~.train.train`.
+    are not part of it: they are arguments of :func:`~.training.train.train`.
 
     Examples
     --------

@@ -1,7 +1,7 @@
 """Nucleus size: the median object diameter, the resize factor, resizing planes (numpy only).
 
 Like cellpose's ``diameter``: a model file records the median diameter of the nuclei of
-its training labels (``metadata["object_diameter"]``, written by :func:`.train.train`);
+its training labels (``metadata["object_diameter"]``, written by :func:`.training.train.train`);
 given the diameter of an image's nuclei, the image is resized by
 
     factor = model diameter / image diameter
@@ -342,7 +342,7 @@ def resized_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
 def resize_plane(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """An image plane (H, W) or (H, W, C) resized to ``shape``, float32.
 
-    Linear, anti-aliased when shrinking (:func:`.augment.resize_image`); channels alike.
+    Linear, anti-aliased when shrinking (:func:`.training.augment.resize_image`); channels alike.
     Integer planes are scaled to their dtype's range first (``uint8`` 255 → 1.0, as
     scikit-image reads them) so that the colour rules of :mod:`.preprocess` see the
     same image. NaN / infinite pixels (missing data) stay missing where the nearest

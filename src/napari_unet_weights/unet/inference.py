@@ -2,8 +2,8 @@
 
 Every prediction of the package goes through here. :func:`.predict.predict`,
 :func:`.predict.segment` and :func:`.predict.infer` call :func:`run_in_memory` (numpy
-images, or arrays read a plane at a time) or :mod:`.big` (dask / zarr images, block by
-block); :mod:`.big`'s tasks call this module's :func:`block_probabilities` /
+images, or arrays read a plane at a time) or :mod:`.chunked.big` (dask / zarr images, block by
+block); :mod:`.chunked.big`'s tasks call this module's :func:`block_probabilities` /
 :func:`block_labels`. The dependency goes one way: predict → big → inference, and
 predict → inference; nothing here imports either.
 
@@ -13,7 +13,7 @@ predict → inference; nothing here imports either.
   through :func:`network_output` (test-time augmentation: the 8 orientations of a
   square), blended into each plane's output; missing (NaN / infinite) pixels predicted as
   background and counted; progress after each batch, ``should_stop`` polled before
-  each (:class:`..progress.Cancelled`).
+  each (:class:`..runtime.progress.Cancelled`).
 - :func:`run_in_memory`: a whole image, with its labels (post-processed plane by plane,
   :func:`.rescale.gather`), its probabilities, or both, at a nucleus ``diameter``
   (:func:`.rescale.run_sized`) or as it is: a :class:`SegmentResult`, which also counts
@@ -376,7 +376,7 @@ def run_in_memory(image, model, options: dict, postprocess: dict | None, *,
     return SegmentResult(labels, kept, run.n_missing, n_pixels)
 
 
-# -- one block of a chunked run (:mod:`.big`'s tasks) ---------------------------------------
+# -- one block of a chunked run (:mod:`.chunked.big`'s tasks) -------------------------------
 def block_probabilities(block: np.ndarray, statistics: PlaneStatistics, *,
                         model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
                         batch_size: int, use_gpu: bool | None, tta: bool,
@@ -385,7 +385,7 @@ def block_probabilities(block: np.ndarray, statistics: PlaneStatistics, *,
 
     ``model``: a loaded model, or a model file loaded once per process
     (:func:`.model_cache.cached_model`). ``statistics``: the whole plane's normalisation
-    (:mod:`.lazy_stats`).
+    (:mod:`.chunked.lazy_stats`).
     """
     image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
                               batch_size, None, should_stop, tta, statistics)

@@ -5,7 +5,7 @@ path, modification time (ns) and size. It is small, picklable, and changes when 
 file is rewritten, so a rewritten file is loaded again (its old model is dropped); the
 model object itself is never a key. Its users:
 
-- chunked prediction (:mod:`.big`) runs one task per block, in this process's threads
+- chunked prediction (:mod:`.chunked.big`) runs one task per block, in this process's threads
   or in the worker processes of a dask cluster; a task gets a :class:`ModelFile`, never
   the Keras object, and :func:`cached_model` loads the file the first time a process
   needs it and keeps it: one load per worker process, not one per block;

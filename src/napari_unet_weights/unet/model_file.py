@@ -249,7 +249,7 @@ def check_model_path(path: PathLike) -> Path:
     Raises
     ------
     OSError
-        If it cannot be written (see :func:`..io.check_output_file`).
+        If it cannot be written (see :func:`..io.files.check_output_file`).
     ValueError
         If ``path`` does not end with ``.keras``.
     """
@@ -360,7 +360,7 @@ def score_summary(metadata: Mapping[str, Any]) -> str:
     str
         E.g. ``"test mAP 0.612 (86 images; validation 0.634)"``, ``"validation mAP
         0.540 (84 images)"``, ``"mAP 0.460 on its 2 training images"`` (validated on
-        them, see :func:`.train.train`), or ``"no recorded score"``.
+        them, see :func:`.training.train.train`), or ``"no recorded score"``.
     """
     def figure(entry: Any) -> tuple[float, Any] | None:
         if isinstance(entry, Mapping) and isinstance(entry.get("map"), numbers.Real):

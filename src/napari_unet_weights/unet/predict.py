@@ -26,7 +26,7 @@
 Where the work is done: this module only checks the arguments and dispatches. Images in
 memory go to the inference core, :func:`.inference.run_in_memory`; dask and zarr arrays
 (or ``out``, ``block_shape``, ``workers`` or ``scheduler``) go block by block through
-:mod:`.big`, whose tasks run the same core on each block
+:mod:`.chunked.big`, whose tasks run the same core on each block
 (:func:`.inference.block_probabilities` / :func:`.inference.block_labels`, with the whole
 plane's normalisation). predict → big → inference and predict → inference: nothing
 calls back into this module.
@@ -108,15 +108,15 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         and quarter turns of each tile, and are usually a little more accurate. Tiling,
         blending and missing pixels are as without it.
     out : str, path or zarr.Array, optional
-        Chunked prediction (:mod:`.big`) writes the probabilities there (a ``.zarr``
+        Chunked prediction (:mod:`.chunked.big`) writes the probabilities there (a ``.zarr``
         folder is created, replacing an existing one) and returns that zarr array.
     block_shape : int or (int, int), optional
-        Chunked prediction's blocks (default :data:`.big.DEFAULT_BLOCK`).
+        Chunked prediction's blocks (default :data:`.chunked.big.DEFAULT_BLOCK`).
     workers : int, optional
         Chunked prediction on a ``distributed.LocalCluster`` of this many processes.
     scheduler : str, distributed.Client or Engine, optional
         Chunked prediction on an existing dask cluster (its scheduler's address, or a
-        client), or on an :class:`..engine.Engine` (reused: one cluster for many calls,
+        client), or on an :class:`..runtime.engine.Engine` (reused: one cluster for many calls,
         its progress bar, its progress and ``should_stop`` callbacks).
     temp_dir : str or path, optional
         Chunked prediction's temporary files (a folder every worker of the cluster sees);
@@ -141,13 +141,13 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         ``image``, or any of ``out``, ``block_shape``, ``workers``, ``scheduler``): a lazy
         dask array of them, or the zarr array ``out``; each block is predicted with a
         margin of context and normalised with its whole plane's percentiles (see
-        :func:`.big.predict_blocks`). :func:`infer` also returns the count of missing
+        :func:`.chunked.big.predict_blocks`). :func:`infer` also returns the count of missing
         pixels.
 
     Raises
     ------
     PredictionCancelled
-        If ``should_stop()`` returned True (:class:`..progress.Cancelled`).
+        If ``should_stop()`` returned True (:class:`..runtime.progress.Cancelled`).
     ValueError
         For a bad image shape, tile shape, overlap or batch size, a model whose Keras
         network does not fit its metadata (:func:`.model_file.check_model`), a
@@ -187,7 +187,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
         As in :func:`predict` (``tta``: test-time augmentation, 8× the network time).
     out, block_shape, workers, scheduler, temp_dir
         Chunked segmentation, as in :func:`predict`; the labels are stitched across the
-        blocks (:func:`.big.segment_blocks`).
+        blocks (:func:`.chunked.big.segment_blocks`).
     diameter : float or "auto", optional
         The nuclei's diameter in pixels, as in :func:`predict`: None, the image as it is;
         otherwise each plane is segmented at the model's scale, post-processing included
@@ -251,7 +251,7 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
     labels, probabilities : bool
         Which outputs to return (at least one; chunked: exactly one).
     out, block_shape, workers, scheduler, temp_dir
-        Chunked prediction (:mod:`.big`), as in :func:`predict` / :func:`segment`.
+        Chunked prediction (:mod:`.chunked.big`), as in :func:`predict` / :func:`segment`.
     diameter : float or "auto", optional
         As in :func:`segment` (in-memory images only); the result's ``sizing`` says
         which diameter was used.
@@ -298,7 +298,7 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
 
 def _infer_blocks(image, model, options: dict, postprocess: dict | None, *,
                   probabilities: bool, **chunked) -> SegmentResult:
-    """:func:`infer` of a chunked image: :mod:`.big`'s probabilities or its labels."""
+    """:func:`infer` of a chunked image: :mod:`.chunked.big`'s probabilities or its labels."""
     from .chunked.big import predict_blocks, segment_blocks
 
     if postprocess is not None and probabilities:

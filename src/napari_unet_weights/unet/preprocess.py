@@ -19,7 +19,7 @@ numpy only (no TensorFlow); used by prediction and training alike.
 - **Normalisation.** Percentiles of the whole plane mapped to 0 and 1 (not clipped);
   "gray" input mode: channels averaged first (an alpha channel dropped) and bright
   backgrounds inverted; "channels" mode: each channel on its own. A part of a plane
-  (a block of a chunked prediction, :mod:`.big`) is prepared with the statistics of its
+  (a block of a chunked prediction, :mod:`.chunked.big`) is prepared with the statistics of its
   whole plane, given as :class:`PlaneStatistics` (:func:`prepare_plane`).
 """
 
@@ -407,7 +407,7 @@ def prepare_plane(image, metadata: dict | None = None, *, channels: bool | None 
     """:func:`prepare_image` and the mask of its missing pixels, without a warning.
 
     ``statistics``: normalise with these (a whole plane's, of which ``image`` is a part:
-    :mod:`.lazy_stats`) instead of the image's own; None: the image's own.
+    :mod:`.chunked.lazy_stats`) instead of the image's own; None: the image's own.
 
     Returns
     -------

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 #: ``memory_budget="auto"``: this many bytes, or :data:`AUTO_MEMORY_SHARE` of the
-#: available memory if less (:func:`.memory.memory_budget`, the policy of every budget).
+#: available memory if less (:func:`..runtime.memory.memory_budget`, the policy of every budget).
 AUTO_MEMORY_BUDGET = 256 * 2**20
 AUTO_MEMORY_SHARE = 1 / 8
 #: Peak bytes per pixel of a working block (its overlap included) while it is mapped:

@@ -124,7 +124,7 @@ class CheckLabelsWidget(LayerWidget):
     Problems: ``disconnected``, ``small`` (below "min size" pixels), ``hole``,
     ``touching``, ``reused`` (only "per 2D plane": an id in several planes); see
     :func:`~napari_unet_weights.labels.checks.check_labels`. Checking never changes the
-    layer; each Fix is one undoable edit (:func:`~._label_problems.apply_fix`), made
+    layer; each Fix is one undoable edit (:func:`~..common.label_problems.apply_fix`), made
     from the labels as they are when it is pressed.
     """
 
@@ -452,7 +452,7 @@ class CheckLabelsWidget(LayerWidget):
         return self._apply(partial(self._fix_rows, chosen), what)
 
     def fix_problem(self, problem: str) -> LabelFix | None:
-        """Fix every row of ``problem`` (one of :data:`~.label_checks.PROBLEMS`)."""
+        """Fix every row of ``problem`` (one of :data:`~...labels.checks.PROBLEMS`)."""
         if self.report is None:
             return None
         table = self.report.problems

@@ -1,7 +1,7 @@
 """What the plugin's dock widgets share: :class:`LayerWidget`, :class:`RunWidget`, helpers.
 
 :class:`LayerWidget` holds the plumbing of a dock widget that reads layers and computes
-in the background: the :class:`~._workers.LatestWinsRunner`, an edit debounce timer, a
+in the background: the :class:`~.workers.LatestWinsRunner`, an edit debounce timer, a
 delayed indeterminate progress bar, a status line and its notifications (``_report``,
 ``_notify``, notify-once), the viewer's layer-list events (layer pickers follow inserts,
 removals, moves and renames) and teardown. :class:`RunWidget` adds what a widget with

@@ -76,7 +76,7 @@ def layer_labels(layer: Labels) -> np.ndarray:
     ------
     ValueError
         For a multiscale layer, or data not in memory (dask, zarr) of more than
-        :data:`~._lazy_layers.LARGE_PIXELS` pixels: not copied.
+        :data:`~.lazy_layers.LARGE_PIXELS` pixels: not copied.
     """
     if layer.multiscale:
         raise ValueError("multiscale labels are not supported: check one level, e.g. "

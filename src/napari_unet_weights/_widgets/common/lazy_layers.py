@@ -95,7 +95,7 @@ def as_dask(data: Any, channels: bool = False) -> da.Array:
 
 def pyramid(level0: da.Array) -> list[da.Array]:
     """``level0`` and its halvings along the last two axes, down to
-    :data:`~napari_unet_weights.io.big.LEVEL_SIDE` (:func:`..big_io.lazy_pyramid`)."""
+    :data:`~napari_unet_weights.io.big.LEVEL_SIDE` (:func:`...io.big.lazy_pyramid`)."""
     return big_io.lazy_pyramid(level0)
 
 

@@ -6,7 +6,7 @@ image and the labels, whole or cropped to a :data:`REGIONS` box, the part of the
 the canvas shows (:func:`view_box`) or a rectangle drawn in a Shapes layer
 (:func:`rectangle_box`). The copies do not change when the layers are edited later. Each
 problem (labels of another shape, an empty crop, no object) raises
-:class:`~._train_data.BadInput` with a message for the user.
+:class:`~.train_data.BadInput` with a message for the user.
 """
 
 from __future__ import annotations

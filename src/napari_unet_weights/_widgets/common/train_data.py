@@ -344,7 +344,7 @@ class DataSource(QTabWidget):
     layers : napari.components.LayerList
         The viewer's layers, offered in the pair pickers.
     training_set : QWidget, optional
-        The third tab, "Training set" (a :class:`~._training_set.TrainingSetList`: its
+        The third tab, "Training set" (a :class:`~..train.training_set.TrainingSetList`: its
         ``training_data()`` and ``first_labels()`` are used when the tab is picked).
 
     Notes

@@ -1,8 +1,8 @@
 """The Segment widget on a large image: chunked segmentation into a zarr store.
 
-A large image layer (:func:`._lazy_layers.is_large`: dask, zarr, multiscale, or more than
+A large image layer (:func:`..common.lazy_layers.is_large`: dask, zarr, multiscale, or more than
 :data:`~napari_unet_weights.io.big.LARGE_PIXELS` pixels) is never copied whole. Its
-full-resolution data, wrapped by :func:`._lazy_layers.as_dask`, goes in the widget's
+full-resolution data, wrapped by :func:`..common.lazy_layers.as_dask`, goes in the widget's
 worker (:func:`segment_to_zarr`) to the core's
 :func:`napari_unet_weights.unet.chunked.zarr_labels.segment_to_ome_zarr`, the CLI's writer too:
 block by block, the labels stitched across the blocks' faces, written to level 0 of an
@@ -105,7 +105,7 @@ def temporary_store(name: str) -> Path:
     return temporary_folder() / f"{stem}_labels.zarr"
 
 
-#: The status line of each phase of :func:`..unet.zarr_labels.segment_to_ome_zarr`.
+#: The status line of each phase of :func:`...unet.chunked.zarr_labels.segment_to_ome_zarr`.
 PHASE_TEXT = {"segmentation": "Segmenting (blocks, then writing)",
               "objects counted": "Counting the objects",
               "pyramid": "Writing the pyramid levels"}

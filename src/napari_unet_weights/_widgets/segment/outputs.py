@@ -1,14 +1,14 @@
 """The Segment widget's output layers: writing them, finding them, handing them off.
 
-:class:`SegmentOutputs` is the part of :class:`~.segment.SegmentWidget` that deals with
+:class:`SegmentOutputs` is the part of :class:`~.widget.SegmentWidget` that deals with
 the layers a run leaves: ``"<image> probability"`` and ``"<image> labels"``, marked in
 their metadata; a re-run replaces their data and keeps their names (whatever the user
 renamed them to). A new output layer whose name another layer holds (the user's ground
 truth, or the corrected labels that "Use this model" keeps) gets napari's numbering:
 ``"<image> labels [1]"``. For a large image the labels layer reads the run's zarr store
-lazily (:mod:`._segment_big`). The hand-offs dock the Weight map and Evaluate widgets on
+lazily (:mod:`.big`). The hand-offs dock the Weight map and Evaluate widgets on
 the predicted labels, and "Add to training set" copies the image and its corrected
-labels into the Train U-Net widget's training set (:mod:`._snapshots`).
+labels into the Train U-Net widget's training set (:mod:`..common.snapshots`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ LABELS_SUFFIX = " labels"
 
 
 class SegmentOutputs:
-    """The output layers and hand-offs of :class:`~.segment.SegmentWidget` (a mixin).
+    """The output layers and hand-offs of :class:`~.widget.SegmentWidget` (a mixin).
 
     It uses the widget's ``viewer``, ``image_layer``, ``region_combo``, ``_outputs``
     (image id → (image, probability layer, labels layer)), ``probability_layer``,
@@ -178,7 +178,7 @@ class SegmentOutputs:
         Parameters
         ----------
         region : str, optional
-            One of :data:`~._snapshots.REGIONS` (default: the one picked): the whole
+            One of :data:`~..common.snapshots.REGIONS` (default: the one picked): the whole
             image, the part the canvas shows, or a rectangle drawn in a Shapes layer.
 
         Returns

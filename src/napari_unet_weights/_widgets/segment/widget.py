@@ -12,15 +12,15 @@ batches) and builds the labels. On the GUI thread the result goes to two layers 
 after the image, a probability Image layer and a Labels layer, with the image's
 transform; re-running updates them in place. A model's recorded score and
 post-processing defaults are read from its file without TensorFlow
-(:class:`~._model_choice.ModelChoice`), so the widget opens at once. "Add to training
+(:class:`~..common.model_choice.ModelChoice`), so the widget opens at once. "Add to training
 set" copies the image and its corrected labels (whole, the view or a drawn rectangle:
-:mod:`._snapshots`) into the Train U-Net widget's training set.
+:mod:`..common.snapshots`) into the Train U-Net widget's training set.
 
 A large image (dask, zarr, multiscale or more than
-:data:`~._lazy_layers.LARGE_PIXELS` pixels) is never copied: the same worker segments it
+:data:`~..common.lazy_layers.LARGE_PIXELS` pixels) is never copied: the same worker segments it
 block by block into a zarr store, chosen in the "output zarr" row or temporary, and the
-labels layer reads that store lazily (:mod:`._segment_big`). The output layers and the
-hand-offs are :class:`~._segment_outputs.SegmentOutputs`.
+labels layer reads that store lazily (:mod:`.big`). The output layers and the
+hand-offs are :class:`~.outputs.SegmentOutputs`.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def _run_segmentation(
     """Worker body: load the core (TensorFlow) and the model if needed, predict, label.
 
     A large image (``request.store`` set) is segmented block by block into the store
-    (:func:`._segment_big.segment_to_zarr`).
+    (:func:`.big.segment_to_zarr`).
 
     Parameters
     ----------
@@ -248,7 +248,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
     translate; a large image gets the labels only, read lazily from the zarr store the
     run wrote (``block_shape``: its blocks, None for the core's default). TensorFlow is
     imported in the worker of the first run; until then "Use GPU" means "if TensorFlow
-    sees one". "Nucleus diameter (px)" (:class:`~._diameter_choice.DiameterChoice`): as
+    sees one". "Nucleus diameter (px)" (:class:`~.diameter_choice.DiameterChoice`): as
     trained, auto or a number; with one, the run is
     :func:`~napari_unet_weights.unet.sizing.segment_at_diameter` (in-memory images
     only) and the status line ends with the diameter used.

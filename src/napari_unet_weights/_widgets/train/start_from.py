@@ -1,9 +1,9 @@
 """The Train U-Net widget's "start from": random weights, the bundled model or a model file.
 
-:class:`StartFrom` is the Segment widget's model picker (:class:`~._model_choice.ModelChoice`:
-the bundled model, ``.keras`` files added with "File…", what each file records, read
-without TensorFlow) with a first choice, "scratch", and a time budget. Starting from a
-model fine-tunes it: :meth:`StartFrom.base_config` is then what
+:class:`StartFrom` is the Segment widget's model picker
+(:class:`~..common.model_choice.ModelChoice`: the bundled model, ``.keras`` files added with
+"File…", what each file records, read without TensorFlow) with a first choice, "scratch",
+and a time budget. Starting from a model fine-tunes it: :meth:`StartFrom.base_config` is then what
 :func:`~napari_unet_weights.unet.training.parent.fine_tuning_config` makes of the model's metadata
 (fine-tuning defaults, the model's architecture and classes), and the parameters the
 model fixes (:data:`~napari_unet_weights.unet.training.parent.INHERITED`) cannot be changed.

@@ -1,6 +1,6 @@
 """The Train U-Net widget's training set: (image, corrected labels) snapshots, listed.
 
-The Segment widget's "Add to training set" hands a :class:`~._snapshots.Snapshot` to
+The Segment widget's "Add to training set" hands a :class:`~..common.snapshots.Snapshot` to
 :class:`TrainingSetList`, the "Training set" tab of the Train widget's data box: one
 :class:`SnapshotRow` per pair, with its name, its size, its role (train or validation)
 and a remove button, and a line saying what the run will validate on. The list is only

@@ -1,14 +1,14 @@
 """The "Train U-Net" dock widget: train or fine-tune the weighted U-Net.
 
 A thin shell around :func:`napari_unet_weights.unet.training.train.train`. The user picks
-(image, labels) layer pairs, a folder (:class:`~._train_data.DataSource`) holding
+(image, labels) layer pairs, a folder (:class:`~..common.train_data.DataSource`) holding
 ``images/`` and ``labels/``, or the training set the Segment widget's "Add to training
-set" fills (:class:`~._training_set.TrainingSetList`); starts from scratch or from a model
-(:class:`~._start_from.StartFrom`: fine-tuning, within a time budget), sets the
+set" fills (:class:`~.training_set.TrainingSetList`); starts from scratch or from a model
+(:class:`~.start_from.StartFrom`: fine-tuning, within a time budget), sets the
 hyperparameters and presses Start (Fine-tune); ``train`` runs
 in a napari thread worker, on a thread of its own. Its ``progress`` callback is relayed
-to the GUI thread (:class:`~._base.RunWidget`) and drives a progress bar, a status line
-and a live loss / validation-mAP plot (:class:`~._plot.LossPlot`). Cancel sets the flag
+to the GUI thread (:class:`~..common.base.RunWidget`) and drives a progress bar, a status line
+and a live loss / validation-mAP plot (:class:`~.plot.LossPlot`). Cancel sets the flag
 that ``train`` polls through ``should_stop``: training stops within a batch and keeps
 the best model so far, which Save writes to a ``.keras`` file and "Use this model"
 hands to the Segment widget, which segments again with it. A weight-map preview of
@@ -339,7 +339,7 @@ class TrainWidget(RunWidget):
     def add_pair(self, image: Layer | None = None, labels: Layer | None = None) -> PairRow:
         """Add a pair row picking ``image`` and ``labels``, else layers not yet used.
 
-        See :meth:`~._train_data.PairList.add_pair`.
+        See :meth:`~..common.train_data.PairList.add_pair`.
         """
         return self.data_source.pair_list.add_pair(image, labels)
 

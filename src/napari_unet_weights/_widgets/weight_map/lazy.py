@@ -1,9 +1,9 @@
 """The Weight map widget's lazy mode: the weight map of a large labels layer, as dask levels.
 
-For a large labels layer (:func:`._lazy_layers.is_large`) the widget shows a lazy map:
+For a large labels layer (:func:`..common.lazy_layers.is_large`) the widget shows a lazy map:
 :func:`compute_lazy` builds, in the background, one dask weight map
 (:func:`napari_unet_weights.weights.exact.weight_map` of a dask array) per level of the labels
-(:func:`._lazy_layers.label_levels`), and the output Image layer gets them as its data,
+(:func:`..common.lazy_layers.label_levels`), and the output Image layer gets them as its data,
 multiscale when there are several: napari then computes only what it shows, the chunks
 on the canvas at the level that suits the zoom.
 

@@ -7,10 +7,10 @@ already covers render at once on the GUI thread (about 1 ms for 512²); everythi
 background worker, one job at a time, the latest request winning.
 
 A large labels layer (dask, zarr, multiscale, or more than
-:data:`~._lazy_layers.LARGE_PIXELS` pixels, see :mod:`._lazy_layers`) is never copied:
+:data:`~..common.lazy_layers.LARGE_PIXELS` pixels, see :mod:`..common.lazy_layers`) is never copied:
 the output gets a lazy map instead, one dask array per level, rebuilt in the background
 on every change (the graph only) and computed by napari where it shows it
-(:mod:`._lazy_weight_map`).
+(:mod:`.lazy`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Prediction and segmentation of images bigger than memory, block by block on dask.
 
-:func:`.predict.predict` and :func:`.predict.segment` come here for dask and zarr arrays
+:func:`..predict.predict` and :func:`..predict.segment` come here for dask and zarr arrays
 (or when given ``out``, ``block_shape``, ``workers`` or ``scheduler``). Nothing
 image-sized is held in memory: the image is read block by block, and the labels go to
 zarr.
@@ -11,13 +11,13 @@ zarr.
    blocks (their margins overlap).
 2. **Blocks.** Each plane is cut into blocks of ``block_shape`` (the *cores*); each core
    is predicted with a margin of context (``margin``, by default 8 · ``2**depth``, the
-   network's receptive field, as :func:`.tiling.default_overlap`), widened to the
+   network's receptive field, as :func:`..tiling.default_overlap`), widened to the
    pooling grid that the whole plane has in memory (so the network sees every pixel on
    the same grid; at the image's edges the block is mirrored as the whole plane is).
    Inside a block, prediction is the in-memory one: the tasks call the inference core's
-   :func:`.inference.block_probabilities` / :func:`.inference.block_labels` (tiles,
+   :func:`..inference.block_probabilities` / :func:`..inference.block_labels` (tiles,
    blending, batches, ``tta``; the image's layout is checked by the core's
-   :func:`.inference.image_layout` too).
+   :func:`..inference.image_layout` too).
    Probabilities: the core's are kept (a lazy dask array, or written to ``out``).
 3. **Labels** (:func:`segment_blocks`): each block is post-processed on its core and
    margin; its core's labels (block-local ids) go to a temporary zarr, and only thin
@@ -28,10 +28,10 @@ zarr.
    through one small lookup table per block, or returns that mapping as a lazy dask
    array (the temporary zarr is then deleted when the array is).
 
-The passes run on an :class:`..engine.Engine`: threads by default, ``workers=N`` a local
+The passes run on an :class:`...runtime.engine.Engine`: threads by default, ``workers=N`` a local
 cluster of N processes, ``scheduler`` an existing cluster (its workers must see the
 temporary folder, ``temp_dir``: a shared file system on a cluster of machines). Tasks
-get the model *file* (:class:`.model_cache.ModelFile`), loaded once per process; a
+get the model *file* (:class:`..model_cache.ModelFile`), loaded once per process; a
 model object given with a cluster is saved to the temporary folder first.
 """
 
@@ -79,7 +79,7 @@ def _extend(core: slice, size: int, margin: int, multiple: int) -> tuple[slice, 
     """A core widened by ``margin`` onto the whole plane's pooling grid, and its mirroring.
 
     The whole plane is padded to a multiple of ``multiple`` (``before`` / ``after``
-    pixels, :func:`.tiling.pad_to_multiple`); the widened block starts and ends on that
+    pixels, :func:`..tiling.pad_to_multiple`); the widened block starts and ends on that
     grid, mirrored as the whole plane where it reaches the image's edges.
     """
     before = (-size % multiple) // 2
@@ -337,7 +337,7 @@ def predict_blocks(image, model, options: dict, *, out=None,
     image : dask.array.Array, zarr.Array or array-like
         (..., H, W[, C]).
     model : UNetModel, str, path or None
-        As in :func:`.predict.predict`.
+        As in :func:`..predict.predict`.
     options : dict
         ``rgb`` (None: guessed), ``tile_shape``, ``overlap``, ``batch_size``, ``use_gpu``,
         ``tta``.
@@ -352,16 +352,16 @@ def predict_blocks(image, model, options: dict, *, out=None,
         Where temporary files go: a folder all the workers see. Default: beside ``out``
         (a path), else the system's temporary folder.
     workers, scheduler, engine
-        Where to compute (:func:`..engine.engine_for`: threads, a local cluster of
+        Where to compute (:func:`...runtime.engine.engine_for`: threads, a local cluster of
         ``workers`` processes, a scheduler's address, a ``distributed.Client``, or an
-        :class:`..engine.Engine`, reused and not closed, as ``scheduler`` or ``engine``).
+        :class:`...runtime.engine.Engine`, reused and not closed, as ``scheduler`` or ``engine``).
     progress, should_stop
         ``progress(done, total)`` over the output's chunks written; ``should_stop()``
-        polled (True raises :class:`..progress.Cancelled`).
+        polled (True raises :class:`...runtime.progress.Cancelled`).
     block_fn : callable, optional
         ``block_fn(block, statistics, model=, rgb=, should_stop=, **options)``: the
         probabilities of one (h, w[, C]) block; default the inference core's
-        :func:`.inference.block_probabilities`.
+        :func:`..inference.block_probabilities`.
 
     Returns
     -------
@@ -386,7 +386,7 @@ def predict_blocks(image, model, options: dict, *, out=None,
 
 
 def _result(job: _Job, statistics: ImageStatistics, **outputs) -> SegmentResult:
-    """The job's :class:`.inference.SegmentResult`: ``outputs`` and the pixel counts."""
+    """The job's :class:`..inference.SegmentResult`: ``outputs`` and the pixel counts."""
     grid = job.plan.grid
     return SegmentResult(outputs.get("labels"), outputs.get("probabilities"),
                          int(statistics.n_missing), math.prod(grid.lead) * math.prod(grid.plane))
@@ -448,7 +448,7 @@ def segment_blocks(image, model, options: dict, postprocess: dict, *,
     block_fn : callable, optional
         ``block_fn(block, statistics, model=, rgb=, postprocess=, should_stop=,
         **options)``: the labels of one block (block-local ids); default the inference
-        core's :func:`.inference.block_labels`.
+        core's :func:`..inference.block_labels`.
 
     Returns
     -------

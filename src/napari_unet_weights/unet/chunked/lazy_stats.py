@@ -1,6 +1,6 @@
 """The normalisation statistics of every plane of a lazy (dask) image, from histograms.
 
-Prediction normalises each plane by its own percentiles (:mod:`.preprocess`); a plane cut
+Prediction normalises each plane by its own percentiles (:mod:`..preprocess`); a plane cut
 into blocks must be normalised by the percentiles of the *whole* plane, which this
 module computes without holding a plane in memory: two passes over the image's chunks,
 each reduced by dask (a tree of sums, so memory stays bounded by a few chunks).
@@ -8,7 +8,7 @@ each reduced by dask (a tree of sums, so memory stays bounded by a few chunks).
 1. Per plane: the smallest and largest finite gray value (per channel in "channels"
    input mode), the count of missing (NaN / infinite) pixels and, for models that turn
    colour into haematoxylin, whether the plane's colour channels differ anywhere (the
-   rule :func:`.preprocess.to_gray` applies to a whole plane).
+   rule :func:`..preprocess.to_gray` applies to a whole plane).
 2. Per plane: a histogram of the values between those bounds, from which the
    percentiles are read with numpy's default ("linear") interpolation between order
    statistics.
@@ -51,7 +51,7 @@ class ImageStatistics:
     Attributes
     ----------
     planes : dict
-        Leading index (``()`` for a 2-D image) → :class:`.preprocess.PlaneStatistics`.
+        Leading index (``()`` for a 2-D image) → :class:`..preprocess.PlaneStatistics`.
     n_missing : int
         NaN / infinite pixels of the whole image.
     exact : bool
@@ -240,7 +240,7 @@ def plane_statistics(image, metadata: dict, *, channels: bool,
         Whether the last axis holds channels.
     compute : callable
         Computes dask collections and returns their results (``dask.compute``, or
-        :meth:`..engine.Engine.compute` with progress and cancel).
+        :meth:`...runtime.engine.Engine.compute` with progress and cancel).
 
     Returns
     -------

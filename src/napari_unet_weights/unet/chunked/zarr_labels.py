@@ -4,17 +4,17 @@
 output (``_cli_big.write_labels``) and what the Segment widget does for a large layer
 (``_widgets._segment_big.segment_to_zarr``):
 
-1. an **atomic store** (:func:`..big_io.atomic_store`): everything is written under a
+1. an **atomic store** (:func:`...io.big.atomic_store`): everything is written under a
    hidden name beside ``store`` and renamed once complete, so a failed or cancelled run
    leaves no store, and an existing one as it was;
-2. the **labels zarr** (:func:`..big_io.create_labels_zarr`: OME-Zarr 0.5, level 0 with
+2. the **labels zarr** (:func:`...io.big.create_labels_zarr`: OME-Zarr 0.5, level 0 with
    the input's chunking, axes and scale), filled by chunked segmentation
-   (:func:`.predict.infer` with ``out``: block by block on :mod:`.big`, stitched);
+   (:func:`..predict.infer` with ``out``: block by block on :mod:`.big`, stitched);
 3. the objects **counted** (the largest id: ids are 1..N);
-4. the **pyramid** (:func:`..big_io.write_pyramid`: every second pixel, ids stay ids).
+4. the **pyramid** (:func:`...io.big.write_pyramid`: every second pixel, ids stay ids).
 
-Everything runs on the given :class:`..engine.Engine` (threads or a cluster; its
-``should_stop`` cancels, raising :class:`..progress.Cancelled`). Each phase is announced
+Everything runs on the given :class:`...runtime.engine.Engine` (threads or a cluster; its
+``should_stop`` cancels, raising :class:`...runtime.progress.Cancelled`). Each phase is announced
 by ``on_phase(name)`` (the names of :data:`PHASES`); ``progress(done, total, name)``
 reports within the segmentation and the pyramid (None: the engine's own progress).
 """
@@ -48,7 +48,7 @@ class ZarrLabels:
     store : Path
         The OME-Zarr labels image.
     levels : list of dask.array.Array
-        Its levels, level 0 first, read lazily (:func:`..big_io.open_pyramid`).
+        Its levels, level 0 first, read lazily (:func:`...io.big.open_pyramid`).
     chunks : tuple of int
         Level 0's chunks.
     n_objects : int
@@ -89,19 +89,19 @@ def segment_to_ome_zarr(image, model, store: str | os.PathLike, *, engine: Engin
     image : dask.array.Array
         (..., H, W[, C]), read block by block.
     model : UNetModel, str, path or None
-        As in :func:`.predict.segment`.
+        As in :func:`..predict.segment`.
     store : str or path
         The labels image to write (an existing zarr store there is replaced once the new
         one is complete; a folder that is not one is refused).
     engine : Engine
         Where every step is computed (reused, not closed).
     rgb : bool, optional
-        Whether the last axis holds channels (None: :func:`.preprocess.guess_channels`).
+        Whether the last axis holds channels (None: :func:`..preprocess.guess_channels`).
     chunks : sequence of int, optional
         Level 0's chunks (default: the image's, one per axis but channels).
     axes, transforms : optional
         Level 0's OME axis names and coordinateTransformations
-        (:func:`..big_io.create_labels_zarr`).
+        (:func:`...io.big.create_labels_zarr`).
     name : str, optional
         The multiscale's name (default: the store's stem).
     temp_beside_store : bool
@@ -113,7 +113,7 @@ def segment_to_ome_zarr(image, model, store: str | os.PathLike, *, engine: Engin
         ``progress(done, total, name)`` within the segmentation and the pyramid; None:
         the engine's own progress.
     **options
-        :func:`.predict.infer`'s ``tile_shape``, ``overlap``, ``batch_size``, ``use_gpu``,
+        :func:`..predict.infer`'s ``tile_shape``, ``overlap``, ``batch_size``, ``use_gpu``,
         ``tta``, ``block_shape`` and post-processing overrides.
 
     Returns

@@ -3,7 +3,7 @@
 Two users, one set of transforms:
 
 - :class:`~.data.PatchSampler` draws them at random on each training patch
-  (:class:`Augmentation` says which, from the :class:`~.config.TrainConfig` options
+  (:class:`Augmentation` says which, from the :class:`~..config.TrainConfig` options
   ``augment_*``). Patches are already normalised (the model's input: about 0 for the
   background, 1 for the brightest nuclei), so intensity transforms act on that scale.
 - ``scripts/robustness.py`` applies them with fixed strengths to raw validation images
@@ -13,8 +13,8 @@ Scaling keeps the targets exact: :func:`scaled_window` resizes the image *and* t
 instance labels of a window that is larger than the patch by the weight map's reach
 (:func:`context_margin`), and the targets and weights are then computed on the resized
 labels, so that the patch's weight map equals the weight map of the whole resized label
-image there (the border term beyond :func:`~..weights.border_radius` is dropped by
-:func:`~..weights.weight_map` itself).
+image there (the border term beyond :func:`~...weights.exact.border_radius` is dropped by
+:func:`~...weights.exact.weight_map` itself).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ GAIN_SMOOTHING = 1.5
 def context_margin(w0: float, sigma: float) -> int:
     """Pixels around a patch whose objects can change its targets or weight map.
 
-    The weight map's border term reaches :func:`~..weights.border_radius`; the targets
+    The weight map's border term reaches :func:`~...weights.exact.border_radius`; the targets
     (a one-pixel gap or boundary) one pixel more.
     """
     return math.ceil(border_radius(w0, sigma)) + 2
@@ -240,7 +240,7 @@ class Augmentation:
 
     @classmethod
     def from_config(cls, config) -> Augmentation:
-        """The augmentation a :class:`~.config.TrainConfig` asks for."""
+        """The augmentation a :class:`~..config.TrainConfig` asks for."""
         return cls(intensity=config.augment_intensity, objects=config.augment_objects,
                    noise=config.augment_noise, blur=config.augment_blur,
                    scale=config.augment_scale, stain=config.augment_stain)

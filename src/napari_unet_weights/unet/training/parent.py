@@ -6,7 +6,7 @@ what its weights were trained for: the classes, the architecture and the input h
 that names it. The new model file records its lineage: the parent, the parent file's
 SHA-256 (or, for a model in memory, of its weights), the samples added and the time spent.
 
-numpy and hashlib only; loading a parent file imports TensorFlow (:func:`.model_file.load_model`).
+numpy and hashlib only; loading a parent file imports TensorFlow (:func:`..model_file.load_model`).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def resolve_parent(initial_model: Any) -> Parent | None:
     TypeError
         For any other kind of value.
     FileNotFoundError, ValueError
-        A missing or unreadable model file (see :func:`.model_file.load_model`).
+        A missing or unreadable model file (see :func:`..model_file.load_model`).
     """
     if initial_model is None:
         return None
@@ -158,7 +158,7 @@ def fine_tuning_config(metadata: dict) -> TrainConfig:
 
     :class:`TrainConfig`'s defaults, then :data:`FINE_TUNING_DEFAULTS`, then the model's
     :data:`INHERITED` values (read from its metadata, e.g.
-    :func:`.model_file.read_metadata`, without TensorFlow): what a form shows when the
+    :func:`..model_file.read_metadata`, without TensorFlow): what a form shows when the
     user picks a model to start from.
     """
     fixed = TrainConfig.from_metadata(metadata)

@@ -3,7 +3,7 @@
 ``train(..., run_dir=DIR)`` keeps in ``DIR``:
 
 ``run.json``
-    What the run is, written when it starts: the :class:`~.config.TrainConfig`, the data
+    What the run is, written when it starts: the :class:`~..config.TrainConfig`, the data
     (name, image shape and SHA-256 of the pixels of each training and validation sample),
     the starting model (its SHA-256), mixed precision or not, the package version.
 ``state.json``
@@ -207,10 +207,10 @@ def config_differences(then: dict, now: dict) -> list[str]:
 
 def recorded_config(record: dict) -> TrainConfig:
     """The run's configuration from its ``run.json``; a parameter added to
-    :class:`~.config.TrainConfig` after the run started reads as what training did before
-    it existed (:data:`.config.BEFORE_THEY_EXISTED`), else as its default.
+    :class:`~..config.TrainConfig` after the run started reads as what training did before
+    it existed (:data:`..config.BEFORE_THEY_EXISTED`), else as its default.
 
-    Raises :class:`~.config.TrainConfigError` if a recorded value is no longer allowed.
+    Raises :class:`~..config.TrainConfigError` if a recorded value is no longer allowed.
     """
     return TrainConfig.from_metadata({"training": record.get("config") or {}})
 

@@ -3,11 +3,11 @@
 Data flow: samples (:mod:`.data`: read, checked, split) → per-image percentile
 normalisation, targets and weight maps computed once per sample → random patches with
 augmentation yielded as ``(x, y, sample_weight)`` with ``sample_weight`` of shape
-(batch, H, W) → Adam on the pixel-weighted cross-entropy (:mod:`.model`). Validation
+(batch, H, W) → Adam on the pixel-weighted cross-entropy (:mod:`..model`). Validation
 loss on a fixed set of validation patches; validation mAP of IoU on whole validation
 images. The best weights (lowest validation loss, or highest validation mAP with
 ``select_by="val_map"``) are kept. The parameters are a
-:class:`~.config.TrainConfig`. TensorFlow is imported inside the functions.
+:class:`~..config.TrainConfig`. TensorFlow is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class TrainingResult:
 class _Stop(Cancelled):
     """Raised from a callback to end ``fit`` within the current batch (``should_stop``
     returned True, or the time budget is spent); caught by :func:`_fit`, it never leaves
-    :func:`train`, which returns the model so far. A :class:`~..progress.Cancelled`: the
+    :func:`train`, which returns the model so far. A :class:`~...runtime.progress.Cancelled`: the
     package's one stop hierarchy."""
 
 
@@ -445,7 +445,7 @@ def train(
     config : TrainConfig, optional
         The training parameters (default: ``TrainConfig()``).
     **overrides
-        Any :class:`~.config.TrainConfig` field, replacing the one of ``config``:
+        Any :class:`~..config.TrainConfig` field, replacing the one of ``config``:
         ``train(images, labels, n_classes=2, epochs=5)``. With their defaults:
 
         <TrainConfig fields>
