@@ -56,8 +56,8 @@ def notifications(monkeypatch) -> dict[str, list[str]]:
     import napari_unet_weights._widgets as widgets
 
     shown: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
-    for info in pkgutil.iter_modules(widgets.__path__):
-        module = importlib.import_module(f"{widgets.__name__}.{info.name}")
+    for info in pkgutil.walk_packages(widgets.__path__, f"{widgets.__name__}."):
+        module = importlib.import_module(info.name)  # the widgets' folders, and common/
         for kind, messages in shown.items():
             if hasattr(module, f"show_{kind}"):
                 monkeypatch.setattr(module, f"show_{kind}", messages.append)
