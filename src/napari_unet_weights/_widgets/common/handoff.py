@@ -23,7 +23,7 @@ __all__ = ["MANIFEST", "PLUGIN", "dock_plugin_widget", "plugin_widget_class"]
 #: The plugin's name in its npe2 manifest.
 PLUGIN = "napari-unet-weights"
 #: The plugin's npe2 manifest.
-MANIFEST = Path(__file__).parents[1] / "napari.yaml"
+MANIFEST = Path(__file__).parents[2] / "napari.yaml"  # _widgets/common/ -> the package
 
 W = TypeVar("W", bound="QWidget")
 
