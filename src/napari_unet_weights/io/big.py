@@ -469,7 +469,7 @@ def write_zarr_array(array, target, *, compute: Compute | None = None,
         ``compute(delayed) -> tuple``: an :class:`..runtime.engine.Engine`'s ``compute`` (threads
         or a cluster, with its progress bar and cancel); default ``dask.compute``.
     memory_budget : int or str
-        What a region's chunks may take (:func:`..weights.lazy.region_shape`).
+        What a region's chunks may take (:func:`..runtime.memory.region_shape`).
     progress : callable, optional
         ``progress(done, total)`` after each region.
 
@@ -481,18 +481,18 @@ def write_zarr_array(array, target, *, compute: Compute | None = None,
     import dask
     import dask.array as da
 
-    from ..weights.lazy import _regions, region_shape, resolve_memory_budget
+    from ..runtime.memory import region_shape, regions, resolve_memory_budget
 
     compute = dask.compute if compute is None else compute
     array = array.rechunk(target.chunks)
     budget = resolve_memory_budget(memory_budget)
     per_chunk = math.prod(target.chunks) * array.dtype.itemsize
-    regions = [] if array.size == 0 else list(
-        _regions(array.chunks, region_shape(array.numblocks, per_chunk, budget)))
-    for number, region in enumerate(regions):
+    planned = [] if array.size == 0 else list(
+        regions(array.chunks, region_shape(array.numblocks, per_chunk, budget)))
+    for number, region in enumerate(planned):
         compute(da.store(array[region], target, regions=region, lock=False, compute=False))
         if progress is not None:
-            progress(number + 1, len(regions))
+            progress(number + 1, len(planned))
     return target
 
 

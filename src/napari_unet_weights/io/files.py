@@ -4,7 +4,7 @@ Pure numpy / tifffile / imageio: no Qt, no napari. Every error about a file name
 unreadable or corrupt files raise :class:`OSError` (missing files
 :class:`FileNotFoundError`), unsupported or unsuitable contents :class:`ValueError`, and
 labels that are not integer instance labels the :class:`TypeError` / :class:`ValueError`
-of :func:`napari_unet_weights.weights.exact.validate_labels`.
+of :func:`napari_unet_weights._checks.validate_labels`.
 
 Outputs are written atomically (:func:`atomic_output`): a temporary file next to the
 target, renamed over it once complete, so an interrupted write never leaves a partial
@@ -25,7 +25,7 @@ import imageio.v3 as iio
 import numpy as np
 import tifffile
 
-from ..weights.exact import validate_labels
+from .._checks import validate_labels
 
 __all__ = [
     "IMAGE_SUFFIXES",

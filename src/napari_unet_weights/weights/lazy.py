@@ -34,7 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import validate_labels
-from ..runtime import memory
+from ..runtime.memory import (
+    AUTO_MEMORY_BUDGET,
+    AUTO_MEMORY_SHARE,
+    region_bytes,
+    region_shape,
+    resolve_memory_budget,
+)
 
 __all__ = [
     "AUTO_MEMORY_BUDGET",
@@ -51,10 +57,6 @@ __all__ = [
     "write_zarr",
 ]
 
-#: ``memory_budget="auto"``: this many bytes, or :data:`AUTO_MEMORY_SHARE` of the
-#: available memory if less (:func:`..runtime.memory.memory_budget`, the policy of every budget).
-AUTO_MEMORY_BUDGET = 256 * 2**20
-AUTO_MEMORY_SHARE = 1 / 8
 #: Peak bytes per pixel of a working block (its overlap included) while it is mapped:
 #: the in-memory engine peaks at 33-37 B/px (tracemalloc, 1024² DSB 2018 mosaic, its
 #: float32 output included), plus the overlapped labels block and some headroom.
@@ -69,41 +71,6 @@ def is_dask_array(array) -> bool:
     """Whether ``array`` is a dask array (without importing dask)."""
     dask_array = sys.modules.get("dask.array")
     return dask_array is not None and isinstance(array, dask_array.Array)
-
-
-def resolve_memory_budget(memory_budget: int | str = "auto") -> int:
-    """``memory_budget`` in bytes.
-
-    Parameters
-    ----------
-    memory_budget : int or str
-        Bytes (> 0), a size such as ``"1 GiB"``, or ``"auto"``:
-        :data:`AUTO_MEMORY_BUDGET`, or an eighth of the available memory if less.
-
-    Returns
-    -------
-    int
-        The budget in bytes.
-
-    Raises
-    ------
-    TypeError, ValueError
-        For anything else, or a budget that is not positive.
-    """
-    if isinstance(memory_budget, str) and memory_budget == "auto":
-        return memory.memory_budget(AUTO_MEMORY_BUDGET, AUTO_MEMORY_SHARE)
-    if isinstance(memory_budget, str):
-        from dask.utils import parse_bytes
-
-        memory_budget = parse_bytes(memory_budget)
-    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int | np.integer):
-        raise TypeError(
-            f"memory_budget must be a number of bytes, a size such as '1 GiB' or 'auto', "
-            f"got {memory_budget!r}."
-        )
-    if memory_budget <= 0:
-        raise ValueError(f"memory_budget must be positive, got {memory_budget}.")
-    return int(memory_budget)
 
 
 def default_threads() -> int:
@@ -411,59 +378,6 @@ def lazy_weight_map(
 
 
 # -- writing -----------------------------------------------------------------------
-def region_bytes(sizes: Sequence[int], numblocks: Sequence[int], chunk_bytes: int) -> int:
-    """Memory a region of ``sizes`` chunks holds: its chunks and their neighbours' (halos).
-
-    The input chunks around the region are read whole to cut the overlap from them;
-    along an axis of one chunk there are none.
-    """
-    around = math.prod(s + 2 if n > 1 else s for s, n in zip(sizes, numblocks))
-    return (around + math.prod(sizes)) * chunk_bytes
-
-
-def region_shape(numblocks: Sequence[int], chunk_bytes: int, budget: int) -> tuple[int, ...]:
-    """Chunks per axis of the regions :func:`write_zarr` computes one after the other.
-
-    Parameters
-    ----------
-    numblocks : sequence of int
-        The array's number of chunks per axis.
-    chunk_bytes : int
-        Bytes of one chunk.
-    budget : int
-        Bytes a region may hold: its chunks, and as many again for each chunk around
-        it (the overlapped input), see ``_region_bytes``.
-
-    Returns
-    -------
-    tuple of int
-        Region sizes in chunks, doubled axis by axis from the last while they fit;
-        at least one chunk.
-    """
-    sizes = [1] * len(numblocks)
-    grown = True
-    while grown:
-        grown = False
-        for axis in reversed(range(len(sizes))):
-            trial = list(sizes)
-            trial[axis] = min(numblocks[axis], 2 * sizes[axis])
-            if trial != sizes and region_bytes(trial, numblocks, chunk_bytes) <= budget:
-                sizes, grown = trial, True
-    return tuple(sizes)
-
-
-def _regions(chunks: Sequence[Sequence[int]], sizes: Sequence[int]):
-    """The regions (tuples of slices along chunk borders), ``sizes`` chunks each."""
-    edges = [np.cumsum((0, *c)) for c in chunks]
-    starts = [range(0, len(c), s) for c, s in zip(chunks, sizes)]
-    for index in np.ndindex(*(len(r) for r in starts)):
-        first = [r[i] for r, i in zip(starts, index)]
-        yield tuple(
-            slice(int(e[f]), int(e[min(f + s, len(e) - 1)]))
-            for e, f, s in zip(edges, first, sizes)
-        )
-
-
 def write_zarr(
     array,
     store,
@@ -503,25 +417,18 @@ def write_zarr(
     zarr.errors.ContainsArrayError, zarr.errors.ContainsGroupError
         If ``store`` already holds data there and ``overwrite`` is False.
     """
-    import dask.array as da
     import zarr
+
+    from ..io.big import write_zarr_array
 
     if not all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in array.chunks if c):
         array = array.rechunk(tuple(max(c) for c in array.chunks))
-    chunks = tuple(max(c[0], 1) if c else 1 for c in array.chunks)
     target = zarr.create_array(
         str(store) if isinstance(store, Path) else store,
         name=component,
         shape=array.shape,
-        chunks=chunks,
+        chunks=tuple(max(c[0], 1) if c else 1 for c in array.chunks),
         dtype=array.dtype,
         overwrite=overwrite,
     )
-    chunk_bytes = math.prod(chunks) * array.dtype.itemsize
-    sizes = region_shape(array.numblocks, chunk_bytes, resolve_memory_budget(memory_budget))
-    regions = list(_regions(array.chunks, sizes)) if array.size else []
-    for done, region in enumerate(regions, start=1):
-        da.store(array[region], target, regions=region, lock=False)
-        if progress is not None:
-            progress(done, len(regions))
-    return target
+    return write_zarr_array(array, target, memory_budget=memory_budget, progress=progress)
