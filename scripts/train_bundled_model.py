@@ -44,8 +44,8 @@ from napari_unet_weights.unet.training.run_dir import interrupt_on_sigterm
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_PATH = REPO / "src" / "napari_unet_weights" / "unet" / "models" / "dsb2018_nuclei.keras"
 #: This script's budget and configuration, where they differ from TrainConfig's defaults.
-DEFAULTS = {"epochs": 20, "steps_per_epoch": 80, "base_filters": 12,
-            "early_stopping_patience": 20, "val_map_every": 4, "lr_schedule": "cosine",
+DEFAULTS = {"epochs": 200, "steps_per_epoch": 80, "base_filters": 16,
+            "early_stopping_patience": 200, "val_map_every": 8, "lr_schedule": "cosine",
             "select_by": "val_map", "colour": "hematoxylin", "class_weights": "none",
             "seed": 2}
 #: This script's default ``--oversample`` (the bundled model's).

@@ -19,7 +19,7 @@ SPLIT = Path(__file__).resolve().parents[1] / "scripts" / "dsb2018_split.json"
 
 def test_the_bundled_model_is_a_package_file_of_a_few_megabytes():
     assert BUNDLED_MODEL.is_file(), "run scripts/train_bundled_model.py --install"
-    assert BUNDLED_MODEL.stat().st_size < 6 * 2**20
+    assert BUNDLED_MODEL.stat().st_size < 10 * 2**20
 
 
 def test_its_metadata_records_the_fixed_split_and_both_scores_apart():
