@@ -35,6 +35,7 @@ from .device import device_scope
 from .diameter import Sizing
 from .model_cache import ModelFile, resolve_model
 from .model_file import UNetModel, as_model, check_model, input_channels, size_multiple
+from .network import predictor
 from .postprocess import check_postprocess_parameters
 from .preprocess import (
     MissingDataWarning,
@@ -74,14 +75,17 @@ def _unorient(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
 
 
 def network_output(keras_model: Any, batch: np.ndarray, *, tta: bool = False,
-                   should_stop: ShouldStop | None = None) -> np.ndarray:
+                   should_stop: ShouldStop | None = None,
+                   network: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """The network's class probabilities of a prepared batch, float32 (N, H, W, K).
 
     Parameters
     ----------
     keras_model : keras.Model
-        The U-Net; called on the array (no ``Model.predict``: no progress bar, no
-        retracing per size).
+        The U-Net; run by its compiled inference step (:func:`.network.predictor`:
+        batch normalisation folded, ``predict_on_batch`` on any Keras backend, numpy
+        out; no progress bar), or called as ``keras_model(batch, training=False)`` if
+        it is not a Keras model.
     batch : numpy.ndarray
         (N, H, W, C) float32 network inputs, H and W multiples of the model's ``2**depth``
         (so the batch turned by 90°, (N, W, H, C), is one too).
@@ -92,23 +96,25 @@ def network_output(keras_model: Any, batch: np.ndarray, *, tta: bool = False,
     should_stop : callable, optional
         With ``tta``, polled before each of the 7 later calls; True raises
         :class:`PredictionCancelled` (the caller polls before the first).
+    network : callable, optional
+        ``predictor(keras_model)`` if the caller has it already (one per prediction).
 
     Returns
     -------
     numpy.ndarray
     """
+    run = predictor(keras_model) if network is None else network
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
     if not tta:
-        return np.asarray(keras_model(batch, training=False), dtype=np.float32)
-    batch = np.asarray(batch, dtype=np.float32)
+        return run(batch)
     if batch.ndim != 4:
         raise ValueError(f"expected a batch of shape (N, H, W, C), got {batch.shape}.")
     total = None
     for turns, mirrored in TTA_TRANSFORMS:
         if total is not None and should_stop is not None and should_stop():
             raise PredictionCancelled("prediction cancelled during test-time augmentation.")
-        oriented = np.ascontiguousarray(_orient(batch, turns, mirrored))
-        output = np.asarray(keras_model(oriented, training=False), dtype=np.float32)
-        output = _unorient(output, turns, mirrored)
+        output = _unorient(run(np.ascontiguousarray(_orient(batch, turns, mirrored))),
+                           turns, mirrored)
         total = np.array(output) if total is None else np.add(total, output, out=total)
     return total / np.float32(len(TTA_TRANSFORMS))
 
@@ -177,6 +183,8 @@ class _Run:
     missing: dict[tuple, np.ndarray] = field(default_factory=dict)
     n_missing: int = 0  #: missing pixels seen so far
     planes_with_missing: int = 0
+    #: The network's compiled step (:func:`.network.predictor`), made at the first batch.
+    network: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def total(self) -> int:
@@ -223,8 +231,10 @@ class _Run:
 
     def flush(self, batch: np.ndarray, pending: list, sink, finish) -> None:
         self.check_cancel()
+        if self.network is None:
+            self.network = predictor(self.unet.keras_model)
         output = network_output(self.unet.keras_model, batch, tta=self.tta,
-                                should_stop=self.check_cancel)
+                                should_stop=self.check_cancel, network=self.network)
         for probabilities, (index, number, row, col) in zip(output, pending):
             blend_tile(sink(index), probabilities, row, col)
             if number == len(self.grid) - 1:

@@ -79,6 +79,11 @@ class _Serialized:
         with self._lock:
             return self._model(*args, **kwargs)
 
+    @property
+    def locked_network(self) -> tuple[Any, threading.Lock]:
+        """The model and the lock its callers hold (:func:`.network.predictor`)."""
+        return self._model, self._lock
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
