@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from itertools import pairwise
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 from napari_unet_weights.unet.tiling import (
     ACTIVATIONS_PER_FILTER,
+    BACKEND_ACTIVATIONS,
+    activations_per_filter,
     axis_tiles,
     blend_tile,
     cut_tile,
@@ -129,24 +132,62 @@ def test_bad_tile_shape_or_overlap(tile_shape, overlap, message):
 # -- the automatic tile size --------------------------------------------------------------
 TINY = {"n_classes": 3, "input": {"n_channels": 1},
         "architecture": {"depth": 2, "base_filters": 4}}
-#: 4 bytes · (1 input channel + 3 classes + 32 activations · 4 filters) per pixel.
+#: 4 bytes · (1 input channel + 3 classes + 8 activations · 4 filters) per pixel.
 PER_PIXEL = 4 * (1 + 3 + ACTIVATIONS_PER_FILTER * 4)
 
 
 def test_auto_tile_shape_by_hand():
-    assert PER_PIXEL == 528
+    assert PER_PIXEL == 144 and activations_per_filter("tensorflow") == ACTIVATIONS_PER_FILTER
     # the whole plane, padded to 2**2, when a batch of it fits a quarter of 1 GiB
     assert auto(TINY, (250, 301), available=2**30) == (252, 304)
-    # 4 planes of 1000²: 4 · 10⁶ · 528 B > 256 MiB; tiles of ⌊√(2**28 / (528 · 4))⌋ = 356
-    assert auto(TINY, (1000, 1000), n_planes=4, available=2**30) == (356, 356)
-    # 700² · 528 B fits 256 MiB once but not twice: 2 planes of a stack are tiled
-    assert auto(TINY, (700, 700), n_planes=1, available=2**30) == (700, 700)
-    assert auto(TINY, (700, 700), n_planes=2, available=2**30) == (356, 356)
-    assert auto(TINY, None, batch_size=1, available=2**30) == (712, 712)  # √(2**28 / 528)
-    # the budget is capped at 2 GiB: √(2**31 / (528 · 4)) = 1008.4
-    assert auto(TINY, (10**5, 10**5), available=2**34) == (1008, 1008)
-    assert auto(TINY, (10**5, 10**5), available=2**40) == (1008, 1008)
+    # 4 planes of 1000²: 4 · 10⁶ · 144 B > 256 MiB; tiles of at most ⌊√(2**28 / (144 · 4))⌋
+    # = 680 with an overlap of 88 (680 / 8, rounded up to 4): 2 per axis suffice, each
+    # ⌈(1000 + 88) / 2⌉ = 544
+    assert auto(TINY, (1000, 1000), n_planes=4, available=2**30) == (544, 544)
+    # 1200² · 144 B fits 256 MiB once but not twice: 2 planes of a stack are tiled,
+    # 2 tiles per axis of ⌈(1200 + 88) / 2⌉ = 644
+    assert auto(TINY, (1200, 1200), n_planes=1, available=2**30) == (1200, 1200)
+    assert auto(TINY, (1200, 1200), n_planes=2, available=2**30) == (644, 644)
+    assert auto(TINY, None, batch_size=1, available=2**30) == (1364, 1364)  # √(2**28 / 144)
+    # the budget is capped at 2 GiB: √(2**31 / (144 · 4)) = 1930.9
+    assert auto(TINY, None, available=2**34) == (1928, 1928)
+    assert auto(TINY, None, available=2**40) == (1928, 1928)
     assert auto(TINY, (10**5, 10**5), available=2**20) == (64, 64)  # at least MIN_TILE
-    wide = {**TINY, "architecture": {"depth": 4, "base_filters": 1}}  # 2**4; 4·(1+3+32) B
+    wide = {**TINY, "architecture": {"depth": 4, "base_filters": 4}}  # 2**4; 4·(1+3+32) B
     assert auto(wide, None, batch_size=4, available=2**40) == (1920, 1920)  # √(2**31/576)
     assert auto(wide, None, batch_size=1, available=2**40) == (2048, 2048)  # MAX_TILE
+
+
+def test_other_backends_plan_for_their_activations(monkeypatch):
+    """An eager PyTorch U-Net holds ~4× TensorFlow's graph: smaller tiles for the budget."""
+    assert BACKEND_ACTIVATIONS["torch"] > BACKEND_ACTIVATIONS["jax"] > ACTIVATIONS_PER_FILTER
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert activations_per_filter() == BACKEND_ACTIVATIONS["torch"]
+    side = int(math.sqrt(2**30 / 4 / (4 * (4 + BACKEND_ACTIVATIONS["torch"] * 4)))) // 4 * 4
+    assert auto(TINY, None, batch_size=1, available=2**30) == (side, side)
+    assert activations_per_filter("unknown") == 32
+
+
+@pytest.mark.parametrize("plane", [(4096, 4096), (3000, 5000), (2030, 2100), (700, 9000)])
+@pytest.mark.parametrize("available", [2**28, 2**30, 2**34])
+def test_automatic_tiles_are_as_few_and_as_small_as_the_budget_allows(plane, available):
+    """As many tiles per axis as the largest tile in the budget needs, no more; each tile
+    as short as still covers the plane with that many."""
+    bundled = {"n_classes": 3, "input": {"n_channels": 1},
+               "architecture": {"depth": 4, "base_filters": 16}}
+    largest = auto(bundled, None, available=available)
+    tiles = auto(bundled, plane, available=available)
+    assert all(t <= n for t, n in zip(tiles, largest)) and all(t % 16 == 0 for t in tiles)
+
+    def per_axis(shape):
+        grid = tile_grid(plane, shape, None, 16)
+        return len(grid.rows), len(grid.cols)
+
+    fewest = per_axis(largest)
+    assert per_axis(tiles) <= fewest
+    for axis in (0, 1):
+        shorter = list(tiles)
+        shorter[axis] -= 16
+        if fewest[axis] > 1:
+            assert per_axis(tuple(shorter))[axis] > fewest[axis]

@@ -15,12 +15,16 @@ mirroring its edges, with the padding split evenly before and after.
   ramps are divided by their sum over the tiles, so the weights of every pixel sum to 1
   (no seams, and a network without spatial context gives exactly the untiled output).
 - **The automatic tile size** (:func:`auto_tile_shape`): the whole plane if a batch of
-  planes fits a share of the available memory, else square tiles that do.
+  planes fits a share of the available memory, else the fewest tiles that do, each as
+  small as covers the plane with them (the overlap is computed again for every tile:
+  a 4096² plane in 5 × 5 tiles of 928², 1.28× its pixels, rather than 1008², 1.51×).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import product
@@ -33,12 +37,14 @@ from .model_file import input_channels, model_metadata, size_multiple
 
 __all__ = [
     "ACTIVATIONS_PER_FILTER",
+    "BACKEND_ACTIVATIONS",
     "MAX_MEMORY_BUDGET",
     "MAX_TILE",
     "MEMORY_SHARE",
     "MIN_TILE",
     "AxisTile",
     "TileGrid",
+    "activations_per_filter",
     "auto_tile_shape",
     "axis_tiles",
     "blend_tile",
@@ -55,9 +61,24 @@ MEMORY_SHARE = 0.25
 #: Bounds of the automatic tile side (pixels).
 MIN_TILE, MAX_TILE = 64, 2048
 #: Estimated float32 activations per pixel and per first-level filter held by the U-Net
-#: during a forward pass (all levels, skip connections, batch norm; measured with
-#: benchmarks/bench_predict.py).
-ACTIVATIONS_PER_FILTER = 32
+#: during a forward pass (all levels, skip connections), per Keras backend, for the
+#: compiled inference step of :mod:`.network` (batch norm folded): 6.2 measured on
+#: TensorFlow (graph execution frees each activation once used; an eager call held 30.6),
+#: 14.3 on JAX, 24.1 on PyTorch (Keras' NCHW copies), each rounded up
+#: (benchmarks/bench_backends.py, 1024² planes of the 16-filter model).
+BACKEND_ACTIVATIONS = {"tensorflow": 8, "jax": 16, "torch": 28}
+#: The default backend's figure (TensorFlow); an unknown backend is planned at 32.
+ACTIVATIONS_PER_FILTER = BACKEND_ACTIVATIONS["tensorflow"]
+
+
+def activations_per_filter(backend: str | None = None) -> int:
+    """:data:`BACKEND_ACTIVATIONS` of ``backend`` (None: Keras' backend if Keras is
+    imported, else ``KERAS_BACKEND``, else TensorFlow; Keras is not imported here)."""
+    if backend is None:
+        keras = sys.modules.get("keras")
+        backend = (keras.backend.backend() if keras is not None and hasattr(keras, "backend")
+                   else os.environ.get("KERAS_BACKEND", "tensorflow"))
+    return BACKEND_ACTIVATIONS.get(backend, 32)
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -289,7 +310,16 @@ def blend_tile(target: np.ndarray, output: np.ndarray, row: AxisTile, col: AxisT
 def _bytes_per_pixel(metadata: Mapping[str, Any]) -> int:
     base = int(metadata.get("architecture", {}).get("base_filters", 16))
     return 4 * (input_channels(metadata) + int(metadata["n_classes"])
-                + ACTIVATIONS_PER_FILTER * base)
+                + activations_per_filter() * base)
+
+
+def _balanced(padded: int, side: int, overlap: int, multiple: int) -> int:
+    """The shortest tile length (a multiple) that covers ``padded`` pixels with as few
+    tiles of at most ``side`` as possible, overlapping by ``overlap``."""
+    if padded <= side:
+        return padded
+    n = -(-(padded - overlap) // (side - overlap))
+    return min(_round_up(-(-(padded + (n - 1) * overlap) // n), multiple), side)
 
 
 def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
@@ -298,13 +328,15 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
     """The tile shape prediction uses when ``tile_shape`` is None.
 
     The network's working memory is estimated as ``bytes_per_pixel`` =
-    4 · (C + K + :data:`ACTIVATIONS_PER_FILTER` · base_filters) per pixel; the budget is
+    4 · (C + K + :func:`activations_per_filter` · base_filters) per pixel; the budget is
     :data:`MEMORY_SHARE` of the available memory, at most :data:`MAX_MEMORY_BUDGET`
     (:func:`~napari_unet_weights.runtime.memory.memory_budget`, the policy of every budget). The
     whole plane (padded to ``2**depth``) if a batch of such planes fits the budget (one
-    plane for a 2-D image, up to ``batch_size`` for stacks), otherwise square tiles such
-    that a batch of ``batch_size`` fits, between :data:`MIN_TILE` and :data:`MAX_TILE`
-    pixels a side.
+    plane for a 2-D image, up to ``batch_size`` for stacks), otherwise tiles such that a
+    batch of ``batch_size`` fits, between :data:`MIN_TILE` and :data:`MAX_TILE` pixels
+    a side: for a plane, the fewest such tiles per axis, made as short as covers the
+    plane with :func:`default_overlap` (less work in the overlaps); without a plane,
+    the largest square tile.
 
     Parameters
     ----------
@@ -337,4 +369,7 @@ def auto_tile_shape(model=None, plane_shape: tuple[int, int] | None = None, *,
             return padded
     side = int(math.sqrt(budget / (per_pixel * max(batch_size, 1)))) // multiple * multiple
     side = min(max(side, _round_up(MIN_TILE, multiple)), MAX_TILE // multiple * multiple)
-    return side, side
+    if plane_shape is None:
+        return side, side
+    overlap = min(default_overlap((side, side), multiple), side - multiple)
+    return tuple(_balanced(n, side, overlap, multiple) for n in padded)
