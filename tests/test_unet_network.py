@@ -114,3 +114,17 @@ def network_copies(net):
     from napari_unet_weights.unet import network
 
     return [entry.model for entry in network._COPIES[net].values()]
+
+
+def test_flops_counted_by_hand(keras):
+    """Depth 1, 2 filters, 1 channel in, 2 classes: 456 FLOP per pixel."""
+    from napari_unet_weights.unet.model import build_unet
+    from napari_unet_weights.unet.network import flops_per_pixel
+
+    by_hand = (2 * 9 * 1 * 2 + 2 * 9 * 2 * 2  # level 0: 1 → 2, 2 → 2
+               + (2 * 9 * 2 * 4 + 2 * 9 * 4 * 4) / 4  # bottleneck at 1/4 of the pixels
+               + 2 * 4 * 4 * 2 / 4  # 2×2 transposed 4 → 2: k² taps per input pixel
+               + 2 * 9 * 4 * 2 + 2 * 9 * 2 * 2  # level 0 again: (2 + 2) → 2, 2 → 2
+               + 2 * 2 * 2)  # 1×1 to the classes
+    assert by_hand == 456
+    assert flops_per_pixel(build_unet(1, 2, depth=1, base_filters=2)) == by_hand

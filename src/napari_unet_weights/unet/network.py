@@ -28,6 +28,7 @@ second; JAX compiles every new shape).
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import threading
 import weakref
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fold_batch_norm", "predictor", "to_numpy", "weights_fingerprint"]
+__all__ = ["flops_per_pixel", "fold_batch_norm", "predictor", "to_numpy", "weights_fingerprint"]
 
 #: ``predict_on_batch``'s compilation per backend: TensorFlow's XLA is slower on CPU
 #: (0.55× measured) and torch.compile costs ~50 s per shape; JAX's jit is its fast path.
@@ -64,6 +65,43 @@ def weights_fingerprint(keras_model: Any) -> str:
     for weights in keras_model.get_weights():
         digest.update(np.ascontiguousarray(weights).view(np.uint8))
     return digest.hexdigest()
+
+
+def flops_per_pixel(keras_model: Any, side: int = 256) -> float:
+    """The floating-point operations of the model's convolutions per input pixel.
+
+    Counted from the layers on a ``side``² input (a multiple of the model's ``2**depth``):
+    a ``Conv2D`` does 2·k²·C_in·C_out (/ groups) per output pixel, a ``Conv2DTranspose``
+    2·k²·C_in·C_out per *input* pixel (each input pixel meets each tap once: with stride
+    2 and a 2×2 kernel, 2·C_in·C_out per output pixel), a ``Dense`` 2·C_in·C_out per
+    position; normalisation, activations, pooling and concatenation are not counted
+    (a few per cent). 10⁶ × this = FLOP per megapixel.
+
+    Parameters
+    ----------
+    keras_model : keras.Model
+        A functional model with a (None, None, C) input.
+    side : int
+
+    Returns
+    -------
+    float
+    """
+    keras = sys.modules["keras"]
+    channels = keras_model.input_shape[-1]
+    fixed = keras.models.clone_model(keras_model,
+                                     input_tensors=keras.Input((side, side, channels)))
+    total = 0.0
+    for layer in fixed.layers:
+        kind = type(layer).__name__
+        if kind not in ("Conv2D", "Conv2DTranspose", "Dense"):
+            continue
+        c_in, c_out = layer.input.shape[-1], layer.output.shape[-1]
+        taps = math.prod(getattr(layer, "kernel_size", (1,))) * c_in * c_out
+        taps /= getattr(layer, "groups", 1) or 1
+        where = layer.input if kind == "Conv2DTranspose" else layer.output
+        total += 2 * taps * math.prod(where.shape[1:-1])
+    return total / side**2
 
 
 # -- folding --------------------------------------------------------------------------------
