@@ -1,4 +1,5 @@
-"""TensorFlow next to napari: new threads for TensorFlow work, either import order."""
+"""TensorFlow next to napari (new threads for TensorFlow work, either import order), and
+where the network runs on TensorFlow (the other backends: test_unet_backend.py)."""
 
 from __future__ import annotations
 
@@ -114,15 +115,16 @@ def gpus(keras, monkeypatch):
 
 
 def test_device_label(gpus):
-    assert device_name(use_gpu=False) == "CPU"
+    assert device_name(use_gpu=False) == "CPU (tensorflow)"
     gpus([FakeGPU()], {"device_name": "NVIDIA H200"})
     assert (device_name(), device_name(True), device_name(False)) == (
-        "GPU: NVIDIA H200", "GPU: NVIDIA H200", "CPU")
+        "GPU: NVIDIA H200 (tensorflow)", "GPU: NVIDIA H200 (tensorflow)", "CPU (tensorflow)")
     assert gpu_available()
     gpus([FakeGPU()])  # details unknown: the device's own name
-    assert device_name() == "GPU: /physical_device:GPU:0"
+    assert device_name() == "GPU: /physical_device:GPU:0 (tensorflow)"
     gpus([])
-    assert (device_name(), device_name(False), gpu_available()) == ("CPU", "CPU", False)
+    assert (device_name(), device_name(False), gpu_available()) == (
+        "CPU (tensorflow)", "CPU (tensorflow)", False)
     with pytest.raises(ValueError, match=f"use_gpu=True, but there is {NO_GPU}"):
         device_name(True)
 

@@ -113,7 +113,7 @@ def test_missing_tensorflow_says_how_to_install(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     with pytest.raises(ImportError, match=r'pip install "napari-unet-weights\[unet\]"'):
-        keras_or_error()
+        keras_or_error("tensorflow")
 
 
 def test_prepare_image_gray_rgb_and_inversion():

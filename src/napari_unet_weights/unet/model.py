@@ -2,13 +2,15 @@
 
 The per-pixel weights reach the loss through Keras' own mechanism: the data pipeline
 yields ``(x, y, sample_weight)`` with ``sample_weight`` of shape (batch, H, W), and
-``keras.losses.SparseCategoricalCrossentropy`` (reduction ``"sum_over_batch_size"``)
-computes
+the loss (:func:`weighted_loss`, reduction ``"sum_over_batch_size"``) computes
 
     E = Σ_x w(x) · (−log p_{l(x)}(x)) / N,    N = batch · H · W,
 
 the seed's weighted cross-entropy normalised by the pixel count, without the seed's
-extra model inputs. With w = 1 it is plain cross-entropy.
+extra model inputs. With w = 1 it is plain cross-entropy, the value of Keras'
+``SparseCategoricalCrossentropy``. It is written with ``keras.ops`` alone, so it trains on
+every Keras backend: Keras 3.15's own sparse cross-entropy fails in PyTorch's backward
+pass (``grad_input must be contiguous``: ``nll_loss2d`` on a channels-moved view).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from typing import Any
 from .device import keras_or_error, tensorflow_or_error
 
 __all__ = ["build_unet", "keras_or_error", "tensorflow_or_error", "weighted_loss"]
+
+#: The package under which the loss is registered for Keras' serialisation.
+SERIALIZATION_PACKAGE = "napari_unet_weights"
+
+_loss_class: dict[str, type] = {}
 
 
 def _conv_block(keras, x, filters: int, batch_norm: bool, name: str):
@@ -103,15 +110,43 @@ def build_unet(
     return keras.Model(inputs, outputs, name="unet")
 
 
+def _pixel_cross_entropy(keras) -> type:
+    """The loss class, defined (and registered with Keras) on first use."""
+    if "class" in _loss_class:
+        return _loss_class["class"]
+    ops = keras.ops
+
+    @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+    class PixelCrossEntropy(keras.losses.Loss):
+        """Per-pixel cross-entropy of class probabilities (last axis) against integer
+        labels; ``sample_weight`` (batch, H, W) weighs the pixels."""
+
+        def __init__(self, name: str = "pixel_cross_entropy",
+                     reduction: str = "sum_over_batch_size", dtype=None) -> None:
+            super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+        def call(self, y_true, y_pred):
+            epsilon = keras.config.epsilon()
+            probabilities = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+            probabilities = ops.clip(probabilities, epsilon, 1.0 - epsilon)
+            labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
+            return -ops.log(ops.take_along_axis(probabilities, labels, axis=-1)[..., 0])
+
+    _loss_class["class"] = PixelCrossEntropy
+    return PixelCrossEntropy
+
+
 def weighted_loss():
-    """The loss used for training: sparse categorical cross-entropy on probabilities.
+    """The loss used for training: per-pixel cross-entropy on probabilities.
 
     Per-pixel weights are passed as ``sample_weight`` of shape (batch, H, W); the
-    default reduction divides the weighted sum by batch · H · W.
+    default reduction divides the weighted sum by batch · H · W. Written with
+    ``keras.ops`` (the same value on TensorFlow, PyTorch and JAX) and registered with
+    Keras (``napari_unet_weights>PixelCrossEntropy``), so a compiled model saved with it
+    loads again; the model files of this package are saved uncompiled anyway.
 
     Returns
     -------
-    keras.losses.SparseCategoricalCrossentropy
+    keras.losses.Loss
     """
-    keras = keras_or_error()
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=False)
+    return _pixel_cross_entropy(keras_or_error())()

@@ -7,7 +7,7 @@ augmentation yielded as ``(x, y, sample_weight)`` with ``sample_weight`` of shap
 loss on a fixed set of validation patches; validation mAP of IoU on whole validation
 images. The best weights (lowest validation loss, or highest validation mAP with
 ``select_by="val_map"``) are kept. The parameters are a
-:class:`~..config.TrainConfig`. TensorFlow is imported inside the functions.
+:class:`~..config.TrainConfig`. Keras (and its backend) is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from ...runtime.progress import Cancelled, ShouldStop, TrainProgress
 from ..config import TrainConfig, TrainConfigError
-from ..device import device_name
+from ..device import device_name, mixed_precision_available
 from ..diameter import diameter_record
 from ..model import build_unet, keras_or_error, weighted_loss
 from ..model_file import FORMAT_VERSION, UNetModel, check_model_path
@@ -100,7 +100,7 @@ class TrainingResult:
     path : pathlib.Path or None
         Where the model was saved (``out``).
     device : str
-        ``"GPU: <name>"`` or ``"CPU"``.
+        ``"GPU: <name> (<backend>)"`` or ``"CPU (<backend>)"``.
     seconds : float
         Time of the whole call (on ``train``'s ``clock``).
     config : TrainConfig
@@ -262,13 +262,14 @@ def _monitor(keras, state: _RunState):
 
 # -- device, model ----------------------------------------------------------------------
 def _device() -> tuple[str, bool]:
-    """The training device's name, and whether it is a GPU: mixed precision there.
+    """The training device's name (with the backend), and whether to train in mixed
+    precision there (a CUDA GPU, whatever the backend: :func:`.mixed_precision_available`).
 
     The one place that decides on mixed precision; the tests replace it to take the
     mixed-precision path (and its float32 export) on a CPU.
     """
     name = device_name()
-    return name, name.startswith("GPU")
+    return name, mixed_precision_available(name)
 
 
 def _build(keras, config: TrainConfig, mixed_precision: bool):
@@ -532,7 +533,7 @@ def train(
         An ``out`` or ``checkpoint`` that cannot be written (checked before training);
         a ``run_dir`` another process is training in.
     ImportError
-        TensorFlow is not installed.
+        The Keras backend (TensorFlow by default) is not installed.
     """
     budget = TimeBudget.starting_now(clock, finish_within)
     for path in (checkpoint, out):
