@@ -281,10 +281,10 @@ def no_tensorflow(monkeypatch):
     """Fail if the predict command starts TensorFlow."""
     cli = importlib.import_module("napari_unet_weights.cli.predict")
 
-    def refuse(verbose):
+    def refuse(verbose, backend=None):
         raise AssertionError("TensorFlow was started")
 
-    monkeypatch.setattr(cli, "start_tensorflow", refuse)
+    monkeypatch.setattr(cli, "start_backend", refuse)
 
 
 def test_predict_diameter_bad_values_exit_2_before_tensorflow(tmp_path, image_files, capsys,

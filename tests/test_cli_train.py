@@ -57,7 +57,8 @@ def runs(monkeypatch) -> list:
         return fake_result(call)
 
     monkeypatch.setattr(train_module, "train", fake_train)
-    monkeypatch.setattr(cli_train, "start_tensorflow", lambda verbose: calls.append(verbose))
+    monkeypatch.setattr(cli_train, "start_backend",
+                        lambda verbose, backend=None: calls.append(verbose))
     return calls
 
 
@@ -194,11 +195,11 @@ def start_up(runs, monkeypatch, fake_clock):
     """``start_up(seconds)``: TensorFlow's start takes that long on ``fake_clock``."""
     taken = {"seconds": 0.0}
 
-    def start_tensorflow(verbose):
+    def start_backend(verbose, backend=None):
         fake_clock.advance(taken["seconds"])
         runs.append(verbose)
 
-    monkeypatch.setattr(cli_train, "start_tensorflow", start_tensorflow)
+    monkeypatch.setattr(cli_train, "start_backend", start_backend)
     return lambda seconds: taken.update(seconds=seconds)
 
 
@@ -246,7 +247,7 @@ from napari_unet_weights.cli import main
 train_module = importlib.import_module("napari_unet_weights.unet.training.train")
 import atexit
 atexit.register(print, "the interpreter's shutdown ran")
-cli_train.start_tensorflow = lambda verbose: None
+cli_train.start_backend = lambda verbose, backend=None: None
 def fake_train(data, **kwargs):
     print("finish_within", kwargs["finish_within"], "called", time.monotonic(),
           "script_began", script_began, "monotonic", kwargs["clock"] is time.monotonic)
@@ -374,7 +375,7 @@ def test_some_val_dir_images_that_train_are_counted(data, tmp_path, runs, monkey
 
 # -- output and data checks ---------------------------------------------------------------
 def test_missing_data_and_an_empty_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli_train, "start_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(cli_train, "start_backend", lambda verbose, backend=None: None)
     assert main(["train", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.keras")]) == 2
     assert "DATA_DIR" in (err := capsys.readouterr().err) and "no such folder" in err
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 2
@@ -392,7 +393,7 @@ def test_labels_without_any_object_are_refused_before_training(tmp_path, monkeyp
     def no_training():
         raise AssertionError("training started")
 
-    monkeypatch.setattr(cli_train, "start_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(cli_train, "start_backend", lambda verbose, backend=None: None)
     monkeypatch.setattr(train_module, "keras_or_error", no_training)
     data = _folder(tmp_path / "data")
     tifffile.imwrite(data / "images" / "a.tif", np.random.default_rng(0).random((32, 32)))

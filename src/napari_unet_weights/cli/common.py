@@ -1,5 +1,5 @@
 """What the subcommands of :mod:`.` share: argument types, common options, usage
-errors, output checks and TensorFlow's quiet start.
+errors, output checks and the start of the Keras backend (TensorFlow quietly).
 
 Kept apart from :mod:`.` so that the subcommands in modules of their own
 (:mod:`.train`) use them without importing the entry point that lists them.
@@ -61,7 +61,20 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's own start-up and log messages")
+                        help="show the backend's (TensorFlow's) own start-up and log messages")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` (the Keras backend that runs the network) and ``--verbose``."""
+    from ..unet.backend import BACKENDS
+
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None,
+        help="the Keras backend that runs the network (default: $KERAS_BACKEND, else "
+        "tensorflow if installed, else torch, else jax); torch and jax are the extras "
+        "napari-unet-weights[torch] and [jax]",
+    )
+    add_verbose_argument(parser)
 
 
 def output_problem(paths, overwrite: bool) -> str | None:
@@ -79,7 +92,7 @@ def output_problem(paths, overwrite: bool) -> str | None:
     return None
 
 
-# -- TensorFlow, quietly ---------------------------------------------------------
+# -- the backend (TensorFlow quietly) --------------------------------------------
 #: Set (unless already set) before TensorFlow is imported, without --verbose: C++ log
 #: messages below FATAL are dropped once TensorFlow has read its log level.
 QUIET_TENSORFLOW_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -117,18 +130,21 @@ def c_stderr_held_back() -> Iterator[None]:
                 sys.stderr.write(held.read().decode(errors="replace"))
 
 
-def start_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow and look for GPUs before the work starts; quietly unless ``verbose``.
+def start_backend(verbose: bool, backend: str | None = None) -> str:
+    """Import Keras on ``backend`` and look for GPUs before the work starts; TensorFlow
+    quietly unless ``verbose``. Returns the device label (e.g. ``"CPU (tensorflow)"``).
 
-    Raises ImportError (with the install hint) if TensorFlow is missing.
+    Raises ImportError (with the pip command) if the backend is missing, ValueError for an
+    unknown one in ``KERAS_BACKEND``.
     """
-    from ..unet.device import tensorflow_or_error
+    from ..unet.backend import use_backend
+    from ..unet.device import device_name
 
-    if not verbose:
+    if use_backend(backend) == "tensorflow" and not verbose:
         for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
     with contextlib.nullcontext() if verbose else c_stderr_held_back():
-        tensorflow_or_error().config.list_physical_devices("GPU")  # CUDA is probed here
+        return device_name()  # CUDA is probed here
 
 
 #: The rules of the commands that write a batch of files, for their help texts.

@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import sys
 
-from .common import add_verbose_argument, positive, start_tensorflow
+from .common import add_backend_arguments, positive, start_backend
 
 DEMO_SAMPLES = ("nuclei_crowded", "nuclei_fluorescence", "nuclei_histology", "touching_discs")
 NO_DISPLAY_MESSAGE = (
@@ -299,15 +299,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--screenshot", metavar="FILE",
         help="save a PNG of the window once all results are shown, then exit",
     )
-    add_verbose_argument(parser)
+    add_backend_arguments(parser)
     parser.add_argument("--timeout", type=positive, default=120.0, metavar="SECONDS",
                         help="how long --screenshot waits for the results (default: "
                         "%(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    # Before napari, quietly: the Segment widget then finds TensorFlow loaded. Without
-    # TensorFlow the demo says so and shows the weight map of the ground truth.
+    # Before napari, quietly: the Segment widget then finds Keras loaded. Without the
+    # backend the demo says so and shows the weight map of the ground truth.
     with contextlib.suppress(ImportError):
-        start_tensorflow(args.verbose)
+        start_backend(args.verbose, args.backend)
     return run_demo(args)

@@ -8,11 +8,11 @@ import sys
 from . import big
 from .common import (
     BATCH_RULES,
+    add_backend_arguments,
     add_overwrite_argument,
-    add_verbose_argument,
     integer,
     positive,
-    start_tensorflow,
+    start_backend,
     usage_error,
 )
 
@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=lambda text: integer(text, 1), default=4,
                         metavar="N", help="tiles per network call (default: %(default)s)")
     parser.add_argument("--cpu", action="store_true",
-                        help="run on the CPU even if TensorFlow sees a GPU")
+                        help="run on the CPU even if the backend sees a GPU")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average over 8 flips/rotations: "
                         "~8x slower, usually a little more accurate")
@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "is. Not for zarr outputs")
     big.add_arguments(parser, "predict")
     add_overwrite_argument(parser)
-    add_verbose_argument(parser)
+    add_backend_arguments(parser)
 
 
 class _TileProgress:
@@ -119,7 +119,7 @@ class _TileProgress:
 def _load_predict_model(args: argparse.Namespace):
     """The model and the device it runs on, or the exit status of a usage error."""
     try:
-        start_tensorflow(args.verbose)
+        start_backend(args.verbose, args.backend)
         from ..unet.device import device_name
         from ..unet.model_file import load_model, score_summary
 

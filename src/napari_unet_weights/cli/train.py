@@ -30,11 +30,11 @@ from ..unet.training.parent import (
 )
 from . import resume as _cli_resume
 from .common import (
+    add_backend_arguments,
     add_overwrite_argument,
-    add_verbose_argument,
     output_problem,
     positive,
-    start_tensorflow,
+    start_backend,
     usage_error,
 )
 
@@ -161,7 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validate on the training images themselves (for a few images; not an "
         "independent score, the post-processing is not tuned)")
     add_overwrite_argument(parser)
-    add_verbose_argument(parser)
+    add_backend_arguments(parser)
     _cli_resume.add_arguments(parser)
     _add_training_options(parser)
 
@@ -407,9 +407,10 @@ def run(args: argparse.Namespace, clock: Clock = MONOTONIC) -> int:
     if resuming is not None:
         print(f"napari-unet-weights train: {resuming}", file=sys.stderr)
     try:
-        start_tensorflow(args.verbose)
-    except ImportError as error:
+        device = start_backend(args.verbose, args.backend)
+    except (ImportError, ValueError) as error:
         return _error(str(error))
+    print(f"napari-unet-weights train: on {device}", file=sys.stderr)
     finish_within = None
     if budget is not None:
         finish_within = _time_for_training(budget, clock() - started)

@@ -6,12 +6,13 @@ from one run): Run hands the picked image's
 data and the controls to a background worker (if the layer gets new data meanwhile, the
 result is dropped and nothing is added), which runs them on a new thread
 (:func:`~napari_unet_weights.unet.device.call_in_new_thread`: safe for TensorFlow's
-pybind11 bindings, unlike a reused pool thread), imports TensorFlow (only then), loads
+pybind11 bindings, unlike a reused pool thread), imports Keras on the chosen backend
+(only then; :class:`~..common.backend_choice.BackendChoice`), loads
 the model file once, predicts tile batch by tile batch (progress, cancel between
 batches) and builds the labels. On the GUI thread the result goes to two layers named
 after the image, a probability Image layer and a Labels layer, with the image's
 transform; re-running updates them in place. A model's recorded score and
-post-processing defaults are read from its file without TensorFlow
+post-processing defaults are read from its file without Keras
 (:class:`~..common.model_choice.ModelChoice`), so the widget opens at once. "Add to training
 set" copies the image and its corrected labels (whole, the view or a drawn rectangle:
 :mod:`..common.snapshots`) into the Train U-Net widget's training set.
@@ -43,6 +44,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from napari_unet_weights._widgets.common.backend_choice import BackendChoice
 from napari_unet_weights._widgets.common.base import RunWidget, user_message
 from napari_unet_weights._widgets.common.controls import push_button, set_row_visible, spin_box
 from napari_unet_weights._widgets.common.layer_roles import is_plugin_output
@@ -59,7 +61,7 @@ from napari_unet_weights._widgets.segment.big import (
 from napari_unet_weights._widgets.segment.diameter_choice import DiameterChoice
 from napari_unet_weights._widgets.segment.outputs import SegmentOutputs
 from napari_unet_weights.runtime.progress import Cancelled
-from napari_unet_weights.unet.device import call_in_new_thread
+from napari_unet_weights.unet.device import NO_GPU, call_in_new_thread
 from napari_unet_weights.unet.model_cache import ModelFile, is_cached
 from napari_unet_weights.unet.model_file import BUNDLED_MODEL
 from napari_unet_weights.unet.postprocess import DEFAULT_POSTPROCESS
@@ -73,10 +75,10 @@ __all__ = ["SegmentWidget"]
 
 PROGRESS_DELAY_MS = 100
 TILE_CHOICES = ("auto", "256", "512", "1024", "2048")
-NO_GPU_TIP = "no GPU seen by TensorFlow"
+NO_GPU_TIP = NO_GPU
 UNKNOWN_GPU_TIP = (
-    "Predict on the GPU when TensorFlow sees one (checked on the first run, when "
-    "TensorFlow is loaded)."
+    "Predict on the GPU when the backend sees one (checked on the first run, when "
+    "the backend is loaded)."
 )
 TTA_TIP = (
     "Test-time augmentation: run the network on each tile in 8 orientations (4 rotations "
@@ -101,12 +103,13 @@ class _Core:
 
 
 def _load_core() -> _Core:
-    """Import TensorFlow and the prediction core.
+    """Import Keras (on the backend chosen, see :mod:`~..common.backend_choice`) and the
+    prediction core.
 
     Raises
     ------
     ImportError
-        If TensorFlow is not installed (the message says how to install it).
+        If the backend is not installed (the message gives the pip command).
     """
     from napari_unet_weights.unet.chunked.zarr_labels import segment_to_ome_zarr
     from napari_unet_weights.unet.device import device_name, gpu_available, keras_or_error
@@ -178,7 +181,7 @@ def _in_memory(core: _Core, request: _Request, model: Any, use_gpu: bool | None,
 def _run_segmentation(
     request: _Request, model: Any, progress: Any, should_stop: Any
 ) -> _Outcome:
-    """Worker body: load the core (TensorFlow) and the model if needed, predict, label.
+    """Worker body: load the core (Keras) and the model if needed, predict, label.
 
     A large image (``request.store`` set) is segmented block by block into the store
     (:func:`.big.segment_to_zarr`).
@@ -246,10 +249,11 @@ class SegmentWidget(SegmentOutputs, RunWidget):
     ``"<image> labels"`` (napari's numbering, ``"<image> labels [1]"``, when another
     layer has that name; a re-run keeps the names), both with the image's scale and
     translate; a large image gets the labels only, read lazily from the zarr store the
-    run wrote (``block_shape``: its blocks, None for the core's default). TensorFlow is
-    imported in the worker of the first run; until then "Use GPU" means "if TensorFlow
-    sees one". "Nucleus diameter (px)" (:class:`~.diameter_choice.DiameterChoice`): as
-    trained, auto or a number; with one, the run is
+    run wrote (``block_shape``: its blocks, None for the core's default). Keras and its
+    backend ("backend": :class:`~..common.backend_choice.BackendChoice`) are imported in
+    the worker of the first run; until then "Use GPU" means "if the backend sees one".
+    "Nucleus diameter (px)" (:class:`~.diameter_choice.DiameterChoice`): as trained, auto
+    or a number; with one, the run is
     :func:`~napari_unet_weights.unet.sizing.segment_at_diameter` (in-memory images
     only) and the status line ends with the diameter used.
     """
@@ -329,6 +333,8 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         form.addRow(self.fill_holes_checkbox)
         form.addRow(self.tta_checkbox)
         form.addRow(self.gpu_checkbox)
+        self.backend_choice = BackendChoice()
+        form.addRow("backend", self.backend_choice)
         self.output_zarr = ZarrOutput()  # a row of its own, label included
         form.addRow(self.output_zarr)
         self._form = form
@@ -404,7 +410,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         Parameters
         ----------
         path : str or pathlib.Path, optional
-            The model file. Its metadata is read at once (no TensorFlow); a file that
+            The model file. Its metadata is read at once (no Keras); a file that
             is not a model is reported by a notification.
         """
         self.model_choice.choose_file(path)
@@ -478,7 +484,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         if self.diameter_choice.value() is not None and is_large(image):
             return ("Nucleus diameter: not available for large images (segmented block by "
                     "block): resize the image first, or choose 'as trained'.")
-        return self.diameter_choice.problem()
+        return self.diameter_choice.problem() or self.backend_choice.problem()
 
     def _prepare_job(self) -> Job | None:
         """Runs on the GUI thread when no run is alive: snapshot what the worker needs."""
@@ -509,8 +515,8 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         self._set_status(f"Segmenting '{image.name}'…" if is_cached(key) else
                          f"Loading the model and segmenting '{image.name}'…")
         return Job(
-            work=partial(call_in_new_thread, _run_segmentation, request, model,
-                         self._progress_callback(run_id), stop.is_set),
+            work=partial(call_in_new_thread, self.backend_choice.bound(_run_segmentation),
+                         request, model, self._progress_callback(run_id), stop.is_set),
             on_result=partial(self._on_result, image, image.data, run_id),
             on_error=partial(self._on_error, run_id),
         )
@@ -595,7 +601,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         self._report(f"Segmentation failed: {user_message(error)}")
 
     def _set_gpu_known(self, available: bool) -> None:
-        """Once TensorFlow has said whether it sees a GPU: check or disable the box."""
+        """Once the backend has said whether it sees a GPU: check or disable the box."""
         first = self._gpu is None
         self._gpu = available
         if not available:
@@ -604,7 +610,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
             self.gpu_checkbox.setToolTip(NO_GPU_TIP)
         else:
             self.gpu_checkbox.setEnabled(True)
-            self.gpu_checkbox.setToolTip("Predict on the GPU TensorFlow sees")
+            self.gpu_checkbox.setToolTip("Predict on the GPU the backend sees")
             if first:
                 self.gpu_checkbox.setChecked(True)
 

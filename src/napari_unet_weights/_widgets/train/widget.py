@@ -2,21 +2,21 @@
 
 A thin shell around :func:`napari_unet_weights.unet.training.train.train`. The user picks
 (image, labels) layer pairs, a folder (:class:`~..common.train_data.DataSource`) holding
-``images/`` and ``labels/``, or the training set the Segment widget's "Add to training
-set" fills (:class:`~.training_set.TrainingSetList`); starts from scratch or from a model
+``images/`` and ``labels/``, or the training set the Segment widget's "Add to training set"
+fills (:class:`~.training_set.TrainingSetList`); starts from scratch or from a model
 (:class:`~.start_from.StartFrom`: fine-tuning, within a time budget), sets the
-hyperparameters and presses Start (Fine-tune); ``train`` runs
-in a napari thread worker, on a thread of its own. Its ``progress`` callback is relayed
-to the GUI thread (:class:`~..common.base.RunWidget`) and drives a progress bar, a status line
-and a live loss / validation-mAP plot (:class:`~.plot.LossPlot`). Cancel sets the flag
-that ``train`` polls through ``should_stop``: training stops within a batch and keeps
-the best model so far, which Save writes to a ``.keras`` file and "Use this model"
-hands to the Segment widget, which segments again with it. A weight-map preview of
-the first sample is computed in the background from
-:func:`napari_unet_weights.unet.targets.training_weights`.
+hyperparameters and presses Start (Fine-tune); ``train`` runs in a napari thread worker, on
+a thread of its own, on the Keras backend of the "backend" combo
+(:class:`~..common.backend_choice.BackendChoice`). Its ``progress`` callback is relayed to
+the GUI thread (:class:`~..common.base.RunWidget`) and drives a progress bar, a status line
+and a live loss / validation-mAP plot (:class:`~.plot.LossPlot`). Cancel sets the flag that
+``train`` polls through ``should_stop``: training stops within a batch and keeps the best
+model so far, which Save writes to a ``.keras`` file and "Use this model" hands to the
+Segment widget, which segments again with it. A weight-map preview of the first sample is
+computed in the background from :func:`napari_unet_weights.unet.targets.training_weights`.
 
-TensorFlow is imported only in the worker, when training starts, so the widget opens
-fast; the widget adds no layer but the preview, and never modifies a layer.
+Keras is imported only in the worker, when training starts, so the widget opens fast;
+the widget adds no layer but the preview, and never modifies a layer.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from napari_unet_weights._widgets.common.backend_choice import BackendChoice
 from napari_unet_weights._widgets.common.base import (
     RunWidget,
     keep_active_layer,
@@ -101,12 +102,12 @@ PREVIEW_SUFFIX = " training weights"
 
 # -- the training core, imported only when needed ------------------------------------------
 def _load_train() -> Callable[..., Any]:
-    """Import TensorFlow and return :func:`napari_unet_weights.unet.training.train.train`.
+    """Import Keras and return :func:`napari_unet_weights.unet.training.train.train`.
 
     Raises
     ------
     ImportError
-        If TensorFlow is not installed (the message says how to install it).
+        If the backend is not installed (the message gives the pip command).
     """
     from napari_unet_weights.unet.device import keras_or_error
     from napari_unet_weights.unet.training.train import train
@@ -122,7 +123,7 @@ def _run_training(
     progress: Callable[[dict[str, Any]], None],
     should_stop: Callable[[], bool],
 ) -> Any:
-    """Worker body: import the training core (TensorFlow) and train.
+    """Worker body: import the training core (Keras) and train.
 
     Every parameter goes as a keyword, set by the user: a fine-tuning then runs with
     what the widget shows, also where that equals a default of ``TrainConfig`` (a
@@ -298,10 +299,11 @@ class TrainWidget(RunWidget):
         self.start_button = push_button("Start", self.start, "Train in the background")
         self.stop_button = push_button(
             "Cancel", self.cancel, "Stop after the current batch and keep the best model")
-        self.train_bar = TrainBar()
+        self.train_bar, self.backend_choice = TrainBar(), BackendChoice()
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.stop_button, 1)
+        buttons.addWidget(self.backend_choice)
         rows = QVBoxLayout()
         rows.addLayout(buttons)
         rows.addWidget(self.train_bar)
@@ -481,6 +483,7 @@ class TrainWidget(RunWidget):
         if self.running:
             return
         try:
+            self.backend_choice.check()
             source = self.data_source.training_data()
             config = self._config()
         except (BadInput, TrainConfigError) as error:
@@ -495,9 +498,9 @@ class TrainWidget(RunWidget):
         # A new thread per run: TensorFlow must not run on a reused pool thread (see
         # napari_unet_weights.unet.device).
         worker = create_worker(
-            call_in_new_thread, _run_training, source, config, self.start_from.run_options(),
-            self._progress_callback(run_id), stop.is_set, _start_thread=False,
-            _ignore_errors=True,
+            call_in_new_thread, self.backend_choice.bound(_run_training), source, config,
+            self.start_from.run_options(), self._progress_callback(run_id), stop.is_set,
+            _start_thread=False, _ignore_errors=True,
         )
         worker.returned.connect(partial(self._on_trained, run_id))
         worker.errored.connect(partial(self._on_failed, run_id))
