@@ -34,9 +34,23 @@ install_system_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# install_cpu_torch EXTRAS: for the extras that bring PyTorch (testing, torch), install the
+# pinned torch first, so that the [torch] extra finds it instead of pulling PyPI's newest
+# CUDA build (gigabytes). CI has the CPU wheel of this version at hand; elsewhere set
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for a CPU-only build.
+TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+install_cpu_torch() {
+  case ",$1," in
+    *,testing,*|*,torch,*)
+      .venv/bin/python -m pip install -q "torch==$TORCH_VERSION" \
+        ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} ;;
+  esac
+}
+
 # install_python_packages EXTRAS: make .venv if needed and install ".[EXTRAS]" into it.
 install_python_packages() {
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
+  install_cpu_torch "$1"
   .venv/bin/python -m pip install -q -e ".[$1]"
 }

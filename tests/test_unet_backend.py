@@ -128,6 +128,25 @@ def test_the_cli_refuses_another_backend_in_a_running_process(keras, tmp_path, c
         main(["predict", str(tmp_path / "a.tif"), "--backend", "numpy"])
 
 
+def test_the_cli_runs_on_the_backend_asked_and_says_so_first(tmp_path):
+    """``predict --backend torch`` where TensorFlow is missing: the first line names the
+    device and the backend; the labels are written."""
+    import tifffile
+
+    _require("torch")
+    tifffile.imwrite(tmp_path / "a.tif", (np.random.default_rng(0).random((48, 48)) * 255
+                                          ).astype(np.uint8))
+    program = ("import sys; sys.modules['tensorflow'] = None\n"
+               "from napari_unet_weights.cli import main\n"
+               f"sys.exit(main(['predict', {str(tmp_path / 'a.tif')!r}, '-o', "
+               f"{str(tmp_path / 'out')!r}, '--backend', 'torch']))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"; device (CPU|GPU: .+) \(torch\)$", done.stderr.splitlines()[0])
+    assert len(list((tmp_path / "out").glob("*.tif"))) == 1
+
+
 # -- the widgets' setting ---------------------------------------------------------------------
 def test_the_widgets_say_to_restart_napari_for_another_backend(keras, make_napari_viewer,
                                                                notifications):

@@ -4,7 +4,7 @@ Each subcommand is a module of this package (:mod:`.weights`, :mod:`.evaluate`,
 :mod:`.predict`, :mod:`.train` with :mod:`.resume`, :mod:`.check`, :mod:`.demo`) with a
 ``HELP`` line, ``add_arguments(parser)`` and ``run(args) -> int``; they call the same core
 functions as the widgets. What the subcommands share (argument types, common options, output
-checks, TensorFlow's quiet start) is in :mod:`.common`. The batches of ``weights`` and
+checks, the Keras backend's start) is in :mod:`.common`. The batches of ``weights`` and
 ``predict`` (which outputs may be written) are planned in :mod:`.batch`; zarr outputs
 (computed lazily on dask) in :mod:`.big`.
 Every output is checked before the work starts and written atomically; Ctrl-C ends a
