@@ -179,3 +179,64 @@ def test_use_gpu_true_without_a_gpu_fails_before_the_network_runs(gpus):
             run(np.zeros((16, 16)), unet, use_gpu=True, progress=lambda *done: calls.append(done))
         assert NO_GPU_TIP in str(error.value)
     assert calls == [] and spy.scopes == []
+
+
+# -- GPUs seen by the other backends (their detection, with the backend's calls faked) --------
+@pytest.fixture
+def as_backend(keras, monkeypatch):
+    """``as_backend(name)``: this (TensorFlow) process reports ``name`` as Keras' backend,
+    for the device functions; the backend's module is imported (skips without it, except
+    under ``CI=true``)."""
+
+    def pretend(name: str):
+        try:
+            module = __import__(name)
+        except ImportError as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI needs {name}: {error}")
+            pytest.skip(str(error))
+        monkeypatch.setattr(keras.config, "backend", lambda: name)
+        return module
+
+    return pretend
+
+
+def test_torch_sees_cuda_and_apple_mps(as_backend, monkeypatch):
+    from napari_unet_weights.unet.device import mixed_precision_available
+
+    torch = as_backend("torch")
+    monkeypatch.delenv("KERAS_TORCH_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H100 80GB HBM3")
+    assert (device_name(), device_name(False)) == ("GPU: NVIDIA H100 80GB HBM3 (torch)",
+                                                   "CPU (torch)")
+    assert mixed_precision_available(device_name())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert device_name(True) == "GPU: Apple GPU (MPS) (torch)" and gpu_available()
+    assert not mixed_precision_available(device_name())  # float16 training: CUDA only
+    monkeypatch.setenv("KERAS_TORCH_DEVICE", "cpu")  # Keras told to keep torch on the CPU
+    assert device_name() == "CPU (torch)" and not gpu_available()
+    with pytest.raises(ValueError, match=f"use_gpu=True, but there is {NO_GPU}"):
+        device_name(True)
+
+
+def test_jax_sees_cuda(as_backend, monkeypatch):
+    from types import SimpleNamespace
+
+    jax = as_backend("jax")
+
+    def devices(kind=None):
+        if kind == "gpu":
+            return [SimpleNamespace(device_kind="NVIDIA H200")]
+        raise AssertionError(kind)
+
+    monkeypatch.setattr(jax, "devices", devices)
+    assert (device_name(), device_name(False)) == ("GPU: NVIDIA H200 (jax)", "CPU (jax)")
+
+    def no_gpu(kind=None):
+        raise RuntimeError("Unknown backend: 'gpu' requested")
+
+    monkeypatch.setattr(jax, "devices", no_gpu)
+    assert device_name() == "CPU (jax)" and not gpu_available()
