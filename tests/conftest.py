@@ -66,14 +66,15 @@ def notifications(monkeypatch) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="session")
 def keras():
-    """Keras on TensorFlow, imported as the plugin does.
+    """Keras on TensorFlow, imported as the plugin does (this process's backend, whatever
+    ``KERAS_BACKEND`` says; the other backends: tests/test_unet_backend.py).
 
     Skips when TensorFlow is missing, except under ``CI=true``, where it fails.
     """
     from napari_unet_weights.unet.device import keras_or_error
 
     try:
-        return keras_or_error()
+        return keras_or_error("tensorflow")
     except ImportError as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs TensorFlow: {error}")

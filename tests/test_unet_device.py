@@ -115,10 +115,14 @@ def gpus(keras, monkeypatch):
 
 
 def test_device_label(gpus):
+    from napari_unet_weights.unet.device import mixed_precision_available
+
     assert device_name(use_gpu=False) == "CPU (tensorflow)"
+    assert not mixed_precision_available(device_name(use_gpu=False))  # float32 on the CPU
     gpus([FakeGPU()], {"device_name": "NVIDIA H200"})
     assert (device_name(), device_name(True), device_name(False)) == (
         "GPU: NVIDIA H200 (tensorflow)", "GPU: NVIDIA H200 (tensorflow)", "CPU (tensorflow)")
+    assert mixed_precision_available(device_name())
     assert gpu_available()
     gpus([FakeGPU()])  # details unknown: the device's own name
     assert device_name() == "GPU: /physical_device:GPU:0 (tensorflow)"
