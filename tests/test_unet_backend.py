@@ -267,3 +267,18 @@ def test_a_model_trained_on_one_backend_loads_on_the_others(runs):
     for name, found in loaders.items():
         for loader, value in found.items():
             assert value == pytest.approx(found[name], rel=1e-5), (name, loader, found)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_a_model_compiled_with_the_loss_saves_and_loads_with_it(keras, tmp_path):
+    """The loss is registered with Keras: a compiled model file loads with it (ours are
+    saved uncompiled, and load without it, as the bundled model does)."""
+    from napari_unet_weights.unet.model import build_unet, weighted_loss
+
+    model = build_unet(1, 3, depth=1, base_filters=2)
+    model.compile(loss=weighted_loss())
+    model.save(tmp_path / "compiled.keras")
+    loaded = keras.saving.load_model(tmp_path / "compiled.keras")
+    assert type(loaded.loss).__name__ == "PixelCrossEntropy"
+    assert keras.saving.get_registered_name(type(loaded.loss)) == (
+        "napari_unet_weights>PixelCrossEntropy")
