@@ -1,0 +1,57 @@
+"""bioimage.io packages written by share/export.py, checked against the spec's own test."""
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("bioimageio.core")
+pytest.importorskip("onnxruntime")
+
+from napari_unet_weights.share.export import CONFIG_KEY, export_model
+from napari_unet_weights.unet.model_file import load_model
+from napari_unet_weights.unet.predict import predict
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return export_model(None, tmp_path_factory.mktemp("pkg") / "nuclei.zip")
+
+
+def _rdf(package):
+    with zipfile.ZipFile(package) as z:
+        return yaml.safe_load(z.read("rdf.yaml")), set(z.namelist())
+
+
+def test_package_files_and_fields(package):
+    rdf, names = _rdf(package)
+    assert rdf["format_version"].startswith("0.5.")
+    assert {"rdf.yaml", "model.keras", "model.onnx", "test_input.npy", "test_output.npy",
+            "cover.png", "README.md"} <= names
+    axes = rdf["inputs"][0]["axes"]
+    assert [a["type"] for a in axes] == ["batch", "space", "space", "channel"]
+    depth = load_model().metadata["architecture"]["depth"]
+    for axis in axes[1:3]:
+        assert axis["size"] == {"min": 2 ** depth, "step": 2 ** depth}
+    assert rdf["outputs"][0]["axes"][3]["channel_names"] == ["background", "interior",
+                                                             "boundary"]
+    assert rdf["weights"]["onnx"]["parent"] == "keras_v3"
+    assert rdf["config"][CONFIG_KEY]["postprocess"] == load_model().postprocess_parameters
+
+
+def test_stored_tensors_repredicted(package):
+    with zipfile.ZipFile(package) as z:
+        z.extract("test_input.npy", package.parent)
+        z.extract("test_output.npy", package.parent)
+    image = np.load(package.parent / "test_input.npy")
+    expected = np.load(package.parent / "test_output.npy")
+    assert image.shape[1] % 16 == 0 and image.shape[2] % 16 == 0
+    again = predict(image[0, ..., 0], model=load_model(), tta=False)
+    np.testing.assert_allclose(again[None], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("weight_format", ["keras_v3", "onnx"])
+def test_bioimageio_core_test_passes(package, weight_format):
+    from bioimageio.core import test_model
+    summary = test_model(str(package), weight_format=weight_format)
+    assert summary.status == "passed", summary
