@@ -55,3 +55,27 @@ def test_bioimageio_core_test_passes(package, weight_format):
     from bioimageio.core import test_model
     summary = test_model(str(package), weight_format=weight_format)
     assert summary.status == "passed", summary
+
+
+@pytest.mark.parametrize("sample", ["nuclei_fluorescence", "nuclei_crowded",
+                                    "nuclei_histology"])
+def test_round_trip_same_labels(package, sample):
+    from napari_unet_weights import evaluate, segment
+    from napari_unet_weights._sample_data import load_sample
+    image = load_sample(sample)[0]
+    original = segment(image, model=load_model())
+    again = segment(image, model=load_model(package))
+    assert np.array_equal(original, again)
+    assert evaluate(original, again).map == pytest.approx(1.0)
+
+
+def test_foreign_package_refused(tmp_path, package):
+    with zipfile.ZipFile(package) as z:
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+    del rdf["config"], rdf["weights"]["keras_v3"]
+    foreign = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(foreign, "w") as z:
+        z.writestr("rdf.yaml", yaml.safe_dump(rdf))
+    with pytest.raises(ValueError, match=r"not a model package exported by napari-unet-"
+                       r"weights; it lacks config.napari_unet_weights .* and keras_v3"):
+        load_model(foreign)

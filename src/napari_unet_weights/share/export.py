@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..unet.model_file import UNetModel, as_model, size_multiple
+from ..unet.package_file import CONFIG_KEY
 
-#: The key of this plugin's entries in the package's ``config``.
-CONFIG_KEY = "napari_unet_weights"
 TEST_SAMPLE = "nuclei_fluorescence"
 TEST_SIZE = 256
 

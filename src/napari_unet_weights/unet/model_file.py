@@ -33,6 +33,7 @@ import numpy as np
 
 from ..io.files import atomic_output, check_output_file
 from .device import keras_or_error
+from .package_file import is_package, keras_weights
 from .postprocess import check_postprocess_parameters
 from .preprocess import COLOUR_RULES, INPUT_MODES
 
@@ -411,13 +412,24 @@ def record_metadata(path: PathLike, **entries: Any) -> Path:
     return path
 
 
+def _load_package(path: Path) -> UNetModel:
+    """The model of a package's Keras 3 weights (our .keras file, metadata included)."""
+    import tempfile
+    name, data = keras_weights(path)
+    with tempfile.TemporaryDirectory() as folder:
+        keras_file = Path(folder) / Path(name).name
+        keras_file.write_bytes(data)
+        return load_model(keras_file)
+
+
 def load_model(path: PathLike | None = None) -> UNetModel:
     """Load a model file written by :meth:`UNetModel.save` (no network access).
 
     Parameters
     ----------
     path : str or path-like, optional
-        The ``.keras`` file; None: the bundled DSB 2018 nuclei model.
+        The ``.keras`` file, or a bioimage.io package (.zip / rdf.yaml) that this plugin
+        exported; None: the bundled DSB 2018 nuclei model.
 
     Returns
     -------
@@ -434,6 +446,8 @@ def load_model(path: PathLike | None = None) -> UNetModel:
         If TensorFlow is not installed.
     """
     path = Path(BUNDLED_MODEL if path is None else path)
+    if is_package(path):  # a bioimage.io package that we exported (docs/share.md)
+        return _load_package(path)
     metadata = read_metadata(path)
     keras = keras_or_error()
     try:
