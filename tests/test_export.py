@@ -79,3 +79,8 @@ def test_foreign_package_refused(tmp_path, package):
     with pytest.raises(ValueError, match=r"not a model package exported by napari-unet-"
                        r"weights; it lacks config.napari_unet_weights .* and keras_v3"):
         load_model(foreign)
+
+
+def test_metadata_of_a_package(package):
+    from napari_unet_weights.unet.model_file import read_metadata
+    assert read_metadata(package) == load_model().metadata

@@ -183,6 +183,8 @@ def read_metadata(path: PathLike | None = None) -> dict:
         the metadata is unreadable, misses required entries or has a bad one (the file
         and the entry are named in the message, see :func:`metadata_problem`).
     """
+    if path is not None and is_package(path):  # a package we exported: its .keras file
+        return _package_keras(Path(path), read_metadata)
     path = Path(BUNDLED_MODEL if path is None else path)
     _check_model_file(path)
     try:
@@ -412,14 +414,14 @@ def record_metadata(path: PathLike, **entries: Any) -> Path:
     return path
 
 
-def _load_package(path: Path) -> UNetModel:
-    """The model of a package's Keras 3 weights (our .keras file, metadata included)."""
+def _package_keras(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read`` (load_model, read_metadata) applied to a package's Keras 3 weights."""
     import tempfile
     name, data = keras_weights(path)
     with tempfile.TemporaryDirectory() as folder:
         keras_file = Path(folder) / Path(name).name
         keras_file.write_bytes(data)
-        return load_model(keras_file)
+        return read(keras_file)
 
 
 def load_model(path: PathLike | None = None) -> UNetModel:
@@ -447,7 +449,7 @@ def load_model(path: PathLike | None = None) -> UNetModel:
     """
     path = Path(BUNDLED_MODEL if path is None else path)
     if is_package(path):  # a bioimage.io package that we exported (docs/share.md)
-        return _load_package(path)
+        return _package_keras(path, load_model)
     metadata = read_metadata(path)
     keras = keras_or_error()
     try:

@@ -117,7 +117,8 @@ class ModelChoice(QWidget):
         if path is None:
             start = str(self.files[-1].parent if self.files else Path.home())
             path, _ = QFileDialog.getOpenFileName(self, "Open U-Net model", start,
-                                                  "Keras model (*.keras);;All files (*)")
+                                                  "Keras model or bioimage.io package "
+                                                  "(*.keras *.zip);;All files (*)")
             if not path:
                 return
         path = Path(path)
