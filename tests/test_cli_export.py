@@ -21,3 +21,23 @@ def test_export_writes_a_package(tmp_path, capsys):
 def test_export_refuses_other_suffix(tmp_path, capsys):
     assert main(["export", "-o", str(tmp_path / "x.keras")]) == 2
     assert ".zip" in capsys.readouterr().err
+
+
+def test_predict_with_a_package_equals_the_keras_file(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from napari_unet_weights._sample_data import load_sample
+    image = tmp_path / "in" / "nuclei.tif"
+    image.parent.mkdir()
+    tifffile.imwrite(image, load_sample("nuclei_fluorescence")[0])
+    package = tmp_path / "bundled.zip"
+    assert main(["export", "-o", str(package)]) == 0
+    outputs = {}
+    for name, model in [("zip", str(package)), ("keras", None)]:
+        out = tmp_path / name
+        args = ["predict", str(image), "-o", str(out)] + (["--model", model] if model else [])
+        assert main(args) == 0
+        outputs[name] = [tifffile.imread(p) for p in sorted(out.glob("*.tif"))]
+    assert len(outputs["zip"]) == 1
+    assert np.array_equal(outputs["zip"][0], outputs["keras"][0])
