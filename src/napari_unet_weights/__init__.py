@@ -20,6 +20,7 @@ from .labels.fixes import (
 )
 from .metrics.matching import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
 from .runtime.engine import Engine
+from .share.export import export_model  # bioimage.io packages; bioimageio loaded when used
 from .unet import (  # TensorFlow is loaded when used
     MissingDataWarning,
     PredictionCancelled,
@@ -64,6 +65,7 @@ __all__ = [
     "estimate_diameter",
     "evaluate",
     "evaluate_dataset",
+    "export_model",
     "fill_holes",
     "fix_labels",
     "fix_problems",
