@@ -19,6 +19,7 @@ from .labels.fixes import (
     split_disconnected,
 )
 from .metrics.matching import DatasetEvaluation, Evaluation, evaluate, evaluate_dataset
+from .qa import Comparison, QAResult, compare_models, evaluate_models
 from .runtime.engine import Engine
 from .share.export import export_model  # bioimage.io packages; bioimageio loaded when used
 from .unet import (  # TensorFlow is loaded when used
@@ -46,6 +47,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, n
 
 __all__ = [
     "PROBLEMS",
+    "Comparison",
     "DatasetEvaluation",
     "Engine",
     "Evaluation",
@@ -53,6 +55,7 @@ __all__ = [
     "LabelReport",
     "MissingDataWarning",
     "PredictionCancelled",
+    "QAResult",
     "TrainConfig",
     "TrainConfigError",
     "UNetModel",
@@ -61,10 +64,12 @@ __all__ = [
     "border_radius",
     "check_labels",
     "class_weight_values",
+    "compare_models",
     "cut_touching",
     "estimate_diameter",
     "evaluate",
     "evaluate_dataset",
+    "evaluate_models",
     "export_model",
     "fill_holes",
     "fix_labels",
