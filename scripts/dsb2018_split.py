@@ -30,28 +30,17 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
+from napari_unet_weights.qa.modality import MODALITIES, modality  # the rule's one home
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "dsb2018"
 SPLIT_FILE = REPO / "scripts" / "dsb2018_split.json"
 SPLIT_SEED = 2018
 TEST_FRACTION = VALIDATION_FRACTION = 0.15
-MODALITIES = ("fluorescence", "brightfield", "he")
 MODALITY_NAMES = {"fluorescence": "fluorescence", "brightfield": "brightfield",
                   "he": "H&E histology"}
 #: An image is crowded when at least this share of its nuclei touch another one.
 CROWDED = 0.2
-
-
-def modality(image: np.ndarray) -> str:
-    """``"he"``, ``"brightfield"`` or ``"fluorescence"`` by the rule in the module docstring."""
-    if image.ndim == 3:
-        rgb = image[..., :3]
-        if np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 1] != rgb[..., 2]):
-            return "he"
-        image = rgb[..., 0]
-    low, high, median = np.percentile(image.astype(np.float64), (1.0, 99.8, 50.0))
-    bright = high > low and (median - low) / (high - low) > 0.5
-    return "brightfield" if bright else "fluorescence"
 
 
 def touching_fraction(labels: np.ndarray) -> float:
