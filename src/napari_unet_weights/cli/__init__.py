@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import check, demo, evaluate, export, predict, train, weights
+from . import check, demo, evaluate, export, predict, report, train, weights
 from .common import c_stderr_held_back as c_stderr_held_back  # for the tests
 
 #: When this module was imported (``time.monotonic()``): where the command's time budget
@@ -69,6 +69,7 @@ SUBCOMMANDS = {
     "check": (check.HELP, check.add_arguments, check.run),
     "predict": (predict.HELP, predict.add_arguments, predict.run),
     "export": (export.HELP, export.add_arguments, export.run),
+    "report": (report.HELP, report.add_arguments, report.run),
 }
 
 
