@@ -27,8 +27,10 @@ second; JAX compiles every new shape).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import random
 import sys
 import threading
 import weakref
@@ -219,13 +221,34 @@ def _device_key() -> str:
     keras = sys.modules["keras"]
     if keras.backend.backend() != "torch":
         return ""
-    from keras.src.backend.torch.core import get_device
-
+    try:
+        from keras.src.backend.torch.core import get_device
+    except ImportError:  # a Keras that moved it: one copy, wherever it was made
+        return "torch"
     return str(get_device())
+
+
+@contextlib.contextmanager
+def _global_generators_kept():
+    """Python's global random generator as it was, whatever runs inside.
+
+    Cloning a model initialises new layers, which draws seeds from Python's ``random``
+    (Keras' seed generators without a seed): a prediction must not move the user's draws.
+    """
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 def _new_copy(keras_model: Any, pairs: dict[str, str]) -> Any:
     """The folded copy, or a plain one (nothing folds), compiled as :data:`_JIT_COMPILE`."""
+    with _global_generators_kept():
+        return _compiled_copy(keras_model, pairs)
+
+
+def _compiled_copy(keras_model: Any, pairs: dict[str, str]) -> Any:
     keras = sys.modules["keras"]
     if pairs:
         copy = _folded_copy(keras_model, pairs)
