@@ -76,6 +76,8 @@ def _model_check(models, sources) -> str | None:
 
     if len(models) > 2:
         return f"give at most two --model (got {len(models)}): the report compares two."
+    if len(set(models)) < len(models):
+        return f"--model {models[0]} is repeated: compare two different models."
     try:
         resolved = resolve_models({name: name for name in models}, sources)
         for model in resolved:
