@@ -6,6 +6,7 @@ models (no network), except in the last test."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -395,3 +396,37 @@ def test_bundled_model_on_two_samples_loads_once_and_keeps_its_labels(keras):
         rows = result.per_image[result.per_image["image"] == name]
         assert rows["map"].tolist() == [evaluate(truth, labels).map] * 2
         assert np.array_equal(result.arrays(name).predictions["bundled"], labels)
+
+
+def test_each_file_is_read_once_whatever_the_number_of_models(tmp_path, monkeypatch):
+    from napari_unet_weights.io import files
+
+    folder = sample_folder(tmp_path)
+    reads = []
+    for name in ("read_image", "read_labels"):
+        original = getattr(files, name)
+
+        def counted(path, original=original):
+            reads.append(Path(path).relative_to(folder).parts[0])
+            return original(path)
+
+        monkeypatch.setattr(files, name, counted)
+    evaluate_models(folder, models={"A": folder / "preds", "B": folder / "preds"})
+    assert sorted(reads) == sorted(["images"] * 3 + ["labels"] * 3 + ["preds"] * 6)
+
+
+def test_dask_images_and_truths_give_the_same_figures():
+    try:
+        import dask.array as da
+    except ImportError:  # the [big] extra; CI has it
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("dask is not installed")
+    cases = grid_cases(seed=9, count=3)
+    images = [np.where(t > 0, 200.0, 10.0) for t, _, _ in cases]
+    truths = [t for t, _, _ in cases]
+    preds = {"grid": [p for _, p, _ in cases]}
+    lazy = evaluate_models([da.from_array(i, chunks=16) for i in images],
+                           [da.from_array(t, chunks=16) for t in truths], preds)
+    eager = evaluate_models(images, truths, preds)
+    pd.testing.assert_frame_equal(lazy.per_image, eager.per_image)
