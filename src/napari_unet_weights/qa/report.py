@@ -115,11 +115,12 @@ def _image_list(rows: pd.DataFrame) -> str:
 
 def _comparison_section(comparison: Comparison) -> str:
     c = comparison
-    verdict = ("better" if c.ci_low > 0 else "worse" if c.ci_high < 0 else
-               "not distinguishable (the interval contains 0)")
+    b, a = html.escape(c.b), html.escape(c.a)
+    verdict = (f"{b} is better" if c.ci_low > 0 else f"{b} is worse" if c.ci_high < 0 else
+               f"the images do not tell {b} and {a} apart (the interval contains 0)")
     css = "better" if c.ci_low > 0 else "worse" if c.ci_high < 0 else ""
     headers = ["modality", "images", f"mAP {c.a}", f"mAP {c.b}", "difference [interval]",
-               "B better", "B worse", "equal", "objects won", "objects lost"]
+               f"{c.b} better", f"{c.b} worse", "equal", "objects won", "objects lost"]
     rows = [[r.modality, r.n_images, r.map_a, r.map_b,
              _interval(r.mean_difference, r.ci_low, r.ci_high, signed=True), r.b_better,
              r.b_worse, r.equal, r.won, r.lost] for r in c.summary.itertuples(index=False)]
@@ -127,7 +128,7 @@ def _comparison_section(comparison: Comparison) -> str:
             f'<p>Mean difference of the per-image mAP ({html.escape(c.b)} − '
             f'{html.escape(c.a)}): <b>{_interval(c.mean_difference, c.ci_low, c.ci_high, True)}'
             f'</b> ({round(100 * c.level)} % paired bootstrap interval): '
-            f'<span class="{css}">{html.escape(c.b)} is {verdict}</span>.</p>'
+            f'<span class="{css}">{verdict}</span>.</p>'
             + _table(headers, rows, "comparison")
             + '<p class="note">An object is won when B matches it at IoU ≥ '
             "0.5 and A does not, lost when A matches it and B does not.</p>"
