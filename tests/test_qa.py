@@ -430,3 +430,21 @@ def test_dask_images_and_truths_give_the_same_figures():
                            [da.from_array(t, chunks=16) for t in truths], preds)
     eager = evaluate_models(images, truths, preds)
     pd.testing.assert_frame_equal(lazy.per_image, eager.per_image)
+
+
+def test_a_zarr_store_is_read_lazily(tmp_path):
+    try:
+        import zarr
+    except ImportError:  # the [big] extra; CI has it
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("zarr is not installed")
+    truth, pred, _ = grid_cases(seed=4, count=1)[0]
+    image = np.where(truth > 0, 200, 10).astype(np.uint8)
+    store = zarr.create_array(tmp_path / "image.zarr", shape=image.shape, chunks=(16, 16),
+                              dtype=image.dtype)
+    store[:] = image
+    result = evaluate_models([tmp_path / "image.zarr"], [truth], {"grid": [pred]})
+    assert type(result.arrays("image").image).__module__.startswith("dask")
+    eager = evaluate_models([image], [truth], {"grid": [pred]}, image_names=["image"])
+    pd.testing.assert_frame_equal(result.per_image, eager.per_image)

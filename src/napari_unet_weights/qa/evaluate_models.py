@@ -255,21 +255,24 @@ def _object_rows(evaluation: Evaluation, image: str, model: str) -> pd.DataFrame
 def _image_row(evaluation: Evaluation, image: str, model: str, kind: str) -> dict:
     """The per-image figures of one evaluation (the module docstring defines them)."""
     per_threshold = evaluation.per_threshold
-    accuracy = dict(zip(per_threshold["threshold"].round(6), per_threshold["accuracy"],
-                        strict=True))
-    reference = per_threshold.iloc[int(np.argmin(per_threshold["threshold"].to_numpy()))]
+    thresholds = per_threshold["threshold"].to_numpy()
+    accuracy = per_threshold["accuracy"].to_numpy()
+    reference = int(np.argmin(thresholds))
+    counts = {c: int(per_threshold[c].to_numpy()[reference]) for c in ("tp", "fp", "fn")}
     objects = evaluation.per_object
-    truth = objects[objects["kind"] == "gt"]
-    status = truth["status"].value_counts()
-    areas = truth["area"].to_numpy()
+    truth = objects["kind"].to_numpy() == "gt"
+    status = objects["status"].to_numpy()[truth]
+    areas = objects["area"].to_numpy()[truth]
+    ap = {}
+    for column, t in AP_COLUMNS.items():
+        at = np.flatnonzero(np.isclose(thresholds, t, rtol=0, atol=1e-9))
+        ap[column] = float(accuracy[at[0]]) if at.size else float("nan")
     return {
-        "image": image, "model": model, "map": float(evaluation.map),
-        **{column: float(accuracy.get(round(t, 6), np.nan))
-           for column, t in AP_COLUMNS.items()},
-        "tp": int(reference["tp"]), "fp": int(reference["fp"]), "fn": int(reference["fn"]),
-        "missed": int(status.get("missed", 0)), "merged": int(status.get("merged", 0)),
-        "split": int(status.get("split", 0)),
-        "false_positives": int((evaluation.pred_features["status"] == "false positive").sum()),
+        "image": image, "model": model, "map": float(evaluation.map), **ap, **counts,
+        **{name: int(np.count_nonzero(status == name)) for name in ("missed", "merged",
+                                                                     "split")},
+        "false_positives": int(np.count_nonzero(
+            evaluation.pred_features["status"].to_numpy() == "false positive")),
         "n_true": evaluation.n_true, "n_pred": evaluation.n_pred,
         "median_area": float(np.median(areas)) if areas.size else float("nan"),
         "modality": kind,

@@ -31,6 +31,9 @@ __all__ = ["BUNDLED", "ImageSource", "ModelSource", "resolve_images", "resolve_m
 PathLike = str | os.PathLike
 #: The name that stands for the bundled nuclei model.
 BUNDLED = "bundled"
+#: Files smaller than this are read whole without a look at their header (a TIFF over
+#: :data:`..io.big.LARGE_PIXELS` pixels is larger, unless it compresses 64-fold).
+_SMALL_FILE = 1 << 20
 #: Suffixes of model files (``rdf.yaml`` / ``.zip``: packages this plugin exported).
 MODEL_SUFFIXES = (".keras", ".zip", ".yaml", ".yml")
 
@@ -46,7 +49,9 @@ def read_array(item: Any, *, labels: bool):
     from ..io.big import open_lazy, wants_zarr
     from ..io.files import read_image, read_labels
 
-    if wants_zarr(item):
+    path = Path(item)
+    large = path.is_dir() or (path.is_file() and path.stat().st_size > _SMALL_FILE)
+    if large and wants_zarr(path):
         return open_lazy(item, labels=labels).data
     return read_labels(item) if labels else read_image(item)
 

@@ -53,6 +53,8 @@ def modality(image) -> str:
         if np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 1] != rgb[..., 2]):
             return "he"
         image = rgb[..., 0]
-    low, high, median = np.percentile(image.astype(np.float64), (1.0, 99.8, 50.0))
+    if not np.issubdtype(image.dtype, np.integer):  # integers: the same figures, no copy
+        image = image.astype(np.float64)
+    low, high, median = np.percentile(image, (1.0, 99.8, 50.0))
     bright = high > low and (median - low) / (high - low) > 0.5
     return "brightfield" if bright else "fluorescence"
