@@ -130,8 +130,9 @@ def test_metadata_round_trip_through_json():
 def test_the_bundled_model_records_its_configuration():
     config = TrainConfig.from_metadata(read_metadata())
     assert (config.n_classes, config.w0, config.sigma) == (3, 10.0, 5.0)
-    assert (config.epochs, config.steps_per_epoch, config.batch_size) == (20, 80, 8)
-    assert (config.depth, config.base_filters, config.val_map_every) == (4, 12, 4)
+    assert (config.epochs, config.steps_per_epoch, config.batch_size) == (200, 80, 8)
+    assert (config.depth, config.base_filters, config.val_map_every) == (4, 16, 8)
+    assert config.augment and config.augment_scale == 2.0  # the issue 18 model's recipe
     assert (config.colour, config.class_weights, config.lr_schedule, config.select_by) == (
         "hematoxylin", "none", "cosine", "val_map")
 
