@@ -45,7 +45,7 @@ def test_widgets_are_dock_widgets_with_the_names_the_code_uses(manifest):
     commands = _commands(manifest)
     widgets = manifest.contributions.widgets
     assert [widget.display_name for widget in widgets] == [
-        "Weight map", "Check labels", "Evaluate", "Train U-Net", "Segment"]
+        "Weight map", "Check labels", "Evaluate", "Train U-Net", "Segment", "Model QA"]
     for widget in widgets:
         widget_class = import_python_name(commands[widget.command].python_name)
         assert issubclass(widget_class, QWidget), widget.command

@@ -1,0 +1,5 @@
+"""The model QA widget (:mod:`.widget`) and its helpers."""
+
+from .widget import ModelQAWidget
+
+__all__ = ["ModelQAWidget"]
