@@ -5,6 +5,10 @@ field) and saved with its packaging function: rdf.yaml, the Keras 3 weights (``k
 ONNX weights (Keras' own export through tf2onnx, ``parent: keras_v3``), test tensors from
 a bundled sample, a cover image and the model card as documentation. The post-processing
 parameters go to ``config["napari_unet_weights"]`` so that this plugin restores them.
+
+``export_model(..., progress=, should_stop=)`` reports each of :data:`STEPS` before it
+starts and stops between them (the widgets' "Export…"); the zip is written next to its
+name and renamed at the end, so that a cancelled or failed export leaves no file.
 """
 from __future__ import annotations
 
@@ -14,11 +18,28 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.files import atomic_output
+from ..runtime.progress import PhaseProgress, ShouldStop, check_stop
 from ..unet.model_file import UNetModel, as_model, size_multiple
 from ..unet.package_file import CONFIG_KEY
 
 TEST_SAMPLE = "nuclei_fluorescence"
 TEST_SIZE = 256
+#: The steps of an export, in order, as ``progress(done, total, phase)`` names them.
+STEPS = ("loading the model", "test tensors", "Keras weights", "ONNX weights",
+         "writing the package")
+
+
+class _Steps:
+    """Reports each step before it starts; raises ``Cancelled`` when asked to stop."""
+
+    def __init__(self, progress: PhaseProgress | None, should_stop: ShouldStop | None) -> None:
+        self.progress, self.should_stop = progress, should_stop
+
+    def __call__(self, phase: str) -> None:
+        check_stop(self.should_stop, f"export cancelled before {phase}: no file written")
+        if self.progress is not None:
+            self.progress(STEPS.index(phase), len(STEPS), phase)
 
 
 def _test_tensors(unet: UNetModel) -> tuple[np.ndarray, np.ndarray]:
@@ -92,15 +113,20 @@ def _backend() -> tuple[str, str]:
                                              "jax": "jax"}[name])
 
 
-def describe(unet: UNetModel, folder: Path, name: str | None = None):
+def describe(unet: UNetModel, folder: Path, name: str | None = None,
+             steps: _Steps | None = None):
     """The package's ``ModelDescr`` with its files written into ``folder``."""
     import bioimageio.spec.model.v0_5 as v
     import keras
+    steps = steps or _Steps(None, None)
     step = size_multiple(unet.metadata)
+    steps("test tensors")
     image, expected = _test_tensors(unet)
     np.save(folder / "test_input.npy", image)
     np.save(folder / "test_output.npy", expected)
+    steps("Keras weights")
     keras_file = unet.save(folder / "model.keras")
+    steps("ONNX weights")
     onnx_file, opset = _onnx(unet, folder / "model.onnx")
     percentiles = unet.metadata.get("normalization", {}).get("percentiles", [1.0, 99.8])
     inp = v.InputTensorDescr(
@@ -151,19 +177,48 @@ def describe(unet: UNetModel, folder: Path, name: str | None = None):
 
 
 def export_model(model: UNetModel | str | Path | None, path: str | Path, *,
-                 name: str | None = None) -> Path:
+                 name: str | None = None, progress: PhaseProgress | None = None,
+                 should_stop: ShouldStop | None = None) -> Path:
     """Write ``model`` (a UNetModel, a .keras file, None: the bundled model) as a zip.
+
+    Parameters
+    ----------
+    model : UNetModel, str, pathlib.Path or None
+        The model; None: the bundled one.
+    path : str or pathlib.Path
+        The package to write (``NAME.zip``); replaced only once complete.
+    name : str, optional
+        The model's name in the package.
+    progress : callable, optional
+        ``progress(done, total, phase)`` before each of :data:`STEPS` (``done`` steps of
+        ``total`` finished), and ``progress(total, total, "done")`` at the end.
+    should_stop : callable, optional
+        Polled before each step; True stops the export.
 
     Returns
     -------
     Path
         The package written (a bioimage.io model zip).
+
+    Raises
+    ------
+    Cancelled
+        ``should_stop()`` returned True; ``path`` was not written (an existing file is
+        left as it was).
     """
     from bioimageio.spec import save_bioimageio_package
-    unet = as_model(model)
+    steps = _Steps(progress, should_stop)
     path = Path(path)
+    steps("loading the model")
+    unet = as_model(model)
     with tempfile.TemporaryDirectory() as tmp:
-        descr = describe(unet, Path(tmp), name)
-        save_bioimageio_package(descr, output_path=path)
+        descr = describe(unet, Path(tmp), name, steps)
+        steps("writing the package")
+        with atomic_output(path) as partial:
+            save_bioimageio_package(descr, output_path=partial)
+            check_stop(should_stop, "export cancelled while writing the package: no file "
+                                    "written")
+    if progress is not None:
+        progress(len(STEPS), len(STEPS), "done")
     return path
 

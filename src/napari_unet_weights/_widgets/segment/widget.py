@@ -13,8 +13,10 @@ batches) and builds the labels. On the GUI thread the result goes to two layers 
 after the image, a probability Image layer and a Labels layer, with the image's
 transform; re-running updates them in place. A model's recorded score and
 post-processing defaults are read from its file without Keras
-(:class:`~..common.model_choice.ModelChoice`), so the widget opens at once. "Add to training
-set" copies the image and its corrected labels (whole, the view or a drawn rectangle:
+(:class:`~..common.model_choice.ModelChoice`), so the widget opens at once; "Export…"
+beside the picker writes the chosen model (the bundled one, a ``.keras`` file or a package
+we wrote, exported again) as a bioimage.io package (:mod:`..common.export_model`). "Add to
+training set" copies the image and its corrected labels (whole, the view or a rectangle:
 :mod:`..common.snapshots`) into the Train U-Net widget's training set.
 
 A large image (dask, zarr, multiscale or more than
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,6 +49,7 @@ from qtpy.QtWidgets import (
 from napari_unet_weights._widgets.common.backend_choice import BackendChoice
 from napari_unet_weights._widgets.common.base import RunWidget, user_message
 from napari_unet_weights._widgets.common.controls import push_button, set_row_visible, spin_box
+from napari_unet_weights._widgets.common.export_model import ModelExport, chosen_model
 from napari_unet_weights._widgets.common.layer_roles import is_plugin_output
 from napari_unet_weights._widgets.common.lazy_layers import as_dask, is_large
 from napari_unet_weights._widgets.common.model_choice import ModelChoice
@@ -282,8 +285,13 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         form.addRow("image", self._build_image_picker())
         self.model_choice = ModelChoice(BUNDLED_MODEL)
         self.model_choice.changed.connect(self._on_model_changed)
-        form.addRow("model", self.model_choice)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_choice, 1)
+        form.addRow("model", model_row)
         self._build_parameters(form)
+        self.exporter = ModelExport(self.TITLE, partial(chosen_model, self.model_choice),
+                                    self.backend_choice)
+        model_row.addWidget(self.exporter.button, 0, Qt.AlignmentFlag.AlignTop)
         run_row = QHBoxLayout()
         self.run_button = push_button("Run", self.run, "Segment the image (in the background)")
         run_row.addWidget(self.run_button, 1)
@@ -293,6 +301,7 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         layout.addLayout(run_row)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.exporter)  # "Export…"'s status, progress and Cancel
         layout.addLayout(self._build_handoff_row())
         layout.addLayout(self._build_snapshot_row())
         self._set_progress_visible(False)
@@ -627,3 +636,4 @@ class SegmentWidget(SegmentOutputs, RunWidget):
         image = self.image_layer
         self.snapshot_button.setEnabled(image is not None and self.labels_of(image) is not None)
         self.output_zarr.setVisible(image is not None and is_large(image))
+        self.exporter.set_available(self.model_choice.error is None)

@@ -54,6 +54,17 @@ class LossPlot(QWidget):
         self.val_map: list[tuple[float, float]] = []
         self.update()
 
+    def replot(self, history: Any) -> None:
+        """Redraw the epoch series from a training's ``history`` table (the authoritative
+        record), keeping the batch losses; without epochs nothing changes."""
+        if history is None or len(history) == 0 or "epoch" not in history:
+            return
+        batch_loss = self.batch_loss
+        self.clear(self.epochs)
+        self.batch_loss = batch_loss
+        for row in history.to_dict("records"):
+            self.add_epoch(row["epoch"], row.get("loss"), row.get("val_loss"), row.get("val_map"))
+
     def add_batch(self, x: float, loss: float) -> None:
         """Add a batch loss at ``x`` epochs."""
         self._append(self.batch_loss, x, loss)

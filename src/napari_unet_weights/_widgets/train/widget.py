@@ -12,8 +12,9 @@ the GUI thread (:class:`~..common.base.RunWidget`) and drives a progress bar, a 
 and a live loss / validation-mAP plot (:class:`~.plot.LossPlot`). Cancel sets the flag that
 ``train`` polls through ``should_stop``: training stops within a batch and keeps the best
 model so far, which Save writes to a ``.keras`` file and "Use this model" hands to the
-Segment widget, which segments again with it. A weight-map preview of the first sample is
-computed in the background from :func:`napari_unet_weights.unet.targets.training_weights`.
+Segment widget, which segments again with it; "Export…" writes it as a bioimage.io
+package (:mod:`.export`). A weight-map preview of the first sample is computed in the
+background from :func:`napari_unet_weights.unet.targets.training_weights`.
 
 Keras is imported only in the worker, when training starts, so the widget opens fast;
 the widget adds no layer but the preview, and never modifies a layer.
@@ -82,6 +83,7 @@ from napari_unet_weights._widgets.train.controls import (
     config_spin_box,
     status_text,
 )
+from napari_unet_weights._widgets.train.export import trained_model_export
 from napari_unet_weights._widgets.train.plot import LossPlot
 from napari_unet_weights._widgets.train.start_from import StartFrom
 from napari_unet_weights._widgets.train.training_set import SnapshotRow, TrainingSetList
@@ -193,6 +195,7 @@ class TrainWidget(RunWidget):
         self.plot = LossPlot()
         layout.addWidget(self.plot, 1)
         layout.addLayout(self._build_save_row())
+        layout.addWidget(self.exporter)  # "Export…"'s status, progress and Cancel
         self._set_progress_visible(False)
 
     def _build_start_from(self) -> QWidget:
@@ -323,6 +326,8 @@ class TrainWidget(RunWidget):
         row.addWidget(self.result_label, 1)
         row.addWidget(self.use_button)
         row.addWidget(self.save_button)
+        self.exporter = trained_model_export(self)
+        row.addWidget(self.exporter.button)
         return row
 
     # -- training data -----------------------------------------------------------------
@@ -425,6 +430,7 @@ class TrainWidget(RunWidget):
         self.stop_button.setEnabled(self.running and not self._stop.is_set())
         self.save_button.setEnabled(idle and self.result is not None)
         self.use_button.setEnabled(idle and self.result is not None)
+        self.exporter.set_available(idle and self.result is not None)
 
     # -- preview ---------------------------------------------------------------------------
     def refresh(self, _value: Any = None) -> None:
@@ -562,23 +568,11 @@ class TrainWidget(RunWidget):
         self.result = result
         self.saved_path = self._model_file = None
         self._device = getattr(result, "device", None) or self._device
-        self._replot(result)
+        self.plot.replot(getattr(result, "history", None))
         self.train_bar.end(complete=not getattr(result, "cancelled", False))
         self._set_status(self._summary(result))
         self.result_label.setText(self._result_text())
         self.trained.emit(result)
-
-    def _replot(self, result: Any) -> None:
-        """Redraw the epoch series from ``result.history`` (the authoritative record)."""
-        history = getattr(result, "history", None)
-        if history is None or len(history) == 0 or "epoch" not in history:
-            return
-        batch_loss = self.plot.batch_loss
-        self.plot.clear(self.plot.epochs)
-        self.plot.batch_loss = batch_loss
-        for row in history.to_dict("records"):
-            self.plot.add_epoch(row["epoch"], row.get("loss"), row.get("val_loss"),
-                                row.get("val_map"))
 
     def _summary(self, result: Any) -> str:
         history = getattr(result, "history", None)
@@ -675,7 +669,7 @@ class TrainWidget(RunWidget):
         """
         if self.result is None or self.running:
             return None
-        path = self._model_file or self._save_temporary()
+        path = self.model_file()
         if path is None:
             return None
         segment = dock_plugin_widget(self.viewer, "Segment")
@@ -687,6 +681,11 @@ class TrainWidget(RunWidget):
         segment.run()
         self._set_status(f"The Segment widget segments with the new model ({path.name}).")
         return segment
+
+    def model_file(self) -> Path | None:
+        """The model as a ``.keras`` file: the saved one, else a temporary copy (None if
+        it could not be written: reported)."""
+        return self._model_file or self._save_temporary()
 
     def _save_temporary(self) -> Path | None:
         """Save the model into a folder deleted at exit; its path, or None (reported)."""
