@@ -43,19 +43,21 @@ def _image(truth: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _predictions() -> dict[str, dict[str, np.ndarray]]:
-    """Two "models" of the three images: A good on a, misses on b, poor on c; B the reverse.
+    """Two "models" of the three images: A exact on a, poor on b, one miss on c; B the
+    reverse.
 
-    A misses object 4 of b (a large missed object for the gallery) and objects 1, 2 of
-    c, where it adds a false positive; B is shifted by 2 px on a, exact on b and c.
+    A misses objects 1, 2 of b, where it adds a false positive, and object 4 of c (a
+    large missed object for the gallery); B is shifted by 2 px on a, exact on b and c.
+    Worst first by A is b, c, a: neither the input order nor its reverse.
     """
     truth = _truth()
-    b_missing = truth.copy()
-    b_missing[b_missing == 4] = 0
-    c_poor = truth.copy()
-    c_poor[np.isin(c_poor, (1, 2))] = 0
-    c_poor[20:28, 20:28] = 9
+    b_poor = truth.copy()
+    b_poor[np.isin(b_poor, (1, 2))] = 0
+    b_poor[20:28, 20:28] = 9
+    c_missing = truth.copy()
+    c_missing[c_missing == 4] = 0
     shifted = discs(SHAPE, [(y, x + 2) for y, x in CENTRES], 6)
-    return {"model_a": {"a": truth, "b": b_missing, "c": c_poor},
+    return {"model_a": {"a": truth, "b": b_poor, "c": c_missing},
             "model_b": {"a": shifted, "b": truth, "c": truth}}
 
 
@@ -113,7 +115,8 @@ def test_one_model_table_worst_first_with_evaluate_figures(widget, wait_idle, da
     frame = widget.table.frame
     assert frame["image"].tolist() == sorted(NAMES, key=expected.get)
     assert frame["mAP"].tolist() == pytest.approx([expected[n] for n in frame["image"]])
-    assert frame["missed"].tolist() == [2, 1, 0]  # c misses 2 objects, b one
+    assert frame["image"].tolist() == ["b", "c", "a"]
+    assert frame["missed"].tolist() == [2, 1, 0]  # b misses 2 objects, c one
     mean = np.mean(list(expected.values()))
     assert f"mAP {mean:.3f} [" in widget.summary_label.text()
     assert sorted(widget.plot_view.plot.points["image"]) == sorted(NAMES)
@@ -129,7 +132,7 @@ def test_row_click_opens_layers_and_points_evaluate(widget, wait_idle, dataset, 
     _run(widget, wait_idle, dataset, "model_a", "model_b")
     frame = widget.table.frame
     first = frame["image"].iloc[0]
-    assert first == "c"  # model A's worst
+    assert first == "b"  # model A's worst
     difference = frame["model_b − model_a"].to_numpy()
     a, b = _expected_maps("model_a"), _expected_maps("model_b")
     assert difference.tolist() == pytest.approx([b[n] - a[n] for n in frame["image"]])
@@ -172,10 +175,10 @@ def test_gallery_click_centres_on_the_object(widget, wait_idle, dataset, viewer)
     _run(widget, wait_idle, dataset, "model_a")
     crops = widget.outcome.crops
     missed = next(i for i, crop in enumerate(crops) if crop.error == "missed"
-                  and crop.image == "b")
+                  and crop.image == "c")
     assert crops[missed].label == 4
     widget.gallery.buttons[missed].click()
-    assert widget.layers.shown == "b"
+    assert widget.layers.shown == "c"
     rows, columns = np.nonzero(_truth() == 4)
     np.testing.assert_allclose(viewer.scene.camera.center[-2:],
                                (rows.mean(), columns.mean()), atol=1e-6)
@@ -228,11 +231,13 @@ def test_bad_folder_and_missing_predictions_notify(widget, wait_idle, dataset, t
     assert len(viewer.layers) == 0 and widget.outcome is None
 
 
-def test_layer_pairs_as_data(widget, wait_idle, dataset, viewer, tmp_path):
-    """The open (image, labels) pairs are scored under the image layers' names."""
+def test_layer_pairs_as_data(widget, wait_idle, dataset, viewer):
+    """The open (image, labels) pairs are scored under the image layers' names (the
+    labels folder's files are paired by them)."""
+    truths = {"a": _truth(), "b": _predictions()["model_a"]["c"]}  # b: one object less
     for i, name in enumerate(("a", "b")):
-        viewer.add_image(_image(_truth(), i), name=name)
-        viewer.add_labels(_truth(), name=f"{name} labels")
+        viewer.add_image(_image(truths[name], i), name=name)
+        viewer.add_labels(truths[name], name=f"{name} labels")
     pair_list = widget.data_source.pair_list
     pair_list.add_pair(viewer.layers["a"], viewer.layers["a labels"])
     pair_list.add_pair(viewer.layers["b"], viewer.layers["b labels"])
@@ -240,10 +245,12 @@ def test_layer_pairs_as_data(widget, wait_idle, dataset, viewer, tmp_path):
     widget.model_a.choose_folder(dataset / "model_a")
     widget.run_button.click()
     wait_idle(widget)
-    expected = _expected_maps("model_a")
+    predictions = _predictions()["model_a"]
+    expected = {name: evaluate(truths[name], predictions[name]).map for name in truths}
+    assert expected["a"] != expected["b"]
     frame = widget.table.frame.set_index("image")
     assert sorted(frame.index) == ["a", "b"]
-    assert frame["mAP"].to_dict() == pytest.approx({"a": expected["a"], "b": expected["b"]})
+    assert frame["mAP"].to_dict() == pytest.approx(expected)
 
 
 class _Rows(HTMLParser):
