@@ -41,7 +41,6 @@ def trained_model(widget: Any) -> ExportSource:
 
 
 def trained_model_export(widget: Any) -> ModelExport:
-    """The Train widget's :class:`~..common.export_model.ModelExport` (off until trained)."""
-    exporter = ModelExport(widget.TITLE, partial(trained_model, widget), widget.backend_choice)
-    exporter.set_available(False)
-    return exporter
+    """The Train widget's :class:`~..common.export_model.ModelExport` (the widget turns its
+    button on once a training ended)."""
+    return ModelExport(widget.TITLE, partial(trained_model, widget), widget.backend_choice)
