@@ -162,7 +162,7 @@ def test_plot_point_click_opens_its_image(widget, wait_idle, dataset, qtbot):
     """A click on a point of the A-vs-B scatter opens that point's image."""
     _run(widget, wait_idle, dataset, "model_a", "model_b")
     assert set(widget.plot_view.plot.points["model"]) == {"model_a vs model_b"}
-    widget.tabs.setCurrentWidget(widget.plot_view)
+    widget.tabs.setCurrentIndex(2)  # the Plot tab
     position = widget.plot_view.position_of("b")
     qtbot.mouseClick(widget.plot_view, Qt.MouseButton.LeftButton, pos=position)
     assert widget.layers.shown == "b"

@@ -34,8 +34,8 @@ __all__ = ["QARequest", "QARun", "image_table", "run_qa", "save_report", "summar
 GALLERY_PER_KIND = 4
 #: The gallery's thumbnails: longer side in pixels.
 THUMBNAIL = 72
-#: The plots' size in points (the dock's width).
-PLOT_WIDTH, PLOT_HEIGHT = 460, 230
+#: The plots' size in points (about the dock's width): per-image mAP, the A-vs-B square.
+PLOT_WIDTH, PLOT_HEIGHT, SCATTER_SIZE = 560, 260, 400
 #: Per-image columns shown for each model, and their headers.
 MODEL_COLUMNS = {"map": "mAP", "ap50": "AP@0.5", "tp": "TP", "fp": "FP", "fn": "FN",
                  "missed": "missed", "merged": "merged", "split": "split",
@@ -117,7 +117,7 @@ def run_qa(request: QARequest, progress: Progress | None = None,
                              progress=progress, should_stop=should_stop)
     comparison = compare_models(result) if len(result.models) == 2 else None
     if comparison is not None:
-        plot = comparison_plot(comparison, size=PLOT_HEIGHT + 60, scale=scale)
+        plot = comparison_plot(comparison, size=SCATTER_SIZE, scale=scale)
     else:
         plot = per_image_plot(result, width=PLOT_WIDTH, height=PLOT_HEIGHT, scale=scale)
     crops = object_crops(result, worst_objects(result, per_kind=GALLERY_PER_KIND),

@@ -98,12 +98,21 @@ class PlotView(QLabel):
 
 
 class Gallery(QScrollArea):
-    """The worst objects' crops as thumbnails; a click emits ``crop_clicked(crop)``."""
+    """The worst objects' crops as thumbnails; a click emits ``crop_clicked(crop)``.
+
+    Parameters
+    ----------
+    thumbnail : int
+        The thumbnails' size in points (crops are shown within that square).
+    parent : QWidget, optional
+        Qt parent.
+    """
 
     crop_clicked = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, thumbnail: int = 72, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.thumbnail = thumbnail
         self.setWidgetResizable(True)
         self.buttons: list[QToolButton] = []
         self.set_crops([], [])
@@ -131,9 +140,8 @@ class Gallery(QScrollArea):
         grid.setAlignment(Qt.AlignmentFlag.AlignLeft)
         for i, crop in enumerate(crops):
             button = QToolButton()
-            picture = pixmap(crop.png)
-            button.setIcon(QIcon(picture))
-            button.setIconSize(QSize(picture.width(), picture.height()))
+            button.setIcon(QIcon(pixmap(crop.png)))
+            button.setIconSize(QSize(self.thumbnail, self.thumbnail))  # one size for all
             button.setText(f"#{crop.label}")
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
             button.setToolTip(f"{crop.error} object #{crop.label} ({crop.area} px) in "

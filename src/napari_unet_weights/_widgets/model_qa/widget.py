@@ -33,8 +33,10 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
+    QWidget,
 )
 
 from napari_unet_weights._widgets.common.base import RunWidget, user_message
@@ -47,6 +49,7 @@ from napari_unet_weights._widgets.common.workers import Job
 from napari_unet_weights._widgets.model_qa.choices import QAModelChoice, model_names
 from napari_unet_weights._widgets.model_qa.layers import QALayers
 from napari_unet_weights._widgets.model_qa.run import (
+    THUMBNAIL,
     QARequest,
     QARun,
     image_table,
@@ -105,7 +108,6 @@ class ModelQAWidget(RunWidget):
         self._build_status(cancel=self.cancel)
         self.cancel_button.setToolTip("Stop after the current image; nothing is added")
         self.data_source = DataSource(self.viewer.layers)
-        self.data_source.setMaximumHeight(150)
         self.model_a = QAModelChoice()
         self.model_b = QAModelChoice(optional=True)
         self.tta_checkbox = QCheckBox("test-time augmentation (U-Net models)")
@@ -127,18 +129,25 @@ class ModelQAWidget(RunWidget):
         self.summary_label.setWordWrap(True)
         self.plot_view = PlotView()
         self.plot_view.point_clicked.connect(self.open_image)
+        plot_area = QScrollArea()
+        plot_area.setWidget(self.plot_view)
+        plot_area.setWidgetResizable(True)
         self.table = DataFrameTable("model_qa_per_image")
         self.table.row_selected.connect(self._on_row_selected)
-        self.gallery = Gallery()
+        self.gallery = Gallery(THUMBNAIL)
         self.gallery.crop_clicked.connect(self.focus_crop)
+        setup = QWidget()
+        setup_layout = QVBoxLayout(setup)
+        setup_layout.addWidget(QLabel("Data: a folder with images/ and labels/, or layer pairs"))
+        setup_layout.addWidget(self.data_source)
+        setup_layout.addLayout(form)
+        setup_layout.addStretch(1)
         self.tabs = QTabWidget()
+        self.tabs.addTab(setup, "Setup")
         self.tabs.addTab(self.table, "Images")
-        self.tabs.addTab(self.plot_view, "Plot")
+        self.tabs.addTab(plot_area, "Plot")
         self.tabs.addTab(self.gallery, "Gallery")
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Data: a folder with images/ and labels/, or layer pairs"))
-        layout.addWidget(self.data_source)
-        layout.addLayout(form)
         layout.addLayout(run_row)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
@@ -223,6 +232,7 @@ class ModelQAWidget(RunWidget):
         self.table.set_frame(image_table(result, comparison))
         self.plot_view.set_plot(outcome.plot, float(self.devicePixelRatioF()))
         self.gallery.set_crops(outcome.crops, result.models)
+        self.tabs.setCurrentWidget(self.table)
         self._problem = None
         self._set_status(f"{len(result.images)} images scored from {outcome.request.source}. "
                          "Click a row, a point or a thumbnail to open the image.")
