@@ -126,8 +126,8 @@ def test_one_model_table_worst_first_with_evaluate_figures(widget, wait_idle, da
 def test_row_click_opens_layers_and_points_evaluate(widget, wait_idle, dataset, viewer,
                                                     qtbot):
     """Clicking a row opens exactly that image, truth and predictions as new layers,
-    reused for the next row; Evaluate scores (truth, model A) with its IoU view on; the
-    user's layers are not touched."""
+    reused for the next row and the next run; Evaluate scores (truth, model A) with its
+    IoU view on; the user's layers are not touched."""
     users = viewer.add_labels(np.zeros(SHAPE, np.uint16), name="mine")
     _run(widget, wait_idle, dataset, "model_a", "model_b")
     frame = widget.table.frame
@@ -156,6 +156,14 @@ def test_row_click_opens_layers_and_points_evaluate(widget, wait_idle, dataset, 
         assert len(_qa_layers(viewer)) == 4  # image, truth, two predictions: reused
     assert users in viewer.layers and not users.data.any()
     assert MODEL_QA_KEY not in users.metadata
+
+    widget.model_b.combo.setCurrentIndex(0)  # none: a second run scores model A only
+    widget.run_button.click()
+    wait_idle(widget)
+    kept = widget.layers.truth
+    _click_row(widget, qtbot, 0)
+    assert len(_qa_layers(viewer)) == 3  # the same layers; model B's removed
+    assert widget.layers.truth is kept and widget.layers.prediction("model_b") is None
 
 
 def test_plot_point_click_opens_its_image(widget, wait_idle, dataset, qtbot):

@@ -122,8 +122,3 @@ class QALayers:
             layer.contour = 1
         layer.editable = False
         return layer
-
-    def forget(self) -> None:
-        """Stop reusing the layers (they stay in the viewer, the user's to keep)."""
-        self._layers = {}
-        self.shown = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,11 +209,11 @@ def summary_text(result: QAResult, comparison: Comparison | None = None) -> str:
     """
     percent = round(100 * result.level)
     overall = result.summary[result.summary["modality"] == "all"]
-    lines = [f"<b>{row.model}</b>: mAP {row.map:.3f} [{row.map_low:.3f}, {row.map_high:.3f}] "
-             f"({percent} % interval, {row.n_images} images)"
+    lines = [f"<b>{escape(row.model)}</b>: mAP {row.map:.3f} [{row.map_low:.3f}, "
+             f"{row.map_high:.3f}] ({percent} % interval, {row.n_images} images)"
              for row in overall.itertuples(index=False)]
     if comparison is not None:
         c = comparison
-        lines.append(f"{c.b} − {c.a}: {c.mean_difference:+.3f} [{c.ci_low:+.3f}, "
-                     f"{c.ci_high:+.3f}]: {_verdict(c)}")
+        lines.append(escape(f"{c.b} − {c.a}: {c.mean_difference:+.3f} [{c.ci_low:+.3f}, "
+                            f"{c.ci_high:+.3f}]: {_verdict(c)}"))
     return "<br>".join(lines)

@@ -227,7 +227,6 @@ class ModelQAWidget(RunWidget):
             return
         self.outcome = outcome
         result, comparison = outcome.result, outcome.comparison
-        self.layers.forget()  # a new run's layers: the last run's stay, the user's
         self.summary_label.setText(summary_text(result, comparison))
         self.table.set_frame(image_table(result, comparison))
         self.plot_view.set_plot(outcome.plot, float(self.devicePixelRatioF()))
