@@ -294,7 +294,7 @@ def test_the_summary_says_what_the_score_was_measured_on(data, tmp_path, runs, m
 # -- a real run ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_parent(tmp_path_factory, keras):
-    """A tiny untrained U-Net (depth 2) saved with complete metadata (no training: Keras
+    """A tiny untrained U-Net (depth 1) saved with complete metadata (no training: Keras
     traces a first fit for seconds), and a folder of 3 images of bright discs."""
     from napari_unet_weights.unet.model import build_unet
     from napari_unet_weights.unet.model_file import UNetModel
@@ -306,11 +306,11 @@ def tiny_parent(tmp_path_factory, keras):
     keras.utils.set_random_seed(0)
     metadata = {"format_version": 1, "n_classes": 3, "input": dict(DEFAULT_INPUT),
                 "normalization": dict(DEFAULT_NORMALIZATION),
-                "architecture": {"type": "unet2d", "n_channels": 1, "depth": 2,
+                "architecture": {"type": "unet2d", "n_channels": 1, "depth": 1,
                                  "base_filters": 4},
                 "postprocess": dict(DEFAULT_POSTPROCESS)}
     root = tmp_path_factory.mktemp("fine_tuning")
-    parent = UNetModel(build_unet(1, 3, depth=2, base_filters=4), metadata).save(
+    parent = UNetModel(build_unet(1, 3, depth=1, base_filters=4), metadata).save(
         root / "parent.keras")
     return parent, write_folder(root / "few", *synthetic(3, 32, seed=1))
 
@@ -319,8 +319,8 @@ def test_options_are_checked_with_the_model_s_architecture(tiny_parent, data, tm
                                                             runs, capsys):
     parent, _ = tiny_parent
     assert main(["train", str(data), "--out", str(tmp_path / "m.keras"), "--from",
-                 str(parent), "--patch-size", "34"]) == 2
-    assert "multiple of 2**depth = 4 (depth 2)" in capsys.readouterr().err  # not 16 (depth 4)
+                 str(parent), "--patch-size", "33"]) == 2
+    assert "multiple of 2**depth = 2 (depth 1)" in capsys.readouterr().err  # not 16 (depth 4)
     assert runs == []
 
 
@@ -526,7 +526,7 @@ def test_a_real_run_in_a_folder_resumed_and_finished(tiny_parent, tmp_path, caps
     out, run_dir = tmp_path / "m.keras", tmp_path / "run"
     assert main(["train", str(few), "--out", str(out), "--run-dir", str(run_dir),
                  "--epochs", "2", "--steps", "2", "--batch-size", "2", "--patch-size", "32",
-                 "--depth", "2", "--filters", "4", "--val-on-training",
+                 "--depth", "1", "--filters", "4", "--val-on-training",
                  "--checkpoint-minutes", "0"]) == 0
     err = capsys.readouterr().err
     assert "checkpoint of epoch 1: " in err and "checkpoint of epoch 2: " in err
@@ -553,7 +553,7 @@ def test_sigterm_ends_a_run_in_a_folder_with_its_last_epoch_saved(tiny_parent, t
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "napari_unet_weights.cli", "train", str(few), "--out",
                str(tmp_path / "m.keras"), "--run-dir", str(run_dir), "--epochs", "1000",
-               "--steps", "2", "--batch-size", "2", "--patch-size", "32", "--depth", "2",
+               "--steps", "2", "--batch-size", "2", "--patch-size", "32", "--depth", "1",
                "--filters", "4", "--val-on-training", "--patience", "1000"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:

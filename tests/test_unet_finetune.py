@@ -50,7 +50,7 @@ def test_fine_tuning_defaults_fill_only_what_the_caller_left_unset(parent):
     for name in ("lr_schedule", "max_seconds", "epochs", "steps_per_epoch",
                  "early_stopping_patience"):
         assert getattr(result.config, name) == FINE_TUNING_DEFAULTS[name], name
-    given = TrainConfig(epochs=7, patch_size=16, depth=2)  # a config's non-defaults count
+    given = TrainConfig(epochs=7, patch_size=16, depth=TINY["depth"])  # non-defaults count
     result = train(images, labels, given, initial_model=parent, base_filters=4)
     assert (result.config.epochs, result.config.learning_rate) == (
         7, FINE_TUNING_DEFAULTS["learning_rate"])
@@ -208,6 +208,6 @@ def test_options_are_checked_against_the_parent_s_depth_not_the_default_one(pare
     from napari_unet_weights.unet.training.parent import Parent, run_config
 
     config = run_config(None, {"patch_size": 36}, Parent(parent, "tiny", "0"))
-    assert (config.depth, config.patch_size) == (2, 36)  # 36: not a multiple of 2**4
-    with pytest.raises(ValueError, match=r"depth=4 \(the model has 2\)"):
+    assert (config.depth, config.patch_size) == (TINY["depth"], 36)  # 36: not a multiple of 2**4
+    with pytest.raises(ValueError, match=rf"depth=4 \(the model has {TINY['depth']}\)"):
         run_config(None, {"depth": 4}, Parent(parent, "tiny", "0"))
