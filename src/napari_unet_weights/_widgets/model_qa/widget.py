@@ -154,6 +154,7 @@ class ModelQAWidget(RunWidget):
         layout.addWidget(self.summary_label)
         layout.addWidget(self.tabs, 1)
         self._set_progress_visible(False)
+        self._set_status("Pick the data and one or two models (Setup), then Run.")
 
     # -- layer list (the data box's pickers) ---------------------------------------------
     def _refresh_choices(self, _event: Any = None) -> None:
