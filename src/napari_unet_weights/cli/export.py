@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..share.extra import PIP_COMMAND, missing_export_modules
 from .common import add_overwrite_argument, output_problem, usage_error
 
 HELP = ("Write a model file as a bioimage.io model package (.zip: Keras 3 and ONNX weights) "
@@ -30,11 +31,12 @@ def run(args: argparse.Namespace) -> int:
     problem = output_problem([args.output], args.overwrite)
     if problem:
         return usage_error(problem)
-    try:
-        from ..share.export import export_model
-    except ImportError as error:
-        return usage_error(f"export needs the [export] extra ({error.name} is missing): "
-                           "pip install 'napari-unet-weights[export]'")
+    missing = missing_export_modules()
+    if missing:
+        return usage_error(f"export needs the [export] extra ({', '.join(missing)} missing): "
+                           f"{PIP_COMMAND}")
+    from ..share.export import export_model
+
     path = export_model(args.model, args.output, name=args.name)
     print(f"{path}: bioimage.io model package (keras_v3, onnx); "
           f"check it with: bioimageio test {path}")

@@ -16,7 +16,6 @@ is and what to open it with; a problem is an error notification and nothing else
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from napari_unet_weights._widgets.common.workers import Job, LatestWinsRunner
 from napari_unet_weights.io.files import check_output_file
 from napari_unet_weights.runtime.progress import Cancelled
 from napari_unet_weights.share.export import STEPS
+from napari_unet_weights.share.extra import EXPORT_MODULES, PIP_COMMAND, missing_export_modules
 from napari_unet_weights.unet.device import call_in_new_thread
 
 if TYPE_CHECKING:
@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["EXPORT_MODULES", "FILE_FILTER", "ExportSource", "ModelExport", "chosen_model",
            "missing_export_modules"]
 
-#: What :func:`~napari_unet_weights.share.export.export_model` imports (the ``[export]`` extra).
-EXPORT_MODULES = ("bioimageio.spec", "onnx", "tf2onnx")
-PIP_COMMAND = 'pip install "napari-unet-weights[export]"'
 FILE_FILTER = "bioimage.io model (*.zip)"
 TIP = ("Export the model as a bioimage.io package (.zip: Keras 3 and ONNX weights, test "
        "images, model card) for deepImageJ (Fiji), ilastik, QuPath and bioimage.io")
@@ -75,18 +72,6 @@ def chosen_model(choice: ModelChoice) -> ExportSource:
     if choice.error is not None:
         raise ValueError(choice.error)
     return ExportSource(choice.path, choice.path.stem)
-
-
-def _missing(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is None
-    except (ImportError, ValueError):  # a parent package missing, or a None stand-in
-        return True
-
-
-def missing_export_modules() -> list[str]:
-    """The modules of the ``[export]`` extra that cannot be imported (none are imported)."""
-    return [module for module in EXPORT_MODULES if _missing(module)]
 
 
 def _is_export_module(name: str | None) -> bool:

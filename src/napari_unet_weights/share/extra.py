@@ -1,0 +1,24 @@
+"""Whether the ``[export]`` extra is installed, found without importing it."""
+
+from __future__ import annotations
+
+import importlib.util
+
+__all__ = ["EXPORT_MODULES", "PIP_COMMAND", "missing_export_modules"]
+
+#: What :func:`.export.export_model` imports (the ``[export]`` extra).
+EXPORT_MODULES = ("bioimageio.spec", "onnx", "tf2onnx")
+#: The command that installs them.
+PIP_COMMAND = 'pip install "napari-unet-weights[export]"'
+
+
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a parent package missing, or a None stand-in
+        return True
+
+
+def missing_export_modules() -> list[str]:
+    """The modules of the ``[export]`` extra that cannot be imported (none are imported)."""
+    return [module for module in EXPORT_MODULES if _missing(module)]
