@@ -244,7 +244,7 @@ class ModelQAWidget(RunWidget):
         if isinstance(error, Cancelled):
             self._set_status(CANCELLED)
             return
-        self._report(f"Model QA failed: {user_message(error)}")
+        self._report(f"Run failed: {user_message(error)}")
 
     def _on_busy(self, busy: bool) -> None:
         super()._on_busy(busy)
