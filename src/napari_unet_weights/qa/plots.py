@@ -88,7 +88,7 @@ class _Canvas:
 
     def __init__(self, width: int, height: int, x_range: tuple[float, float],
                  y_range: tuple[float, float], scale: float = 1.0,
-                 margins: tuple[int, int, int, int] = (56, 30, 18, 44)) -> None:
+                 margins: tuple[int, int, int, int] = (56, 44, 18, 44)) -> None:
         from PIL import Image, ImageDraw
 
         self.scale = scale
