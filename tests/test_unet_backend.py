@@ -182,13 +182,35 @@ def _validation_images() -> list[Path]:
             if tifffile.TiffFile(path).pages[0].shape[:2] == (256, 256)][:N_IMAGES]
 
 
+def _start(backend: str, out: Path, images: list[Path], loads: list[Path]) -> subprocess.Popen:
+    """``backend_run.py`` for ``backend`` in a fresh interpreter, which loads ``loads`` once
+    told (a line on its stdin: :func:`_finish`); its stderr in ``OUT/<backend>.err``."""
+    with open(out / f"{backend}.err", "w") as err:
+        return subprocess.Popen(
+            [sys.executable, str(SCRIPT), backend, str(out), "--images", *map(str, images),
+             "--train", str(out / "train.npz"), "--loss", str(out / "loss.npz"),
+             "--load", *map(str, loads), "--load-when-told"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, text=True)
+
+
+def _finish(process: subprocess.Popen, backend: str, out: Path) -> dict:
+    """Tell ``process`` that its files are written, wait for it; its record."""
+    try:
+        process.communicate("\n", timeout=300)
+    finally:
+        process.kill()  # a no-op once it has ended
+    assert process.returncode == 0, (out / f"{backend}.err").read_text()[-3000:]
+    return json.loads((out / f"{backend}.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def runs(keras, tmp_path_factory):
     """Each backend's record (loss, predictions, a tiny training, the files it loaded).
 
-    TensorFlow runs here; PyTorch, then JAX, in fresh interpreters with TensorFlow
-    blocked. Each loads the files trained before it; TensorFlow, last, those of the
-    other two.
+    TensorFlow runs here; PyTorch and JAX in fresh interpreters with TensorFlow blocked,
+    side by side with it (JAX compiles for most of its run). Each loads the files trained
+    before it (told when they are written: TensorFlow's, then PyTorch's); TensorFlow,
+    last, those of the other two.
     """
     for backend in OTHERS:
         _require(backend)
@@ -204,17 +226,19 @@ def runs(keras, tmp_path_factory):
     train_images, train_labels = synthetic(n=4)
     np.savez(out / "train.npz", images=np.array(train_images, np.float32),
              labels=np.array(train_labels))
-    script = _script_module()
-    records = {"tensorflow": script.run("tensorflow", out, images, out / "train.npz",
-                                        out / "loss.npz", [out / "tensorflow.keras"])}
-    for backend in OTHERS:
-        loads = [str(out / f"{name}.keras") for name in [*records, backend]]
-        done = subprocess.run(
-            [sys.executable, str(SCRIPT), backend, str(out), "--images", *map(str, images),
-             "--train", str(out / "train.npz"), "--loss", str(out / "loss.npz"),
-             "--load", *loads], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        records[backend] = json.loads((out / f"{backend}.json").read_text())
+    order = ["tensorflow", *OTHERS]
+    processes = {backend: _start(backend, out, images,
+                                 [out / f"{name}.keras" for name in order[:i + 1]])
+                 for i, backend in enumerate(order) if backend in OTHERS}
+    try:
+        script = _script_module()
+        records = {"tensorflow": script.run("tensorflow", out, images, out / "train.npz",
+                                            out / "loss.npz", [out / "tensorflow.keras"])}
+        for backend in OTHERS:  # in order: each loads the files of those before it
+            records[backend] = _finish(processes.pop(backend), backend, out)
+    finally:
+        for process in processes.values():
+            process.kill()
     records["tensorflow"]["loads"].update({
         f"{name}.keras": script.ramp_output(out / f"{name}.keras") for name in OTHERS})
     return out, records

@@ -3,7 +3,7 @@
 Run by tests/test_unet_backend.py and scripts/backend_agreement.py::
 
     python backend_run.py BACKEND OUT [--images A.tif ...] [--train DATA.npz]
-                          [--loss EXAMPLE.npz] [--load A.keras ...]
+                          [--loss EXAMPLE.npz] [--load A.keras ...] [--load-when-told]
 
 TensorFlow is blocked (``sys.modules["tensorflow"] = None``, as on a machine without it)
 unless it is the backend. Writes ``OUT/<backend>.json`` (backend, device, whether
@@ -11,6 +11,8 @@ TensorFlow was imported, the loss on the example, the training's seconds and the
 squares of the outputs of the loaded files on a ramp) and, for ``--images``,
 ``OUT/<backend>_predictions.npz`` (each image's probabilities and labels); ``--train``
 trains a tiny model on the images and labels of DATA.npz and saves ``OUT/<backend>.keras``.
+``--load-when-told`` waits for a line on stdin before loading the files (the test runs
+the backends side by side and says when the files they load are written).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-#: The tiny training of the test: a few seconds on every backend.
+#: The tiny training of the test: a few seconds on every backend (depth 1: JAX compiles
+#: each new weight shape's initialiser, for seconds).
 TINY = {"n_classes": 3, "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 16,
-        "depth": 2, "base_filters": 4, "learning_rate": 1e-2, "val_map_every": 1}
+        "depth": 1, "base_filters": 4, "learning_rate": 1e-2, "val_map_every": 1}
 
 
 def ramp_output(path: Path) -> float:
@@ -37,7 +40,7 @@ def ramp_output(path: Path) -> float:
 
 
 def run(backend: str, out: Path, images=(), train_data: Path | None = None,
-        loss: Path | None = None, load=()) -> dict:
+        loss: Path | None = None, load=(), load_when_told: bool = False) -> dict:
     """The work of one backend in this process (see the module docstring); its record."""
     import numpy as np
 
@@ -73,6 +76,8 @@ def run(backend: str, out: Path, images=(), train_data: Path | None = None,
         train(list(data["images"]), list(data["labels"]), out=out / f"{backend}.keras",
               **TINY)
         record["train_seconds"] = time.perf_counter() - began
+    if load_when_told:
+        sys.stdin.readline()
     record["loads"] = {path.name: ramp_output(path) for path in load}
     record["tensorflow_imported"] = sys.modules.get("tensorflow") is not None
     (out / f"{backend}.json").write_text(json.dumps(record))
@@ -87,10 +92,12 @@ def main() -> None:
     parser.add_argument("--train", type=Path)
     parser.add_argument("--loss", type=Path)
     parser.add_argument("--load", nargs="*", type=Path, default=[])
+    parser.add_argument("--load-when-told", action="store_true")
     args = parser.parse_args()
     if args.backend != "tensorflow":
         sys.modules["tensorflow"] = None  # type: ignore[assignment]
-    run(args.backend, args.out, args.images, args.train, args.loss, args.load)
+    run(args.backend, args.out, args.images, args.train, args.loss, args.load,
+        args.load_when_told)
 
 
 if __name__ == "__main__":
