@@ -118,6 +118,16 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture(scope="session")
+def bundled_package(tmp_path_factory):
+    """The bundled model exported once for the session as a bioimage.io package
+    (``export_model(None, ...)``: seconds of ONNX conversion), for tests that read one;
+    none may change it or its folder."""
+    from napari_unet_weights.share.export import export_model
+
+    return export_model(None, tmp_path_factory.mktemp("bundled_package") / "nuclei.zip")
+
+
+@pytest.fixture(scope="session")
 def dask_cluster():
     """One running dask cluster for the whole session (``distributed.LocalCluster`` in this
     process: one worker of 2 threads), closed at the session's end.

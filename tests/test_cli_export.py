@@ -23,7 +23,9 @@ def test_export_refuses_other_suffix(tmp_path, capsys):
     assert ".zip" in capsys.readouterr().err
 
 
-def test_predict_with_a_package_equals_the_keras_file(tmp_path):
+def test_predict_with_a_package_equals_the_keras_file(tmp_path, bundled_package):
+    """``predict --model PKG.zip``: the labels of the bundled .keras file (the package:
+    the session's export of it, the one the command above writes)."""
     import numpy as np
     import tifffile
 
@@ -31,10 +33,8 @@ def test_predict_with_a_package_equals_the_keras_file(tmp_path):
     image = tmp_path / "in" / "nuclei.tif"
     image.parent.mkdir()
     tifffile.imwrite(image, load_sample("nuclei_fluorescence")[0])
-    package = tmp_path / "bundled.zip"
-    assert main(["export", "-o", str(package)]) == 0
     outputs = {}
-    for name, model in [("zip", str(package)), ("keras", None)]:
+    for name, model in [("zip", str(bundled_package)), ("keras", None)]:
         out = tmp_path / name
         args = ["predict", str(image), "-o", str(out)] + (["--model", model] if model else [])
         assert main(args) == 0

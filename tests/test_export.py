@@ -8,14 +8,15 @@ import yaml
 pytest.importorskip("bioimageio.core")
 pytest.importorskip("onnxruntime")
 
-from napari_unet_weights.share.export import CONFIG_KEY, export_model
+from napari_unet_weights.share.export import CONFIG_KEY
 from napari_unet_weights.unet.model_file import load_model
 from napari_unet_weights.unet.predict import predict
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    return export_model(None, tmp_path_factory.mktemp("pkg") / "nuclei.zip")
+def package(bundled_package):
+    """The bundled model's package (exported once per session: tests/conftest.py)."""
+    return bundled_package
 
 
 def _rdf(package):
@@ -39,12 +40,12 @@ def test_package_files_and_fields(package):
     assert rdf["config"][CONFIG_KEY]["postprocess"] == load_model().postprocess_parameters
 
 
-def test_stored_tensors_repredicted(package):
+def test_stored_tensors_repredicted(package, tmp_path):
     with zipfile.ZipFile(package) as z:
-        z.extract("test_input.npy", package.parent)
-        z.extract("test_output.npy", package.parent)
-    image = np.load(package.parent / "test_input.npy")
-    expected = np.load(package.parent / "test_output.npy")
+        z.extract("test_input.npy", tmp_path)
+        z.extract("test_output.npy", tmp_path)
+    image = np.load(tmp_path / "test_input.npy")
+    expected = np.load(tmp_path / "test_output.npy")
     assert image.shape[1] % 16 == 0 and image.shape[2] % 16 == 0
     again = predict(image[0, ..., 0], model=load_model(), tta=False)
     np.testing.assert_allclose(again[None], expected, atol=1e-5)
