@@ -51,10 +51,11 @@ def test_fine_tuning_defaults_fill_only_what_the_caller_left_unset(parent):
                  "early_stopping_patience"):
         assert getattr(result.config, name) == FINE_TUNING_DEFAULTS[name], name
     given = TrainConfig(epochs=7, patch_size=16, depth=TINY["depth"])  # non-defaults count
-    result = train(images, labels, given, initial_model=parent, base_filters=4)
+    result = train(images, labels, given, initial_model=parent, base_filters=4,
+                   finish_within=0)  # the configuration is settled before any step
     assert (result.config.epochs, result.config.learning_rate) == (
         7, FINE_TUNING_DEFAULTS["learning_rate"])
-    scratch = train(images, labels, **TINY, tune_postprocess=False)
+    scratch = train(images, labels, **TINY, tune_postprocess=False, finish_within=0)
     assert scratch.config.learning_rate == TINY["learning_rate"]
     assert scratch.config.lr_schedule == TrainConfig().lr_schedule  # no parent: no change
 
