@@ -94,11 +94,12 @@ def _documentation(unet: UNetModel, path: Path) -> Path:
 
 
 def _onnx(unet: UNetModel, path: Path) -> tuple[Path, int]:
-    """The network as ONNX (Keras' export; needs tf2onnx) and its opset."""
+    """The network as ONNX (Keras' export; needs tf2onnx), our metadata inside (so that
+    the package loads on its ONNX weights alone: :mod:`..unet.onnx_runtime`), and its opset."""
     import onnx
-    keras_model = unet.keras_model
-    keras_model(np.zeros((1, 64, 64, keras_model.input_shape[-1]), np.float32))
-    keras_model.export(str(path), format="onnx", verbose=False)
+
+    from ..unet.onnx_runtime import to_onnx
+    to_onnx(unet.keras_model, unet.metadata, path)
     return path, int(max(o.version for o in onnx.load(str(path)).opset_import
                          if o.domain in ("", "ai.onnx")))
 

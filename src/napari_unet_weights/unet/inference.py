@@ -33,6 +33,7 @@ import numpy as np
 from ..runtime.progress import PredictionCancelled, Progress, ShouldStop
 from .device import device_scope
 from .diameter import Sizing
+from .inference_engine import engine_model
 from .model_cache import ModelFile, resolve_model
 from .model_file import UNetModel, as_model, check_model, input_channels, size_multiple
 from .network import predictor
@@ -338,7 +339,8 @@ def run_in_memory(image, model, options: dict, postprocess: dict | None, *,
     model : UNetModel, str, path or None
         As in :func:`.predict.predict`.
     options : dict
-        ``rgb``, ``tile_shape``, ``overlap``, ``batch_size``, ``use_gpu``, ``tta``.
+        ``rgb``, ``tile_shape``, ``overlap``, ``batch_size``, ``use_gpu``, ``tta``, and
+        ``engine`` (the inference runtime, :mod:`.inference_engine`; default "keras").
     postprocess : dict or None
         Overrides of the model's post-processing parameters; None: no labels.
     probabilities : bool
@@ -359,7 +361,7 @@ def run_in_memory(image, model, options: dict, postprocess: dict | None, *,
     """
     image = as_array(image)
     layout = image_layout(image, options["rgb"])
-    unet = as_model(model)
+    unet = engine_model(model, options.get("engine", "keras"))
     # "auto" needs the labels of its first pass, whatever is returned
     parameters = _postprocess_parameters(unet, postprocess or {})
     n_pixels = math.prod(layout.lead) * math.prod(layout.plane)
@@ -390,24 +392,28 @@ def run_in_memory(image, model, options: dict, postprocess: dict | None, *,
 def block_probabilities(block: np.ndarray, statistics: PlaneStatistics, *,
                         model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
                         batch_size: int, use_gpu: bool | None, tta: bool,
-                        should_stop: ShouldStop | None = None) -> np.ndarray:
+                        should_stop: ShouldStop | None = None,
+                        engine: str = "keras") -> np.ndarray:
     """The probabilities of one block of a plane normalised as the whole plane.
 
     ``model``: a loaded model, or a model file loaded once per process
     (:func:`.model_cache.cached_model`). ``statistics``: the whole plane's normalisation
-    (:mod:`.chunked.lazy_stats`).
+    (:mod:`.chunked.lazy_stats`). ``engine``: the inference runtime
+    (:func:`.inference_engine.engine_model`).
     """
-    image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
-                              batch_size, None, should_stop, tta, statistics)
+    image, run = _prepare_run(block, engine_model(resolve_model(model), engine), rgb,
+                              tile_shape, overlap, batch_size, None, should_stop, tta,
+                              statistics)
     return _predict_run(image, run, use_gpu)
 
 
 def block_labels(block: np.ndarray, statistics: PlaneStatistics, *,
                  model: UNetModel | ModelFile, rgb: bool, tile_shape, overlap,
                  batch_size: int, use_gpu: bool | None, tta: bool, postprocess: dict,
-                 should_stop: ShouldStop | None = None) -> np.ndarray:
+                 should_stop: ShouldStop | None = None, engine: str = "keras") -> np.ndarray:
     """The instance labels of one block (block-local ids), as :func:`block_probabilities`
     with the checked post-processing parameters ``postprocess``."""
-    image, run = _prepare_run(block, resolve_model(model), rgb, tile_shape, overlap,
-                              batch_size, None, should_stop, tta, statistics)
+    image, run = _prepare_run(block, engine_model(resolve_model(model), engine), rgb,
+                              tile_shape, overlap, batch_size, None, should_stop, tta,
+                              statistics)
     return gather(image, run, use_gpu, parameters=postprocess)[1]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,7 +34,13 @@ import numpy as np
 
 from ..io.files import atomic_output, check_output_file
 from .device import keras_or_error
-from .package_file import is_package, keras_weights
+from .package_file import (
+    is_package,
+    keras_weights,
+    onnx_metadata,
+    onnx_network,
+    weight_sources,
+)
 from .postprocess import check_postprocess_parameters
 from .preprocess import COLOUR_RULES, INPUT_MODES
 
@@ -415,13 +422,40 @@ def record_metadata(path: PathLike, **entries: Any) -> Path:
 
 
 def _package_keras(path: Path, read: Callable[[Path], Any]) -> Any:
-    """``read`` (load_model, read_metadata) applied to a package's Keras 3 weights."""
+    """``read`` (load_model, read_metadata) applied to a package's Keras 3 weights, or its
+    ONNX weights where those cannot load (:func:`_package_onnx`)."""
     import tempfile
-    name, data = keras_weights(path)
-    with tempfile.TemporaryDirectory() as folder:
-        keras_file = Path(folder) / Path(name).name
-        keras_file.write_bytes(data)
-        return read(keras_file)
+    try:
+        name, data = keras_weights(path)
+        with tempfile.TemporaryDirectory() as folder:
+            keras_file = Path(folder) / Path(name).name
+            keras_file.write_bytes(data)
+            return read(keras_file)
+    except (ImportError, ValueError) as error:
+        if "onnx" not in weight_sources(path):  # also refuses a package not ours again
+            raise
+        return _package_onnx(path, error, metadata_only=read is read_metadata)
+
+
+def _package_onnx(path: Path, error: Exception, metadata_only: bool) -> Any:
+    """A package's metadata, or its model on its ONNX weights (onnxruntime), when its Keras
+    weights (absent, or Keras / TensorFlow missing) failed with ``error``."""
+    metadata = onnx_metadata(path)
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValueError(f"{path}: bad model metadata: {problem}") from error
+    if metadata_only:
+        return metadata
+    try:
+        network = onnx_network(path)
+    except ImportError as missing:
+        raise ImportError(f"{path}: its Keras weights cannot be used ({error}), and {missing}"
+                          ) from error
+    warnings.warn(f"{path}: its Keras weights cannot be used ({error}); running its ONNX "
+                  "weights through onnxruntime.", UserWarning, stacklevel=4)
+    model = UNetModel(network, metadata)
+    check_model(model)
+    return model
 
 
 def load_model(path: PathLike | None = None) -> UNetModel:
@@ -431,7 +465,10 @@ def load_model(path: PathLike | None = None) -> UNetModel:
     ----------
     path : str or path-like, optional
         The ``.keras`` file, or a bioimage.io package (.zip / rdf.yaml) that this plugin
-        exported; None: the bundled DSB 2018 nuclei model.
+        exported; None: the bundled DSB 2018 nuclei model. A package's Keras weights are
+        preferred; where they cannot load (Keras / TensorFlow missing, none in the
+        package, Keras refuses them) its ONNX weights run through onnxruntime instead
+        (a UserWarning says so; :mod:`.onnx_runtime`).
 
     Returns
     -------
@@ -445,7 +482,7 @@ def load_model(path: PathLike | None = None) -> UNetModel:
         If it is not a model file, is corrupt, lacks our metadata (what is missing is
         named), or its network does not fit the metadata (input channels, classes).
     ImportError
-        If TensorFlow is not installed.
+        If TensorFlow is not installed (a package: nor onnxruntime).
     """
     path = Path(BUNDLED_MODEL if path is None else path)
     if is_package(path):  # a bioimage.io package that we exported (docs/share.md)

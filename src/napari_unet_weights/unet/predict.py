@@ -40,6 +40,7 @@ from ..runtime.progress import PredictionCancelled, Progress, ShouldStop
 from . import inference
 from .diameter import check_diameter
 from .inference import TTA_TRANSFORMS, SegmentResult, network_output, predict_prepared
+from .inference_engine import check_engine
 from .model_file import UNetModel
 
 __all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "SegmentResult", "infer",
@@ -57,7 +58,8 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
             overlap: int | None = None, batch_size: int = 4, progress: Progress | None = None,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
             tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
-            workers: int | None = None, scheduler=None, temp_dir=None, diameter=None):
+            workers: int | None = None, scheduler=None, temp_dir=None, diameter=None,
+            engine: str = "keras"):
     """Class probabilities of an image, a stack or a time series, tile by tile.
 
     Parameters
@@ -133,6 +135,14 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
         kept if it finds nothing). Not for chunked prediction (a ValueError): resize
         such an image beforehand. See :func:`.sizing.segment_at_diameter` for the
         diameter used.
+    engine : {"keras", "onnx"}
+        The inference runtime of the network call (not a dask cluster: that is
+        ``scheduler``). "keras": the Keras network (or, for a package loaded on its ONNX
+        weights because Keras could not load them, those). "onnx": ONNX weights through
+        onnxruntime on the CPU: a package's own, or the ONNX conversion of a Keras model
+        (made once per process and weights; needs the ``[export]`` extra). Everything
+        else (normalisation, tiles, blending, ``tta``, post-processing) is the same
+        (:mod:`.inference_engine`).
 
     Returns
     -------
@@ -149,12 +159,14 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
     PredictionCancelled
         If ``should_stop()`` returned True (:class:`..runtime.progress.Cancelled`).
     ValueError
-        For a bad image shape, tile shape, overlap or batch size, a model whose Keras
+        For a bad image shape, tile shape, overlap or batch size, an unknown
+        ``engine``, a model whose Keras
         network does not fit its metadata (:func:`.model_file.check_model`), a
         ``diameter`` out of range, with a model file that does not record its nuclei's
         diameter, or with chunked prediction.
     FileNotFoundError, ImportError
-        See :func:`..model_file.load_model`.
+        See :func:`..model_file.load_model`; ImportError also for ``engine="onnx"``
+        without onnxruntime (``pip install "napari-unet-weights[export]"``).
 
     Warns
     -----
@@ -165,7 +177,7 @@ def predict(image, model: UNetModel | str | os.PathLike | None = None, *,
                  tile_shape=tile_shape, overlap=overlap, batch_size=batch_size,
                  progress=progress, should_stop=should_stop, use_gpu=use_gpu, tta=tta,
                  out=out, block_shape=block_shape, workers=workers, scheduler=scheduler,
-                 temp_dir=temp_dir, diameter=diameter).probabilities
+                 temp_dir=temp_dir, diameter=diameter, engine=engine).probabilities
 
 
 def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
@@ -174,7 +186,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
             should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
             tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
             workers: int | None = None, scheduler=None, temp_dir=None, diameter=None,
-            **postprocess):
+            engine: str = "keras", **postprocess):
     """Instance labels of an image, a stack or a time series.
 
     :func:`predict`, then :func:`..postprocess.to_instances` on each plane as soon as its
@@ -185,6 +197,8 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
     ----------
     image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu, tta
         As in :func:`predict` (``tta``: test-time augmentation, 8× the network time).
+    engine : {"keras", "onnx"}
+        The inference runtime, as in :func:`predict`.
     out, block_shape, workers, scheduler, temp_dir
         Chunked segmentation, as in :func:`predict`; the labels are stitched across the
         blocks (:func:`.chunked.big.segment_blocks`).
@@ -227,7 +241,7 @@ def segment(image, model: UNetModel | str | os.PathLike | None = None, *,
                  batch_size=batch_size, progress=progress, should_stop=should_stop,
                  use_gpu=use_gpu, tta=tta, out=out, block_shape=block_shape,
                  workers=workers, scheduler=scheduler, temp_dir=temp_dir,
-                 diameter=diameter, **postprocess).labels
+                 diameter=diameter, engine=engine, **postprocess).labels
 
 
 def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
@@ -237,7 +251,7 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
           should_stop: ShouldStop | None = None, use_gpu: bool | None = None,
           tta: bool = False, out=None, block_shape: int | tuple[int, int] | None = None,
           workers: int | None = None, scheduler=None, temp_dir=None, diameter=None,
-          **postprocess) -> SegmentResult:
+          engine: str = "keras", **postprocess) -> SegmentResult:
     """The labels and / or the probabilities of one run, with the count of missing pixels.
 
     :func:`segment` (``labels``) and :func:`predict` (``probabilities``) in one: both
@@ -248,6 +262,8 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
     ----------
     image, model, rgb, tile_shape, overlap, batch_size, progress, should_stop, use_gpu, tta
         As in :func:`predict`.
+    engine : {"keras", "onnx"}
+        The inference runtime, as in :func:`predict`.
     labels, probabilities : bool
         Which outputs to return (at least one; chunked: exactly one).
     out, block_shape, workers, scheduler, temp_dir
@@ -282,7 +298,8 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
     if not (labels or probabilities):
         raise ValueError("infer: ask for the labels, the probabilities or both.")
     options = {"rgb": rgb, "tile_shape": tile_shape, "overlap": overlap,
-               "batch_size": batch_size, "use_gpu": use_gpu, "tta": tta}
+               "batch_size": batch_size, "use_gpu": use_gpu, "tta": tta,
+               "engine": check_engine(engine)}
     chunked = (out, block_shape, workers, scheduler)
     if diameter is not None:
         _check_sizable(diameter, image, *chunked)
