@@ -51,6 +51,15 @@ def _diameter_problem(args: argparse.Namespace, batch) -> str | None:
     return None
 
 
+def _engine_problem(args: argparse.Namespace, batch) -> str | None:
+    """Why ``--engine onnx`` cannot be used for this batch (zarr outputs run on Keras)."""
+    if args.engine != "keras" and any(big.is_zarr_output(out)
+                                      for out in batch.outputs.values()):
+        return ("--engine onnx is not available for zarr outputs (segmented block by "
+                "block on Keras): leave out --engine.")
+    return None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Each IMAGE (2-D grayscale, RGB, or a stack / time series, predicted plane by plane) "
@@ -89,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "estimated by a first pass, a second one when it differs from the "
                         "model's by over 10%% (printed per file). Default: the image as it "
                         "is. Not for zarr outputs")
+    parser.add_argument("--engine", choices=("keras", "onnx"), default="keras",
+                        help="the inference runtime (not a dask cluster: that is "
+                        "--scheduler): keras, or onnx: ONNX weights through onnxruntime on "
+                        "the CPU (an exported package's own, else the model converted once "
+                        "per run; needs pip install \"napari-unet-weights[export]\"). Same "
+                        "tiles and post-processing. Default: %(default)s")
     big.add_arguments(parser, "predict")
     add_overwrite_argument(parser)
     add_backend_arguments(parser)
@@ -116,15 +131,29 @@ class _TileProgress:
             self.shown = False
 
 
+def _start_backend(args: argparse.Namespace) -> None:
+    """Keras' backend started; a package runs on its ONNX weights without it."""
+    from ..unet.package_file import is_package
+
+    try:
+        start_backend(args.verbose, args.backend)
+    except ImportError:
+        if args.model is None or not is_package(args.model):
+            raise
+
+
 def _load_predict_model(args: argparse.Namespace):
     """The model and the device it runs on, or the exit status of a usage error."""
     try:
-        start_backend(args.verbose, args.backend)
+        _start_backend(args)
         from ..unet.device import device_name
-        from ..unet.model_file import load_model, score_summary
+        from ..unet.inference_engine import engine_model
+        from ..unet.model_file import score_summary
+        from ..unet.onnx_runtime import is_onnx
 
-        model = load_model(args.model)
-        device = device_name(use_gpu=False if args.cpu else None)
+        model = engine_model(args.model, args.engine)  # a package: its ONNX weights
+        device = (f"CPU (onnxruntime, {model.keras_model.threads} threads)" if is_onnx(model)
+                  else device_name(use_gpu=False if args.cpu else None))
     except (OSError, ValueError, ImportError) as error:
         return usage_error(str(error))
     print(f"model {args.model or 'bundled'} ({score_summary(model.metadata)}); device {device}",
@@ -143,7 +172,8 @@ def _write_labels(path, out, model, args: argparse.Namespace, progress) -> str:
 
     options = {"tile_shape": args.tile, "overlap": args.overlap,
                "batch_size": args.batch_size, "progress": progress,
-               "use_gpu": False if args.cpu else None, "tta": args.tta}
+               "use_gpu": False if args.cpu else None, "tta": args.tta,
+               "engine": args.engine}
     sizing = ""
     with big.missing_data_reported(path, before=progress.clear):
         if args.diameter is None:
@@ -160,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     batch = big.plan(args, args.images, "_labels", "images")
     if isinstance(batch, int):
         return batch
-    problem = _diameter_problem(args, batch)
+    problem = _diameter_problem(args, batch) or _engine_problem(args, batch)
     if problem is not None:
         return usage_error(problem)
     model = _load_predict_model(args) if batch.outputs else None  # none if all are skipped
