@@ -47,7 +47,8 @@ def weight_sources(path: str | Path) -> dict[str, str]:
     ------
     ValueError
         If it is not a package exported by this plugin (what it lacks is named): no
-        ``config.napari_unet_weights``, or neither Keras 3 nor ONNX weights.
+        ``config.napari_unet_weights`` (then also no Keras 3 weights is named), or
+        neither Keras 3 nor ONNX weights.
     """
     import yaml
     path = Path(path)
@@ -57,9 +58,9 @@ def weight_sources(path: str | Path) -> dict[str, str]:
     if CONFIG_KEY not in (rdf.get("config") or {}):
         lacks.append(f"config.{CONFIG_KEY} (classes and post-processing)")
     weights = rdf.get("weights") or {}
-    if not {"keras_v3", "onnx"} & set(weights):
-        lacks.append("keras_v3 or onnx weights (found: " + (", ".join(weights) or "none")
-                     + ")")
+    if "keras_v3" not in weights and (lacks or "onnx" not in weights):  # ONNX: ours only
+        wanted = "keras_v3" if "onnx" in weights else "keras_v3 or onnx"
+        lacks.append(f"{wanted} weights (found: " + (", ".join(weights) or "none") + ")")
     if lacks:
         raise ValueError(f"{path}: not a model package exported by napari-unet-weights; "
                          f"it lacks {' and '.join(lacks)}. Run it with bioimage.io tools, "
