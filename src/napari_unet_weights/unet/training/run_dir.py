@@ -373,7 +373,8 @@ class Run:
             return False
         arrays = _read_arrays(self._path(files["last"]))
         optimizer = model.optimizer
-        optimizer.build(model.trainable_variables)
+        if not optimizer.built:  # building twice would add a mixed-precision run's loss scale again
+            optimizer.build(model.trainable_variables)
         for prefix, variables in (("model", list(model.variables)),
                                   ("optimizer", _variables(optimizer))):
             _assign(variables, arrays, prefix, self._path(files["last"]))

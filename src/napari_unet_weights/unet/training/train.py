@@ -381,6 +381,8 @@ def _compiled(keras, config: TrainConfig, mixed_precision: bool, parent,
         model.set_weights(parent.model.keras_model.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, config)),
                   loss=weighted_loss())
+    # Built here rather than inside the first traced step: that step traces faster (~0.7 s).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
