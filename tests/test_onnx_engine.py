@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -191,6 +192,25 @@ def test_fallback_without_keras_gives_the_keras_labels(name, bundled_package, ke
         model = load_model(bundled_package)
     assert is_onnx(model)
     _agree(infer(load_sample(name)[0], model, probabilities=True), keras_runs[name])
+
+
+def test_fallback_in_a_process_without_tensorflow(bundled_package, keras_runs, tmp_path):
+    """TensorFlow and Keras unimportable in a fresh interpreter: the package still segments."""
+    out = tmp_path / "labels.npy"
+    program = (
+        "import sys, warnings\n"
+        "sys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+        "import numpy as np\n"
+        "from napari_unet_weights._sample_data import load_sample\n"
+        "from napari_unet_weights.unet.predict import segment\n"
+        "warnings.simplefilter('ignore')\n"
+        f"labels = segment(load_sample('nuclei_fluorescence')[0], {str(bundled_package)!r})\n"
+        f"np.save({str(out)!r}, labels)\n"
+        "assert sys.modules['tensorflow'] is None\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(out), keras_runs["nuclei_fluorescence"].labels)
 
 
 def test_fallback_without_keras_weights_in_the_package(bundled_package, keras_runs,
