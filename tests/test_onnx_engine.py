@@ -251,6 +251,14 @@ def test_unknown_engine_is_refused_before_any_work(monkeypatch):
             call(image, engine="tflite")
 
 
+def test_onnx_engine_on_the_gpu_is_refused_before_any_work(monkeypatch):
+    _keras_missing(monkeypatch)  # not reached: checked first
+    image = np.zeros((32, 32), np.float32)
+    for call in (predict, segment, infer):
+        with pytest.raises(ValueError, match=r"engine='onnx' runs on the CPU.*engine='keras'"):
+            call(image, engine="onnx", use_gpu=True)
+
+
 def test_onnx_engine_without_onnxruntime_says_what_to_install(bundled, bundled_package,
                                                               monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)

@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for the label images (created if missing); NAME.zarr: "
                         "the zarr labels of a single input")
     parser.add_argument("--model", metavar="FILE",
-                        help="a .keras model file (default: the bundled nuclei model)")
+                        help="a .keras model file or a bioimage.io package (.zip) exported by "
+                             "this plugin (default: the bundled nuclei model)")
     parser.add_argument("--tile", type=lambda text: integer(text, 1), metavar="N",
                         help="tile side in pixels, rounded up to a multiple of 2**depth "
                         "(default: the whole image if it fits the memory budget)")

@@ -39,12 +39,16 @@ _NETWORKS: OrderedDict[Any, OnnxNetwork] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def check_engine(engine: Any) -> str:
-    """``engine`` if it is one of :data:`ENGINES`, else a ValueError that lists them."""
+def check_engine(engine: Any, use_gpu: bool | None = None) -> str:
+    """``engine`` if it is one of :data:`ENGINES` and runs where ``use_gpu`` asks, else a
+    ValueError that says what to change (the ONNX engine runs on the CPU only)."""
     if not isinstance(engine, str) or engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: choose one of "
                          f"{', '.join(repr(e) for e in ENGINES)} (the inference runtime; "
                          "a dask cluster is scheduler=).")
+    if engine == "onnx" and use_gpu:
+        raise ValueError("engine='onnx' runs on the CPU (onnxruntime's CPU build): for the "
+                         "GPU use engine='keras', or leave use_gpu unset.")
     return engine
 
 

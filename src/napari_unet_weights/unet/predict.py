@@ -299,7 +299,7 @@ def infer(image, model: UNetModel | str | os.PathLike | None = None, *,
         raise ValueError("infer: ask for the labels, the probabilities or both.")
     options = {"rgb": rgb, "tile_shape": tile_shape, "overlap": overlap,
                "batch_size": batch_size, "use_gpu": use_gpu, "tta": tta,
-               "engine": check_engine(engine)}
+               "engine": check_engine(engine, use_gpu)}
     chunked = (out, block_shape, workers, scheduler)
     if diameter is not None:
         _check_sizable(diameter, image, *chunked)
