@@ -140,6 +140,35 @@ def test_chunked_prediction_runs_onnx_in_each_block(bundled, bundled_onnx, onnx_
     assert np.abs(onnx_out - np.asarray(keras_out)).max() < MAX_DELTA
 
 
+def test_chunked_prediction_converts_once_and_runs_a_packages_own_weights(
+        bundled_package, bundled, keras_runs, monkeypatch):
+    image = load_sample("nuclei_fluorescence")[0]
+    conversions = []
+    original = onnx_model
+
+    def counted(unet):
+        conversions.append(unet)
+        return original(unet)
+
+    monkeypatch.setattr("napari_unet_weights.unet.inference_engine.onnx_model", counted)
+    chunked = np.asarray(segment(image, bundled, block_shape=128, engine="onnx"))
+    blocks = np.prod([-(-side // 128) for side in chunked.shape])
+    assert len(conversions) == 1 + blocks  # once, then each block's no-op
+    assert all(is_onnx(unet) for unet in conversions[1:])  # the blocks get the ONNX model
+    _keras_missing(monkeypatch)  # a package: its own ONNX weights, Keras never loaded
+    labels = np.asarray(segment(image, bundled_package, block_shape=128, engine="onnx"))
+    assert evaluate(chunked, labels).map == 1.0
+
+
+def test_a_model_on_onnx_weights_is_not_saved_as_keras(bundled_onnx, tmp_path):
+    from napari_unet_weights.unet.model_cache import serialized
+
+    assert is_onnx(serialized(bundled_onnx))
+    with pytest.raises(ValueError, match=r"runs ONNX weights.*engine='keras'"):
+        bundled_onnx.save(tmp_path / "onnx.keras")
+    assert not (tmp_path / "onnx.keras").exists()
+
+
 def test_conversion_is_made_once_per_weights(bundled, bundled_onnx, keras):
     assert onnx_model(bundled).keras_model is bundled_onnx.keras_model
     assert engine_model(bundled_onnx, "onnx") is bundled_onnx

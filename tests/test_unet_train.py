@@ -211,9 +211,9 @@ def scripted(keras):
         callback.on_epoch_end = replaced
         return callback
 
-    def recording_predict(keras_model, x, multiple):
+    def recording_predict(keras_model, x, multiple, **options):
         scored_shapes.append(x.shape)
-        return predict_prepared(keras_model, x, multiple)
+        return predict_prepared(keras_model, x, multiple, **options)
 
     images, labels = synthetic(4, seed=3)
     val_images, val_labels = synthetic(3, size=40, seed=4)

@@ -121,15 +121,17 @@ def network_output(keras_model: Any, batch: np.ndarray, *, tta: bool = False,
 
 
 def predict_prepared(keras_model: Any, x: np.ndarray, multiple: int, *,
-                     tta: bool = False) -> np.ndarray:
+                     tta: bool = False, network: Callable | None = None) -> np.ndarray:
     """Run the network on one prepared (H, W, C) image; return (H, W, K) float32.
 
     The image is padded to ``multiple`` and the output cropped back (whole image, no
     tiles; used by training's validation). ``tta``: test-time augmentation, the mean
-    over 8 flips / rotations (:func:`network_output`; 8× the network time).
+    over 8 flips / rotations (:func:`network_output`; 8× the network time). ``network``:
+    as in :func:`network_output` (one per pass over many images).
     """
     padded, crop = pad_to_multiple(x, multiple)
-    probabilities = network_output(keras_model, padded[np.newaxis], tta=tta)[0]
+    probabilities = network_output(keras_model, padded[np.newaxis], tta=tta,
+                                   network=network)[0]
     return np.ascontiguousarray(probabilities[crop])
 
 

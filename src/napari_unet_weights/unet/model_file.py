@@ -34,6 +34,7 @@ import numpy as np
 
 from ..io.files import atomic_output, check_output_file
 from .device import keras_or_error
+from .onnx_runtime import is_onnx
 from .package_file import (
     is_package,
     keras_weights,
@@ -342,8 +343,13 @@ class UNetModel:
         ------
         ValueError, OSError
             If ``path`` is not a writable ``.keras`` file name (see
-            :func:`check_model_path`), checked before anything is written.
+            :func:`check_model_path`), checked before anything is written; a model on ONNX
+            weights (it has no Keras network to save).
         """
+        if is_onnx(self):
+            raise ValueError(f"{path}: this model runs ONNX weights (engine='onnx', or a "
+                             "package loaded without Keras) and cannot be saved as a .keras "
+                             "file; on a dask cluster use engine='keras'.")
         path = check_model_path(path)
         text = json.dumps(self.metadata, indent=1, default=_json_default, allow_nan=True)
         with atomic_output(path) as partial:

@@ -96,8 +96,12 @@ class OnnxNetwork:
 
 
 def is_onnx(unet: Any) -> bool:
-    """Whether a :class:`.model_file.UNetModel` runs ONNX weights (an :class:`OnnxNetwork`)."""
-    return isinstance(getattr(unet, "keras_model", None), OnnxNetwork)
+    """Whether a :class:`.model_file.UNetModel` runs ONNX weights (an :class:`OnnxNetwork`,
+    also one serialised by :func:`.model_cache.serialized`)."""
+    network = getattr(unet, "keras_model", None)
+    if hasattr(type(network), "locked_network"):
+        network = network.locked_network[0]
+    return isinstance(network, OnnxNetwork)
 
 
 def to_onnx(keras_model: Any, metadata: dict | None = None,

@@ -40,7 +40,7 @@ from ..runtime.progress import PredictionCancelled, Progress, ShouldStop
 from . import inference
 from .diameter import check_diameter
 from .inference import TTA_TRANSFORMS, SegmentResult, network_output, predict_prepared
-from .inference_engine import check_engine
+from .inference_engine import check_engine, engine_model
 from .model_file import UNetModel
 
 __all__ = ["TTA_TRANSFORMS", "PredictionCancelled", "SegmentResult", "infer",
@@ -317,6 +317,8 @@ def _infer_blocks(image, model, options: dict, postprocess: dict | None, *,
                   probabilities: bool, **chunked) -> SegmentResult:
     """:func:`infer` of a chunked image: :mod:`.chunked.big`'s probabilities or its labels."""
     from .chunked.big import predict_blocks, segment_blocks
+    if options["engine"] == "onnx":  # converted (or a package's read) once, not per block
+        model = engine_model(model, "onnx")
 
     if postprocess is not None and probabilities:
         raise ValueError("chunked prediction returns the labels or the probabilities, not "

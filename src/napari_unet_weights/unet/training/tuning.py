@@ -14,6 +14,7 @@ from itertools import product
 import numpy as np
 
 from ..config import TrainConfig
+from ..network import predictor
 from ..postprocess import DEFAULT_POSTPROCESS, to_instances
 from ..predict import predict_prepared
 from .data import PreparedSample
@@ -34,8 +35,10 @@ MIN_SIZES = (5, 10, 20, 30, 50)
 # -- scoring -------------------------------------------------------------------
 def predict_samples(keras_model, samples: list[PreparedSample],
                     multiple: int) -> list[np.ndarray]:
-    """The network's class probabilities on each whole sample."""
-    return [predict_prepared(keras_model, s.x, multiple) for s in samples]
+    """The network's class probabilities on each whole sample (one inference copy of the
+    network for them all: its weights fingerprinted once)."""
+    network = predictor(keras_model)
+    return [predict_prepared(keras_model, s.x, multiple, network=network) for s in samples]
 
 
 def score_samples(samples: list[PreparedSample], probabilities: list[np.ndarray],
