@@ -169,6 +169,16 @@ def test_other_backends_plan_for_their_activations(monkeypatch):
     assert activations_per_filter("unknown") == 32
 
 
+def test_before_keras_starts_the_plan_is_for_the_backend_it_will_start_with(monkeypatch):
+    """A PyTorch-only install without KERAS_BACKEND plans for PyTorch, not TensorFlow."""
+    from napari_unet_weights.unet import backend
+
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setattr(backend, "installed_backends", lambda: ["torch"])
+    assert activations_per_filter() == BACKEND_ACTIVATIONS["torch"]
+
+
 @pytest.mark.parametrize("plane", [(4096, 4096), (3000, 5000), (2030, 2100), (700, 9000)])
 @pytest.mark.parametrize("available", [2**28, 2**30, 2**34])
 def test_automatic_tiles_are_as_few_and_as_small_as_the_budget_allows(plane, available):

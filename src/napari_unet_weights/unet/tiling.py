@@ -23,8 +23,6 @@ mirroring its edges, with the padding split evenly before and after.
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import product
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.memory import memory_budget
+from .backend import current_backend
 from .model_file import input_channels, model_metadata, size_multiple
 
 __all__ = [
@@ -72,13 +71,9 @@ ACTIVATIONS_PER_FILTER = BACKEND_ACTIVATIONS["tensorflow"]
 
 
 def activations_per_filter(backend: str | None = None) -> int:
-    """:data:`BACKEND_ACTIVATIONS` of ``backend`` (None: Keras' backend if Keras is
-    imported, else ``KERAS_BACKEND``, else TensorFlow; Keras is not imported here)."""
-    if backend is None:
-        keras = sys.modules.get("keras")
-        backend = (keras.backend.backend() if keras is not None and hasattr(keras, "backend")
-                   else os.environ.get("KERAS_BACKEND", "tensorflow"))
-    return BACKEND_ACTIVATIONS.get(backend, 32)
+    """:data:`BACKEND_ACTIVATIONS` of ``backend`` (None: :func:`.backend.current_backend`,
+    the one Keras runs or will start with; Keras is not imported here)."""
+    return BACKEND_ACTIVATIONS.get(current_backend() if backend is None else backend, 32)
 
 
 def _round_up(value: int, multiple: int) -> int:
