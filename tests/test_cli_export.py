@@ -41,3 +41,10 @@ def test_predict_with_a_package_equals_the_keras_file(tmp_path, bundled_package)
         outputs[name] = [tifffile.imread(p) for p in sorted(out.glob("*.tif"))]
     assert len(outputs["zip"]) == 1
     assert np.array_equal(outputs["zip"][0], outputs["keras"][0])
+
+
+def test_export_of_a_missing_model_is_an_error_message_not_a_traceback(tmp_path, capsys):
+    out = tmp_path / "x.zip"
+    assert main(["export", str(tmp_path / "nowhere.keras"), "-o", str(out)]) == 2
+    assert "nowhere.keras" in capsys.readouterr().err
+    assert not out.exists()

@@ -37,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
                            f"{PIP_COMMAND}")
     from ..share.export import export_model
 
-    path = export_model(args.model, args.output, name=args.name)
+    try:
+        path = export_model(args.model, args.output, name=args.name)
+    except (OSError, ValueError, ImportError) as error:  # a missing or unreadable model
+        return usage_error(str(error))
     print(f"{path}: bioimage.io model package (keras_v3, onnx); "
           f"check it with: bioimageio test {path}")
     return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 
+from ..unet.onnx_runtime import INSTALL_HINT
+
 __all__ = ["EXPORT_MODULES", "PIP_COMMAND", "missing_export_modules"]
 
 #: What :func:`.export.export_model` imports (the ``[export]`` extra).
 EXPORT_MODULES = ("bioimageio.spec", "onnx", "tf2onnx")
 #: The command that installs them.
-PIP_COMMAND = 'pip install "napari-unet-weights[export]"'
+PIP_COMMAND = INSTALL_HINT
 
 
 def _missing(module: str) -> bool:

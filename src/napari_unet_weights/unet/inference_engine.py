@@ -35,7 +35,7 @@ __all__ = ["ENGINES", "MAX_CONVERSIONS", "check_engine", "engine_model", "onnx_m
 ENGINES = ("keras", "onnx")
 #: ONNX networks kept per process (converted Keras weights and packages' ONNX weights).
 MAX_CONVERSIONS = 4
-_NETWORKS: OrderedDict[Any, OnnxNetwork] = OrderedDict()
+_NETWORKS: OrderedDict[Any, Any] = OrderedDict()  # OnnxNetwork, or a package's UNetModel
 _LOCK = threading.Lock()
 
 
@@ -52,8 +52,9 @@ def check_engine(engine: Any, use_gpu: bool | None = None) -> str:
     return engine
 
 
-def _kept(key: Any, make) -> OnnxNetwork:
-    """The network cached under ``key``, made by ``make()`` the first time."""
+def _kept(key: Any, make) -> Any:
+    """What is cached under ``key`` (a network or a package's model), made by ``make()``
+    the first time."""
     with _LOCK:
         if key in _NETWORKS:
             _NETWORKS.move_to_end(key)
@@ -88,9 +89,10 @@ def onnx_model(unet: UNetModel) -> UNetModel:
 
 
 def _package_model(path: str | os.PathLike) -> UNetModel:
-    """A package's own ONNX weights with its metadata (kept per file version)."""
-    network = _kept(("package", ModelFile.of(path)), lambda: onnx_network(path))
-    return UNetModel(network, onnx_metadata(path))
+    """A package's own ONNX weights with its metadata (read and checked once per file
+    version)."""
+    return _kept(("package", ModelFile.of(path)),
+                 lambda: UNetModel(onnx_network(path), onnx_metadata(path)))
 
 
 def engine_model(model: UNetModel | str | os.PathLike | None, engine: str) -> UNetModel:

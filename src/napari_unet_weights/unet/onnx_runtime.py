@@ -125,13 +125,17 @@ def to_onnx(keras_model: Any, metadata: dict | None = None,
     bytes
         The ONNX model.
     """
-    import onnx
     side = int((metadata or {}).get("architecture", {}).get("multiple", 256))
     keras_model(np.zeros((1, side, side, keras_model.input_shape[-1]), np.float32))
-    with tempfile.TemporaryDirectory() as folder:
-        exported = Path(folder) / "model.onnx"
-        keras_model.export(str(exported), format="onnx", verbose=False)
-        proto = onnx.load(str(exported))
+    try:
+        import onnx
+        with tempfile.TemporaryDirectory() as folder:
+            exported = Path(folder) / "model.onnx"
+            keras_model.export(str(exported), format="onnx", verbose=False)  # tf2onnx on TF
+            proto = onnx.load(str(exported))
+    except ImportError as error:
+        raise ImportError(f"converting to ONNX needs {error.name or 'onnx and tf2onnx'}: "
+                          f"{INSTALL_HINT}") from error
     if metadata is not None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata, default=str)
