@@ -325,12 +325,17 @@ def test_bad_inputs_are_refused_before_work(tmp_path):
     folder = sample_folder(tmp_path)
     (folder / "partial").mkdir()
     tifffile.imwrite(folder / "partial" / "nuclei_crowded.tif", np.zeros((4, 4), np.uint8))
+    (folder / "twice").mkdir()
+    for name in SAMPLE_NAMES:
+        tifffile.imwrite(folder / "twice" / f"{name}.tif", np.zeros((4, 4), np.uint8))
+    np.save(folder / "twice" / f"{SAMPLE_NAMES[0]}.npy", np.zeros((4, 4), np.uint8))
     truth = [np.zeros((4, 4), int)]
     cases = [
         (dict(images=tmp_path / "nope"), FileNotFoundError, "no such folder"),
         (dict(images=folder / "labels"), ValueError, "images/ and labels/"),
         (dict(images=[np.zeros((4, 4))], truths=truth * 2), ValueError, "1 images but 2"),
         (dict(images=folder, models=folder / "partial"), ValueError, "no file for 2"),
+        (dict(images=folder, models=folder / "twice"), ValueError, "two files named"),
         (dict(images=folder, models=tmp_path / "x.keras"), FileNotFoundError, "x.keras"),
         (dict(images=folder, models=folder / "labels" / "nuclei_crowded.tif"), ValueError,
          "a model is"),
@@ -413,6 +418,22 @@ def test_each_file_is_read_once_whatever_the_number_of_models(tmp_path, monkeypa
         monkeypatch.setattr(files, name, counted)
     evaluate_models(folder, models={"A": folder / "preds", "B": folder / "preds"})
     assert sorted(reads) == sorted(["images"] * 3 + ["labels"] * 3 + ["preds"] * 6)
+
+
+def test_the_boxes_of_the_worst_objects_read_no_image(tmp_path, monkeypatch):
+    from napari_unet_weights.io import files
+
+    folder = sample_folder(tmp_path)
+    result = evaluate_models(folder, models=folder / "preds")
+    reads = []
+    original = files.read_image
+
+    def counted(path):
+        reads.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(files, "read_image", counted)
+    assert len(worst_objects(result)) > 0 and reads == []
 
 
 def test_dask_images_and_truths_give_the_same_figures():

@@ -35,8 +35,10 @@ __all__ = [
     "csv_table_paths",
     "expand_inputs",
     "file_stem",
+    "files_by_stem",
     "image_files",
     "implausible_labels_reason",
+    "listing",
     "pair_files",
     "read_image",
     "read_labels",
@@ -499,7 +501,10 @@ def image_files(folder: PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> l
     return sorted(p for p in folder.iterdir() if _is_image_file(p, suffixes))
 
 
-def _by_stem(folder: Path, suffixes: Iterable[str]) -> dict[str, Path]:
+def files_by_stem(folder: PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[str, Path]:
+    """The image files of ``folder`` by :func:`file_stem`; a ValueError for an empty folder
+    or two files of one stem (``a.tif`` and ``a.png``), which says which."""
+    folder = Path(folder)
     files = image_files(folder, suffixes)
     if not files:
         raise ValueError(
@@ -517,7 +522,8 @@ def _by_stem(folder: Path, suffixes: Iterable[str]) -> dict[str, Path]:
     return by_stem
 
 
-def _listing(names: list[str]) -> str:
+def listing(names: list[str]) -> str:
+    """The first names, then how many more."""
     shown = ", ".join(names[:_MAX_LISTED])
     more = len(names) - _MAX_LISTED
     return shown + (f" and {more} more" if more > 0 else "")
@@ -526,9 +532,9 @@ def _listing(names: list[str]) -> str:
 def _unpaired_message(only_a: list[str], only_b: list[str], a: Path, b: Path) -> str:
     parts = [f"{len(only_a) + len(only_b)} file(s) have no partner of the same name"]
     if only_a:
-        parts.append(f"only in {a}: {_listing(only_a)}")
+        parts.append(f"only in {a}: {listing(only_a)}")
     if only_b:
-        parts.append(f"only in {b}: {_listing(only_b)}")
+        parts.append(f"only in {b}: {listing(only_b)}")
     return "; ".join(parts) + "."
 
 
@@ -570,7 +576,7 @@ def pair_files(
     """
     a, b = Path(folder_a), Path(folder_b)
     suffixes = tuple(s.lower() for s in suffixes)
-    files_a, files_b = _by_stem(a, suffixes), _by_stem(b, suffixes)
+    files_a, files_b = files_by_stem(a, suffixes), files_by_stem(b, suffixes)
     common = sorted(files_a.keys() & files_b.keys())
     only_a = sorted(files_a.keys() - files_b.keys())
     only_b = sorted(files_b.keys() - files_a.keys())

@@ -96,7 +96,8 @@ class ImageArrays:
     name : str
         The image's name (a value of the tables' ``image`` column).
     image : array-like
-        The image as read (numpy, or a lazy dask array for a large file).
+        The image as read (numpy, or a lazy dask array for a large file); None when not
+        read (``arrays(..., with_image=False)``).
     truth : numpy.ndarray
         The ground-truth labels.
     predictions : dict of str to numpy.ndarray
@@ -198,7 +199,8 @@ class QAResult:
         return path
 
     # -- arrays ------------------------------------------------------------------
-    def arrays(self, image: str, models: Sequence[str] | None = None) -> ImageArrays:
+    def arrays(self, image: str, models: Sequence[str] | None = None, *,
+               with_image: bool = True) -> ImageArrays:
         """The image, its ground truth and the predictions, without running any model.
 
         Parameters
@@ -207,6 +209,8 @@ class QAResult:
             The image's name (a value of ``per_image["image"]``).
         models : sequence of str, optional
             Whose predictions (default: all).
+        with_image : bool
+            False: only the labels (``image`` is None; the image file is not read).
 
         Returns
         -------
@@ -225,7 +229,8 @@ class QAResult:
         predictions = {}
         for model in self.models if models is None else models:
             predictions[model] = self._prediction(source.name, model)
-        return ImageArrays(source.name, source.read_image(), source.read_truth(), predictions)
+        return ImageArrays(source.name, source.read_image() if with_image else None,
+                           source.read_truth(), predictions)
 
     def _prediction(self, image: str, model: str) -> np.ndarray:
         if (image, model) in self._predictions:

@@ -96,11 +96,12 @@ def worst_objects(result: QAResult, model: str | None = None, *,
 
 
 def _with_boxes(result: QAResult, table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with the bounding box of each object, one reading per image."""
+    """``table`` with the bounding box of each object, one reading of the labels per image
+    (not of the image)."""
     ndim = sum(c.startswith("centroid-") for c in table.columns)
     boxes = np.zeros((len(table), 2 * ndim), np.int64)
     for image, rows in table.groupby("image", sort=False):
-        arrays = result.arrays(image, models=sorted(set(rows["model"])))
+        arrays = result.arrays(image, models=sorted(set(rows["model"])), with_image=False)
         for kind, group in rows.groupby("kind", sort=False):
             for model, items in group.groupby("model", sort=False):
                 labels = arrays.truth if kind == "gt" else arrays.predictions[model]

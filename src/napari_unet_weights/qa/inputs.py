@@ -194,15 +194,13 @@ class ModelSource:
 
 
 def _labels_folder(folder: Path, sources: list[ImageSource]) -> dict[str, Path]:
-    from ..io.files import file_stem, image_files
+    from ..io.files import files_by_stem, listing
 
-    files = {file_stem(path): path for path in image_files(folder)}
+    files = files_by_stem(folder)
     missing = [s.name for s in sources if s.name not in files]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more"
-                                           if len(missing) > 10 else "")
         raise ValueError(f"the labels folder {folder} has no file for {len(missing)} "
-                         f"image(s): {shown}.")
+                         f"image(s): {listing(missing)}.")
     return {s.name: files[s.name] for s in sources}
 
 
