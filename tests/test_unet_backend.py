@@ -171,6 +171,22 @@ def test_the_widgets_say_to_restart_napari_for_another_backend(keras, make_napar
     assert not segment.running and not train.running
 
 
+def test_a_backend_chosen_before_keras_starts_shows_in_every_widget(make_napari_viewer,
+                                                                    monkeypatch):
+    from napari_unet_weights._widgets.common import backend_choice
+    from napari_unet_weights._widgets.segment.widget import SegmentWidget
+    from napari_unet_weights._widgets.train.widget import TrainWidget
+
+    _require("torch")
+    monkeypatch.setattr(backend_choice, "keras_started", lambda: None)
+    viewer = make_napari_viewer()
+    segment, train = SegmentWidget(viewer), TrainWidget(viewer)
+    train.backend_choice.value = "torch"
+    assert segment.backend_choice.value == "torch"
+    segment.backend_choice.value = "tensorflow"
+    assert train.backend_choice.value == "tensorflow"
+
+
 # -- the same model, the same answer ------------------------------------------------------
 def _validation_images() -> list[Path]:
     """The first validation images of 256 × 256 pixels (one shape: JAX compiles once)."""

@@ -5,10 +5,13 @@ this napari would use (:func:`~napari_unet_weights.unet.backend.current_backend`
 fixes its backend per process: the first run imports Keras on the backend chosen here.
 Afterwards, choosing another one is not silently ignored: a warning says to restart
 napari with ``KERAS_BACKEND=<backend>``, and a run is refused with the same message.
+Being one setting per process, a choice made before Keras starts is shown by every open
+widget's combo (Segment's and Train's), so that neither is left on a stale default.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -34,6 +37,10 @@ TIP = ("The Keras backend that runs the U-Net (the installed ones are listed): T
        "with KERAS_BACKEND=<backend> (tensorflow, torch or jax).")
 
 
+#: The combos of the open widgets (one setting per process).
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
 def _on_backend(backend: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Choose ``backend`` for this process (if Keras is not running yet), then do ``work``."""
     use_backend(backend)
@@ -54,6 +61,7 @@ class BackendChoice(QComboBox):
         self.setCurrentIndex(names.index(current))
         self.setToolTip(TIP)
         self.currentIndexChanged.connect(self._on_changed)
+        _OPEN.add(self)
 
     @property
     def value(self) -> str:
@@ -80,6 +88,19 @@ class BackendChoice(QComboBox):
         return partial(_on_backend, self.value, work)
 
     def _on_changed(self, _index: int) -> None:
+        if keras_started() is None:
+            self._show_on_the_others()
         problem = self.problem()
         if problem is not None:
             show_warning(problem)
+
+    def _show_on_the_others(self) -> None:
+        for other in list(_OPEN):
+            if other is self or other.findData(self.value) < 0:
+                continue
+            try:
+                blocked = other.blockSignals(True)
+                other.value = self.value
+                other.blockSignals(blocked)
+            except RuntimeError:  # its widget was closed (Qt deleted it)
+                _OPEN.discard(other)
