@@ -135,9 +135,11 @@ def test_segment_exports_the_picked_model(viewer, qtbot, fake_export, dialog, no
     assert widget.exporter.status_label.text() == f"Exported to {target}."
     assert widget.exporter.progress_bar.value() == len(export.STEPS)
     assert widget.exporter.button.isEnabled() and widget.exporter.progress_bar.isHidden()
-    # the next dialog starts where the last package went
+    # the next dialog starts where the last package went (cancelled: no second export)
+    dialog.answer = None
     widget.exporter.button.click()
     assert dialog.calls[-1]["start"] == tmp_path / f"{model.stem}.zip"
+    assert len(fake_export.calls) == 1
 
 
 def test_progress_reaches_the_bar(viewer, qtbot, monkeypatch, dialog, tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..share.extra import PIP_COMMAND, missing_export_modules
+from ..share.extra import extra_message, missing_export_modules
 from .common import add_overwrite_argument, output_problem, usage_error
 
 HELP = ("Write a model file as a bioimage.io model package (.zip: Keras 3 and ONNX weights) "
@@ -33,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(problem)
     missing = missing_export_modules()
     if missing:
-        return usage_error(f"export needs the [export] extra ({', '.join(missing)} missing): "
-                           f"{PIP_COMMAND}")
+        return usage_error(extra_message(missing))
     from ..share.export import export_model
 
     try:

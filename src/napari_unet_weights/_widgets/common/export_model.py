@@ -33,7 +33,7 @@ from napari_unet_weights._widgets.common.workers import Job, LatestWinsRunner
 from napari_unet_weights.io.files import check_output_file
 from napari_unet_weights.runtime.progress import Cancelled
 from napari_unet_weights.share.export import STEPS
-from napari_unet_weights.share.extra import EXPORT_MODULES, PIP_COMMAND, missing_export_modules
+from napari_unet_weights.share.extra import extra_message, is_export_module, missing_export_modules
 from napari_unet_weights.unet.device import call_in_new_thread
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ if TYPE_CHECKING:
     from napari_unet_weights._widgets.common.model_choice import ModelChoice
     from napari_unet_weights.unet.model_file import UNetModel
 
-__all__ = ["EXPORT_MODULES", "FILE_FILTER", "ExportSource", "ModelExport", "chosen_model",
-           "missing_export_modules"]
+__all__ = ["FILE_FILTER", "ExportSource", "ModelExport", "chosen_model"]
 
 FILE_FILTER = "bioimage.io model (*.zip)"
 TIP = ("Export the model as a bioimage.io package (.zip: Keras 3 and ONNX weights, test "
@@ -74,15 +73,8 @@ def chosen_model(choice: ModelChoice) -> ExportSource:
     return ExportSource(choice.path, choice.path.stem)
 
 
-def _is_export_module(name: str | None) -> bool:
-    """Whether a module that failed to import belongs to the ``[export]`` extra."""
-    return name is not None and name.split(".")[0] in {"bioimageio", "onnx", "onnxruntime",
-                                                       "tf2onnx"}
-
-
 def _extra_message(missing: list[str]) -> str:
-    return (f"exporting needs the [export] extra ({', '.join(missing)} missing): "
-            f"{PIP_COMMAND}, then restart napari.")
+    return f"{extra_message(missing)}, then restart napari."
 
 
 def _run_export(model: Path | UNetModel, path: Path, progress: Callable[..., None],
@@ -285,7 +277,7 @@ class ModelExport(QWidget):
     def _on_error(self, path: Path, error: Exception) -> None:
         if isinstance(error, Cancelled):
             self._set_status(f"Export cancelled: {path.name} was not written.")
-        elif isinstance(error, ImportError) and _is_export_module(error.name):
+        elif isinstance(error, ImportError) and is_export_module(error.name):
             self._fail(_extra_message([str(error.name)]))
         else:
             self._fail(f"export failed: {user_message(error)}")
