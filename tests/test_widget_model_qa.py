@@ -260,6 +260,13 @@ def test_layer_pairs_as_data(widget, wait_idle, dataset, viewer):
     assert sorted(frame.index) == ["a", "b"]
     assert frame["mAP"].to_dict() == pytest.approx(expected)
 
+    # painting on the opened ground truth (unlocked, in place) leaves what was scored
+    widget.open_image("a")
+    widget.layers.truth.data[:] = 0
+    widget.open_image("b")
+    widget.open_image("a")
+    np.testing.assert_array_equal(widget.layers.truth.data, truths["a"])
+
 
 class _Rows(HTMLParser):
     """The ``data-image`` of every ``<tr>`` of an HTML page."""

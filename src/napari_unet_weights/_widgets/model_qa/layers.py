@@ -95,6 +95,8 @@ class QALayers:
         self.shown = name
 
     def _upsert(self, role: str, data: Any, name: str) -> None:
+        if role != IMAGE and isinstance(data, np.ndarray):
+            data = data.copy()  # painting on the layer must not change the scored labels
         layer = self.layer(role)
         if layer is not None and role == IMAGE and (_is_rgb(data) != layer.rgb
                                                     or np.ndim(data) != layer.data.ndim):
