@@ -160,12 +160,9 @@ def _normalised(image: np.ndarray) -> np.ndarray:
 
 def _outline(labels: np.ndarray) -> np.ndarray:
     """Pixels of ``labels`` with a different 4-neighbour (object borders, inside)."""
-    edge = np.zeros(labels.shape, bool)
-    edge[1:] |= labels[1:] != labels[:-1]
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    return edge & (labels > 0)
+    from skimage.segmentation import find_boundaries
+
+    return find_boundaries(labels, mode="inner") & (labels > 0)
 
 
 def _window(bbox: tuple[int, ...], shape: tuple[int, ...], margin: float) -> tuple[int, ...]:
